@@ -1,0 +1,162 @@
+"""What every storage backend offers the auditor, and nothing more.
+
+A backend is a read-only view of one *location* of the inventory (a local
+folder, an SFTP host, a WebDAV server, an S3 bucket).  The auditor asks it to:
+
+* ``connect()``: reach and authenticate, or raise :class:`LocationUnreachable`;
+* ``stat_root(path)``: does a copy's root exist, and what storage is it really;
+* ``walk(path)``: list every entry below a copy's root, without following links;
+* ``open_read(path, relpath)``: read one file (the producer manifest);
+* ``hash_files(path, entries, algorithms, ...)``: establish the content of files.
+
+Backends classify their own errors: a location that cannot be reached at all is
+:class:`LocationUnreachable` (the copy becomes ``unreachable``); a failure after a
+successful connect that stops the whole copy is :class:`CopyFailed` (``error``);
+one unreadable file is a :class:`HashResult` with ``error`` set, not an exception.
+
+Relative paths are ``/``-separated ``str`` decoded with ``os.fsdecode`` rules
+(surrogateescape), so names that are not valid UTF-8 survive a round trip.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO, ClassVar
+
+from ..inventory import Location
+
+#: Called by ``hash_files`` as work completes: (files finished, bytes read).
+ProgressCallback = Callable[[int, int], None]
+
+
+class BackendError(Exception):
+    """Root of the errors a backend raises; the message is one clear line."""
+
+
+class LocationUnreachable(BackendError):
+    """The location could not be reached or authenticated (DNS, refused, auth, host key)."""
+
+
+class CopyFailed(BackendError):
+    """The location was reached, but this copy could not be audited to the end."""
+
+
+class EntryKind(enum.Enum):
+    FILE = "file"
+    SYMLINK = "symlink"
+    #: FIFOs, sockets, devices: listed, never opened.
+    SPECIAL = "special"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One non-directory entry below a copy's root."""
+
+    path: str
+    kind: EntryKind
+    size: int = 0
+    mtime_ns: int | None = None
+    #: Changes when the object is replaced: inode number, ETag, ... (None if unknown).
+    ident: str | None = None
+    #: Digests the server already reported in the listing, ``{algorithm: lowercase hex}``.
+    digests: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WalkProblem:
+    """A folder below the root that could not be listed (permission, I/O, loop)."""
+
+    path: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RootInfo:
+    """A copy root that exists.  ``identity`` is equal for two roots that are the
+    same storage (same directory through a symlink or a bind mount), so the
+    auditor can count them once.  None when the backend cannot tell."""
+
+    identity: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HashResult:
+    """The content of one file as established by ``hash_files``.
+
+    ``digests`` maps algorithm names (see :mod:`threetwoone.checksums`) to
+    lowercase hex.  ``method`` is ``"full"`` when the bytes were read and hashed
+    (locally or on the storage host) and ``"digest"`` when a checksum the server
+    keeps was trusted.  ``error`` set means the file could not be read: it is then
+    ``unreadable``, never ``corrupt``.
+    """
+
+    path: str
+    digests: Mapping[str, str]
+    size: int = 0
+    error: str | None = None
+    method: str = "full"
+    #: A short note on how the method was chosen, for the report (e.g. "remote xxhsum").
+    via: str | None = None
+
+
+class Backend(abc.ABC):
+    """A read-only view of one inventory location."""
+
+    #: The inventory ``kind`` this backend serves.
+    kind: ClassVar[str]
+
+    def __init__(self, name: str, location: Location) -> None:
+        self.name = name
+        self.location = location
+
+    # -- life cycle --------------------------------------------------------
+    def connect(self) -> None:
+        """Reach and authenticate.  Raise :class:`LocationUnreachable` if not."""
+
+    def close(self) -> None:
+        """Release connections.  Safe to call more than once."""
+
+    # -- what the backend can do ------------------------------------------
+    def digest_algorithms(self) -> tuple[str, ...]:
+        """Algorithms this location can report without reading the data
+        (server-side digests).  The auditor adds them to the reference when it
+        hashes the primary, so later audits can verify this copy cheaply."""
+        return ()
+
+    # -- reading -----------------------------------------------------------
+    @abc.abstractmethod
+    def stat_root(self, path: str) -> RootInfo | None:
+        """Return info about the copy root ``path``, or None if it does not exist.
+        Raise :class:`LocationUnreachable` if the location itself is absent."""
+
+    @abc.abstractmethod
+    def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
+        """Yield every non-directory entry below ``path``, recursing into
+        directories but never following symlinks, in a stable (sorted) order."""
+
+    @abc.abstractmethod
+    def open_read(self, path: str, relpath: str) -> BinaryIO:
+        """Open ``relpath`` below the copy root ``path`` for reading."""
+
+    @abc.abstractmethod
+    def hash_files(
+        self,
+        path: str,
+        entries: Sequence[Entry],
+        algorithms: Sequence[str],
+        *,
+        workers: int = 1,
+        force_full: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[HashResult]:
+        """Establish the content of ``entries`` (all ``EntryKind.FILE``).
+
+        Every result carries at least the first of ``algorithms`` it can
+        provide; when the backend can only offer a server-side digest, it returns
+        that digest if it is among ``algorithms``, and otherwise reads the data.
+        ``force_full`` forbids server-side digests: the bytes must be read.
+        Results may come in any order; there is exactly one per entry.
+        """

@@ -1,0 +1,381 @@
+"""Inventory format version 1: load, validate, resolve (DESIGN.md).
+
+Validation collects every error it can find in one pass, each naming the file,
+the line and the YAML key path, so a steward fixes a hand-edited inventory in one
+go.  Nothing here touches storage: ``threetwoone validate`` runs only this.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError, ConfigErrors
+from .yamlload import Document, join, load_file
+
+KINDS = ("local", "sftp", "webdav", "s3")
+
+#: Keys that would put a secret in the inventory, and where it belongs instead.
+SECRET_KEYS = {
+    "password": "password_env (the name of an environment variable holding it)",
+    "passphrase": "an ssh-agent, or a key file readable only by you",
+    "token": "token_env (the name of an environment variable holding it)",
+    "secret": "an environment variable named by a *_env key",
+    "secret_key": "the standard AWS credential chain (environment, profile)",
+    "aws_secret_access_key": "the standard AWS credential chain (environment, profile)",
+    "secret_access_key": "the standard AWS credential chain (environment, profile)",
+    "access_key": "the standard AWS credential chain (environment, profile)",
+    "aws_access_key_id": "the standard AWS credential chain (environment, profile)",
+    "private_key": "identity_file (a path to the key)",
+    "macaroon": "token_env (the name of an environment variable holding it)",
+}
+
+Check = Callable[[Any], str | None]
+
+
+def _string(value: Any) -> str | None:
+    return None if isinstance(value, str) and value != "" else "must be a non-empty string"
+
+
+def _bool(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def _port(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+    return None if ok else "must be a port number (1-65535)"
+
+
+def _positive_number(value: Any) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    return None if ok else "must be a positive number of seconds"
+
+
+def _string_list(value: Any) -> str | None:
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return None
+    return "must be a list of non-empty strings"
+
+
+def _mapping(value: Any) -> str | None:
+    return None if isinstance(value, dict) else "must be a mapping"
+
+
+COMMON_LOCATION_KEYS: dict[str, tuple[Check, bool]] = {
+    "kind": (_string, True),
+    "media": (_string, True),
+    "site": (_string, True),
+    "description": (_string, False),
+    # Policy-library attributes (see policies/): validated here so that an
+    # inventory written for a stricter policy is not rejected by a looser one.
+    "immutable": (_bool, False),
+    "offline": (_bool, False),
+    "zone": (_string, False),
+    "repository": (_bool, False),
+    "sensitive_ok": (_bool, False),
+}
+
+KIND_KEYS: dict[str, dict[str, tuple[Check, bool]]] = {
+    "local": {"root": (_string, True)},
+    "sftp": {
+        "host": (_string, True),
+        "root": (_string, True),
+        "port": (_port, False),
+        "user": (_string, False),
+        "identity_file": (_string, False),
+        "known_hosts": (_string, False),
+        "host_key": (_string, False),
+        "timeout": (_positive_number, False),
+        "remote_hash": (_bool, False),
+    },
+    "webdav": {
+        "url": (_string, True),
+        "auth": (_mapping, False),
+        "ca_bundle": (_string, False),
+        "verify_tls": (_bool, False),
+        "cert": (_string, False),
+        "key": (_string, False),
+        "timeout": (_positive_number, False),
+        "force_download": (_bool, False),
+    },
+    "s3": {
+        "bucket": (_string, True),
+        "endpoint_url": (_string, False),
+        "prefix": (_string, False),
+        "region": (_string, False),
+        "profile": (_string, False),
+        "timeout": (_positive_number, False),
+        "force_download": (_bool, False),
+    },
+}
+
+AUTH_KEYS: dict[str, tuple[Check, bool]] = {
+    "type": (_string, True),
+    "token_env": (_string, False),
+    "username": (_string, False),
+    "password_env": (_string, False),
+}
+AUTH_TYPES = {"none": (), "bearer": ("token_env",), "basic": ("username", "password_env"),
+              "cert": ()}
+
+#: Keys whose values are local file paths: ``~`` expands, relative paths resolve
+#: against the inventory's folder.
+PATH_KEYS = {"identity_file", "known_hosts", "ca_bundle", "cert", "key"}
+
+
+@dataclass(frozen=True)
+class Location:
+    name: str
+    kind: str
+    media: str
+    site: str
+    #: Every validated key of the location, paths already resolved.
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    line: int | None = None
+
+    @property
+    def root(self) -> str:
+        """The root of a local or sftp location (resolved for local)."""
+        return str(self.settings.get("root", ""))
+
+    def attribute(self, key: str, default: Any = None) -> Any:
+        return self.settings.get(key, default)
+
+
+@dataclass(frozen=True)
+class CopySpec:
+    location: str
+    path: str
+    primary: bool
+    index: int
+
+
+@dataclass(frozen=True)
+class ChecksumsSpec:
+    """A producer manifest inside the primary copy (md5sum/sha256sum format)."""
+
+    file: str
+    algorithm: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    copies: tuple[CopySpec, ...]
+    policy: str | None = None
+    checksums: ChecksumsSpec | None = None
+    exclude: tuple[str, ...] = ()
+    cls: str | None = None
+    description: str | None = None
+
+    @property
+    def primary(self) -> CopySpec:
+        for copy in self.copies:
+            if copy.primary:
+                return copy
+        return self.copies[0]
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: str
+    folder: str
+    locations: Mapping[str, Location]
+    datasets: Mapping[str, Dataset]
+    policy: str | None = None
+    #: class -> policy (``policies:`` at the top level).
+    class_policies: Mapping[str, str] = field(default_factory=dict)
+    document: Document | None = None
+
+
+MANIFEST_ALGORITHMS = ("md5", "sha256", "sha1", "sha512", "xxh3_128", "xxh128")
+
+
+class _Validator:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.errors: list[ConfigError] = []
+        self.folder = os.path.dirname(os.path.abspath(doc.file))
+
+    def error(self, keypath: str, message: str) -> None:
+        self.errors.append(self.doc.error(keypath, message))
+
+    def keys(self, value: dict[str, Any], keypath: str,
+             schema: Mapping[str, tuple[Check, bool]]) -> None:
+        """Check a mapping against ``schema``: secrets, unknown keys, required
+        keys, value types."""
+        for key in value:
+            child = join(keypath, key)
+            if not isinstance(key, str):
+                self.error(child, "keys must be strings")
+            elif key in SECRET_KEYS:
+                self.error(child, f"secrets must not be written in the inventory; "
+                                  f"use {SECRET_KEYS[key]}")
+            elif key not in schema:
+                known = ", ".join(sorted(schema))
+                self.error(child, f"unknown key {key!r} (expected one of: {known})")
+            else:
+                problem = schema[key][0](value[key])
+                if problem:
+                    self.error(child, problem)
+        for key, (_check, required) in schema.items():
+            if required and key not in value:
+                self.error(keypath, f"missing required key {key!r}")
+
+    def resolve_path(self, value: str) -> str:
+        expanded = os.path.expanduser(value)
+        if not os.path.isabs(expanded):
+            expanded = os.path.join(self.folder, expanded)
+        return os.path.normpath(expanded)
+
+    # -- sections ------------------------------------------------------------
+    def location(self, name: str, value: Any, keypath: str) -> Location | None:
+        if not isinstance(value, dict):
+            self.error(keypath, "a location must be a mapping")
+            return None
+        kind = value.get("kind")
+        if kind not in KINDS:
+            if "kind" in value:
+                self.error(join(keypath, "kind"),
+                           f"unknown kind {kind!r} (expected one of: {', '.join(KINDS)})")
+            else:
+                self.error(keypath, "missing required key 'kind'")
+            return None
+        self.keys(value, keypath, {**COMMON_LOCATION_KEYS, **KIND_KEYS[kind]})
+        auth = value.get("auth")
+        if isinstance(auth, dict):
+            self.auth(auth, join(keypath, "auth"))
+        settings = dict(value)
+        if kind == "local" and isinstance(settings.get("root"), str):
+            settings["root"] = self.resolve_path(settings["root"])
+        for key in PATH_KEYS & settings.keys():
+            if isinstance(settings[key], str):
+                settings[key] = self.resolve_path(settings[key])
+        if kind == "sftp" and isinstance(settings.get("root"), str):
+            root = settings["root"]
+            if not (root.startswith("/") or root.startswith("~")):
+                pass  # relative to the login folder, as sftp itself does
+        return Location(name=name, kind=kind, media=str(value.get("media", "")),
+                        site=str(value.get("site", "")), settings=settings,
+                        line=self.doc.line(keypath))
+
+    def auth(self, auth: dict[str, Any], keypath: str) -> None:
+        self.keys(auth, keypath, AUTH_KEYS)
+        kind = auth.get("type")
+        if isinstance(kind, str):
+            if kind not in AUTH_TYPES:
+                self.error(join(keypath, "type"), f"unknown auth type {kind!r} "
+                           f"(expected one of: {', '.join(AUTH_TYPES)})")
+            else:
+                for needed in AUTH_TYPES[kind]:
+                    if needed not in auth:
+                        self.error(keypath, f"auth type {kind!r} needs {needed!r}")
+
+    def copies(self, value: Any, keypath: str, locations: Mapping[str, Any]
+               ) -> tuple[CopySpec, ...]:
+        if not isinstance(value, list) or not value:
+            self.error(keypath, "must be a non-empty list of copies")
+            return ()
+        out: list[CopySpec] = []
+        primaries: list[str] = []
+        seen: dict[tuple[str, str], str] = {}
+        for index, copy in enumerate(value):
+            path = join(keypath, index)
+            if not isinstance(copy, dict):
+                self.error(path, "a copy must be a mapping with 'location' and 'path'")
+                continue
+            self.keys(copy, path, {"location": (_string, True), "path": (_string, True),
+                                   "primary": (_bool, False), "description": (_string, False)})
+            location = copy.get("location")
+            if isinstance(location, str) and location not in locations:
+                self.error(join(path, "location"), f"unknown location {location!r}")
+            copy_path = copy.get("path")
+            if isinstance(copy_path, str) and any(part == ".." for part in copy_path.split("/")):
+                self.error(join(path, "path"), "must not contain '..'")
+            if copy.get("primary") is True:
+                primaries.append(path)
+            if isinstance(location, str) and isinstance(copy_path, str):
+                key = (location, copy_path.strip("/"))
+                if key in seen:
+                    # Allowed (it counts once), but almost always a mistake: warn at audit time.
+                    pass
+                seen[key] = path
+                out.append(CopySpec(location=location, path=copy_path,
+                                    primary=copy.get("primary") is True, index=index))
+        if len(primaries) > 1:
+            self.error(primaries[1], f"more than one primary copy (also {primaries[0]})")
+        return tuple(out)
+
+    def dataset(self, name: str, value: Any, keypath: str,
+                locations: Mapping[str, Any]) -> Dataset | None:
+        if not isinstance(value, dict):
+            self.error(keypath, "a dataset must be a mapping")
+            return None
+        self.keys(value, keypath, {
+            "copies": (lambda v: None, True), "policy": (_string, False),
+            "checksums": (_mapping, False), "exclude": (_string_list, False),
+            "class": (_string, False), "description": (_string, False)})
+        checksums = None
+        spec = value.get("checksums")
+        if isinstance(spec, dict):
+            ckey = join(keypath, "checksums")
+            self.keys(spec, ckey, {"file": (_string, True), "algorithm": (_string, True)})
+            algorithm = spec.get("algorithm")
+            if isinstance(algorithm, str) and algorithm not in MANIFEST_ALGORITHMS:
+                self.error(join(ckey, "algorithm"), f"unsupported algorithm {algorithm!r} "
+                           f"(expected one of: {', '.join(MANIFEST_ALGORITHMS)})")
+            if isinstance(spec.get("file"), str) and isinstance(algorithm, str):
+                checksums = ChecksumsSpec(file=spec["file"].strip("/"),
+                                          algorithm="xxh3_128" if algorithm == "xxh128"
+                                          else algorithm)
+        copies = self.copies(value.get("copies"), join(keypath, "copies"), locations)
+        if not copies:
+            return None
+        return Dataset(name=name, copies=copies, policy=value.get("policy"),
+                       checksums=checksums, exclude=tuple(value.get("exclude") or ()),
+                       cls=value.get("class"), description=value.get("description"))
+
+    def inventory(self) -> Inventory:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            raise self.doc.error("", "an inventory must be a mapping with 'version', "
+                                     "'locations' and 'datasets'")
+        self.keys(data, "", {"version": (lambda v: None, True), "policy": (_string, False),
+                             "policies": (_mapping, False), "locations": (_mapping, True),
+                             "datasets": (_mapping, True), "description": (_string, False)})
+        if "version" in data and data["version"] != 1:
+            self.error("version", f"unsupported inventory version {data['version']!r} "
+                                  "(this threetwoone reads version 1)")
+        raw_locations = data.get("locations") if isinstance(data.get("locations"), dict) else {}
+        locations: dict[str, Location] = {}
+        for name, value in raw_locations.items():
+            location = self.location(str(name), value, join("locations", name))
+            if location:
+                locations[str(name)] = location
+        class_policies: dict[str, str] = {}
+        if isinstance(data.get("policies"), dict):
+            for cls, policy in data["policies"].items():
+                if not isinstance(policy, str) or not policy:
+                    self.error(join("policies", cls), "must be a policy name or file")
+                else:
+                    class_policies[str(cls)] = policy
+        datasets: dict[str, Dataset] = {}
+        raw_datasets = data.get("datasets") if isinstance(data.get("datasets"), dict) else {}
+        if isinstance(data.get("datasets"), dict) and not raw_datasets:
+            self.error("datasets", "no datasets declared")
+        for name, value in raw_datasets.items():
+            dataset = self.dataset(str(name), value, join("datasets", name), raw_locations)
+            if dataset:
+                datasets[str(name)] = dataset
+        if self.errors:
+            raise ConfigErrors(self.errors)
+        return Inventory(path=self.doc.file, folder=self.folder, locations=locations,
+                         datasets=datasets, policy=data.get("policy"),
+                         class_policies=class_policies, document=self.doc)
+
+
+def load_inventory(path: str | os.PathLike[str]) -> Inventory:
+    """Load and validate an inventory; raise ConfigError(s) (exit 4) when invalid."""
+    return _Validator(load_file(path)).inventory()
