@@ -1,0 +1,559 @@
+"""S3 and S3-compatible object storage (``kind: s3``), read-only, through boto3.
+
+Why it looks the way it does:
+
+* S3 has no directories.  A *copy root* is the key prefix ``prefix/path/``; it
+  exists when at least one object lies below it.  Keys ending in ``/`` are the
+  folder markers that consoles create and are skipped.
+* Nobody downloads terabytes each night to audit them, so content is taken from
+  checksums S3 already keeps whenever that is sound: ``x-amz-checksum-*`` (asked
+  for with ``HeadObject(ChecksumMode=ENABLED)``) and the ETag, which is the MD5
+  of the bytes only for an object uploaded in one part and not encrypted with
+  SSE-KMS or SSE-C.
+* A multipart object's checksum is, unless the server says ``FULL_OBJECT``, a
+  checksum of the part checksums (``COMPOSITE``): it is not the checksum of the
+  bytes and is never compared with one.  Some servers (moto, older S3-compatible
+  stores) send a composite value without ``-N`` suffix and without a checksum
+  type, so the rule is: on a multipart object trust only an explicit
+  ``FULL_OBJECT``; otherwise download.
+* Credentials come only from the standard AWS chain (environment, shared files,
+  ``profile``, SSO, instance roles); the inventory never holds secrets.
+* Retries of 5xx, throttling and connection resets are botocore's "standard"
+  mode (attempt count from ``AWS_MAX_ATTEMPTS`` / ``max_attempts`` in the AWS
+  config, 3 by default).  A download cut off mid-body resumes with a ``Range``
+  request pinned to the listed ETag.
+* The audit never writes: only ListObjectsV2, HeadObject and GetObject are used.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import calendar
+import errno
+import io
+import re
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime
+from typing import Any, BinaryIO, ClassVar
+
+import boto3
+import botocore.exceptions as bexc
+from botocore.config import Config
+
+from .. import __version__
+from ..checksums import BUFFER_SIZE, FACTORIES, new_hashers
+from ..inventory import Location
+from .interface import (
+    Backend,
+    CopyFailed,
+    Entry,
+    EntryKind,
+    HashResult,
+    LocationUnreachable,
+    ProgressCallback,
+    RootInfo,
+    WalkProblem,
+)
+
+#: Seconds for connecting and for each read when the inventory sets no ``timeout``.
+DEFAULT_TIMEOUT = 30.0
+
+#: Connections kept per location; ``-j`` above this opens (and drops) extra ones.
+MAX_POOL_CONNECTIONS = 32
+
+#: How often a download cut off in the middle of the body is resumed.
+STREAM_RESUMES = 3
+
+#: ``x-amz-checksum-*`` response fields -> (our algorithm name, digest length in bytes).
+CHECKSUM_FIELDS: dict[str, tuple[str, int]] = {
+    "ChecksumSHA256": ("sha256", 32),
+    "ChecksumSHA1": ("sha1", 20),
+    "ChecksumCRC32": ("crc32", 4),
+    "ChecksumCRC32C": ("crc32c", 4),
+    "ChecksumCRC64NVME": ("crc64nvme", 8),
+}
+
+#: Algorithms S3 can report without reading data, most useful first.  Only those
+#: :mod:`threetwoone.checksums` can compute are offered: a digest the auditor
+#: cannot put into the reference is useless.
+SERVER_ALGORITHMS = ("md5", "crc32", "sha256", "crc32c", "crc64nvme")
+
+#: Error codes that mean "these credentials are not accepted here".
+AUTH_CODES = frozenset({
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken",
+    "InvalidToken", "TokenRefreshRequired", "AuthorizationHeaderMalformed",
+    "InvalidSecurity", "AccountProblem", "AllAccessDisabled", "RequestTimeTooSkewed",
+    "InvalidClientTokenId", "UnrecognizedClientException", "InvalidRequest",
+    "401", "403",
+})
+
+_CREDENTIAL_ERRORS = (
+    bexc.NoCredentialsError, bexc.PartialCredentialsError, bexc.ProfileNotFound,
+    bexc.CredentialRetrievalError, bexc.TokenRetrievalError, bexc.InvalidConfigError,
+    bexc.UnknownCredentialError, bexc.SSOError, bexc.ConfigNotFound,
+)
+
+#: Failures of the connection itself (after botocore's own retries).
+_CONNECTION_ERRORS = (bexc.ConnectionError, bexc.HTTPClientError)
+
+#: Failures while streaming a response body: worth resuming.
+_STREAM_ERRORS = (
+    bexc.ResponseStreamingError, bexc.IncompleteReadError, bexc.ReadTimeoutError,
+    bexc.ConnectionClosedError, ConnectionError, TimeoutError,
+)
+
+_MD5_ETAG = re.compile(r'^"?([0-9a-fA-F]{32})"?$')
+_MULTIPART_ETAG = re.compile(r'^"?[0-9a-fA-F]+-\d+"?$')
+
+
+def s3_checksum_to_hex(value: str, length: int) -> str | None:
+    """Decode a base64 ``x-amz-checksum-*`` value to lowercase hex.
+
+    None for anything that is not exactly ``length`` bytes, including composite
+    values written ``base64-N``: a value we cannot read is never compared."""
+    if not isinstance(value, str) or "-" in value:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == length else None
+
+
+def is_multipart_etag(etag: str | None) -> bool:
+    return bool(etag) and _MULTIPART_ETAG.match(etag or "") is not None
+
+
+def server_digests(head: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """The whole-object digests a HeadObject response vouches for.
+
+    Returns ``{algorithm: (hex, where it came from)}``.  Left out, so that the
+    caller downloads instead: composite checksums; any checksum of a multipart
+    object unless the server says ``FULL_OBJECT``; the ETag of a multipart
+    object or of one encrypted with SSE-KMS or SSE-C (those ETags are not the
+    MD5 of the bytes)."""
+    out: dict[str, tuple[str, str]] = {}
+    etag = head.get("ETag")
+    etag = etag if isinstance(etag, str) else None
+    multipart = is_multipart_etag(etag) or int(head.get("PartsCount") or 0) > 1
+    ctype = str(head.get("ChecksumType") or "").upper()
+    if ctype != "COMPOSITE" and (ctype == "FULL_OBJECT" or not multipart):
+        for field_name, (algorithm, length) in CHECKSUM_FIELDS.items():
+            value = head.get(field_name)
+            if value is None:
+                continue
+            hexdigest = s3_checksum_to_hex(value, length)
+            if hexdigest is not None:
+                out[algorithm] = (hexdigest, f"x-amz-checksum-{algorithm}")
+    encrypted = (str(head.get("ServerSideEncryption") or "").startswith("aws:kms")
+                 or bool(head.get("SSECustomerAlgorithm")))
+    match = _MD5_ETAG.match(etag or "")
+    if match and not multipart and not encrypted:
+        out["md5"] = (match.group(1).lower(), "ETag md5")
+    return out
+
+
+def _join_key(*parts: str) -> str:
+    """Join key fragments with single slashes; empty fragments vanish."""
+    segments = [s for part in parts for s in part.split("/") if s and s != "."]
+    return "/".join(segments)
+
+
+def _mtime_ns(value: Any) -> int | None:
+    if not isinstance(value, datetime):
+        return None
+    seconds = calendar.timegm(value.utctimetuple())
+    return seconds * 1_000_000_000 + value.microsecond * 1000
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, what it wraps (botocore keeps it in ``kwargs['error']``),
+    and its causes, without looping."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        kwargs = getattr(current, "kwargs", None)
+        wrapped = kwargs.get("error") if isinstance(kwargs, dict) else None
+        for nxt in (wrapped, current.__cause__, current.__context__):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+
+
+def describe_connection_error(exc: BaseException, endpoint: str) -> str:
+    """One line for a failure to talk to the endpoint at all."""
+    chain = list(_chain(exc))
+    if any(isinstance(e, socket.gaierror) for e in chain) or any(
+            "Name or service not known" in str(e) or "nodename nor servname" in str(e)
+            or "Temporary failure in name resolution" in str(e) for e in chain):
+        host = re.sub(r"^\w+://", "", endpoint).split("/")[0]
+        return f"cannot resolve host {host!r} (DNS)"
+    if isinstance(exc, bexc.SSLError) or any(isinstance(e, ssl.SSLError) for e in chain):
+        return f"TLS error talking to {endpoint}: {_last_line(exc)}"
+    if isinstance(exc, bexc.ConnectTimeoutError):
+        return f"timed out connecting to {endpoint}"
+    if isinstance(exc, bexc.ReadTimeoutError):
+        return f"timed out waiting for an answer from {endpoint}"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or any(
+            "Connection refused" in str(e) for e in chain):
+        return f"connection refused by {endpoint}"
+    if isinstance(exc, bexc.ConnectionClosedError):
+        return f"{endpoint} closed the connection"
+    return f"cannot connect to {endpoint}: {_last_line(exc)}"
+
+
+def _last_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+def _error_code(exc: bexc.ClientError) -> tuple[str, int]:
+    response = getattr(exc, "response", {}) or {}
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return code, status
+
+
+class _BodyReader(io.RawIOBase):
+    """A botocore StreamingBody as a raw binary stream (for ``open_read``)."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
+
+
+class S3Backend(Backend):
+    """An S3 bucket (AWS or any S3-compatible endpoint), optionally below a prefix."""
+
+    kind: ClassVar[str] = "s3"
+
+    def __init__(self, name: str, location: Location) -> None:
+        super().__init__(name, location)
+        settings = location.settings
+        self.bucket = str(settings["bucket"])
+        self.endpoint_url: str | None = settings.get("endpoint_url")
+        self.prefix = _join_key(str(settings.get("prefix") or ""))
+        self.region: str | None = settings.get("region")
+        self.profile: str | None = settings.get("profile")
+        self.timeout = float(settings.get("timeout") or DEFAULT_TIMEOUT)
+        self.force_download = bool(settings.get("force_download", False))
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    # -- life cycle --------------------------------------------------------
+    @property
+    def where(self) -> str:
+        """How messages name this location: ``s3://bucket/prefix at endpoint``."""
+        url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        return f"{url} at {self.endpoint_url}" if self.endpoint_url else url
+
+    def _make_client(self) -> Any:
+        try:
+            session = boto3.session.Session(profile_name=self.profile)
+        except _CREDENTIAL_ERRORS as exc:
+            raise LocationUnreachable(f"{self.where}: {_last_line(exc)}") from None
+        region = self.region or session.region_name or "us-east-1"
+        config = Config(
+            connect_timeout=self.timeout,
+            read_timeout=self.timeout,
+            # Attempt count stays the user's (AWS_MAX_ATTEMPTS, ~/.aws/config).
+            retries={"mode": "standard"},
+            max_pool_connections=MAX_POOL_CONNECTIONS,
+            # Self-hosted stores seldom have wildcard DNS for virtual hosts.
+            s3={"addressing_style": "path"} if self.endpoint_url else None,
+            # We hash what we download ourselves; botocore must not reject a
+            # body whose stored checksum is wrong (that is a finding, not a crash).
+            response_checksum_validation="when_required",
+            request_checksum_calculation="when_required",
+            user_agent_extra=f"threetwoone/{__version__}",
+        )
+        try:
+            return session.client("s3", endpoint_url=self.endpoint_url, region_name=region,
+                                  config=config)
+        except (*_CREDENTIAL_ERRORS, ValueError) as exc:
+            raise LocationUnreachable(f"{self.where}: {_last_line(exc)}") from None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self.connect()
+        return self._client
+
+    @property
+    def _endpoint(self) -> str:
+        if self._client is not None:
+            return str(self._client.meta.endpoint_url)
+        return self.endpoint_url or "S3"
+
+    def connect(self) -> None:
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client()
+        try:
+            self._client.list_objects_v2(Bucket=self.bucket, Prefix=self._dir(self.prefix),
+                                         MaxKeys=1)
+        except Exception as exc:
+            raise self._unreachable(exc) from None
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _unreachable(self, exc: Exception) -> Exception:
+        """Translate a failure while reaching the location."""
+        if isinstance(exc, LocationUnreachable | CopyFailed):
+            return exc
+        if isinstance(exc, _CREDENTIAL_ERRORS):
+            return LocationUnreachable(f"{self.where}: no usable AWS credentials: "
+                                       f"{_last_line(exc)}")
+        if isinstance(exc, _CONNECTION_ERRORS):
+            return LocationUnreachable(
+                f"{self.where}: {describe_connection_error(exc, self._endpoint)}")
+        if isinstance(exc, bexc.ClientError):
+            code, status = _error_code(exc)
+            if code == "NoSuchBucket" or (status == 404 and code in ("404", "NotFound")):
+                return LocationUnreachable(f"{self.where}: bucket {self.bucket!r} does not exist")
+            if code in AUTH_CODES or status in (401, 403):
+                return LocationUnreachable(
+                    f"{self.where}: access denied ({code or status}); check the AWS "
+                    f"credentials{' of profile ' + repr(self.profile) if self.profile else ''}"
+                    f" and the bucket policy")
+            return LocationUnreachable(f"{self.where}: server answered {code or status}: "
+                                       f"{_last_line(exc)}")
+        if isinstance(exc, bexc.BotoCoreError):
+            return LocationUnreachable(f"{self.where}: {_last_line(exc)}")
+        return exc
+
+    def _failed(self, exc: Exception, what: str) -> Exception:
+        """Translate a failure after connect that stops the whole copy."""
+        if isinstance(exc, LocationUnreachable | CopyFailed):
+            return exc
+        if isinstance(exc, _CONNECTION_ERRORS):
+            return CopyFailed(f"{self.where}: {what}: "
+                              f"{describe_connection_error(exc, self._endpoint)}")
+        if isinstance(exc, bexc.ClientError | bexc.BotoCoreError):
+            return CopyFailed(f"{self.where}: {what}: {_last_line(exc)}")
+        return exc
+
+    # -- what the backend can do ------------------------------------------
+    def digest_algorithms(self) -> tuple[str, ...]:
+        if self.force_download:
+            return ()
+        return tuple(a for a in SERVER_ALGORITHMS if a in FACTORIES)
+
+    # -- keys ----------------------------------------------------------------
+    @staticmethod
+    def _dir(key: str) -> str:
+        return f"{key}/" if key else ""
+
+    def root_prefix(self, path: str) -> str:
+        """The key prefix below which the copy ``path`` lives (ends in ``/``
+        unless it is the whole bucket)."""
+        return self._dir(_join_key(self.prefix, path))
+
+    # -- reading -----------------------------------------------------------
+    def stat_root(self, path: str) -> RootInfo | None:
+        prefix = self.root_prefix(path)
+        try:
+            answer = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+        except Exception as exc:
+            raise self._unreachable(exc) from None
+        if not answer.get("KeyCount") and not answer.get("Contents"):
+            return None
+        endpoint = (self.endpoint_url or "aws").rstrip("/").lower()
+        return RootInfo(identity=f"s3:{endpoint}/{self.bucket}/{prefix}")
+
+    def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
+        prefix = self.root_prefix(path)
+        items: list[Entry | WalkProblem] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    item = self._entry(prefix, obj)
+                    if item is not None:
+                        items.append(item)
+        except Exception as exc:
+            raise self._failed(exc, "listing failed") from None
+        # S3 lists in key order, but S3 Express and some compatible stores do not.
+        items.sort(key=lambda item: item.path)
+        yield from items
+
+    @staticmethod
+    def _entry(prefix: str, obj: Mapping[str, Any]) -> Entry | WalkProblem | None:
+        key = str(obj["Key"])
+        rel = key[len(prefix):]
+        if not rel or rel.endswith("/"):
+            return None  # the root's own folder marker, or a folder marker below it
+        if any(part in ("", ".", "..") for part in rel.split("/")):
+            return WalkProblem(path=rel, detail=f"object key {key!r} is not a usable file "
+                                                "path (empty, '.' or '..' segment); not audited")
+        etag = obj.get("ETag")
+        return Entry(path=rel, kind=EntryKind.FILE, size=int(obj.get("Size") or 0),
+                     mtime_ns=_mtime_ns(obj.get("LastModified")),
+                     ident=str(etag) if etag else None)
+
+    def open_read(self, path: str, relpath: str) -> BinaryIO:
+        key = self.root_prefix(path) + relpath
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+        except bexc.ClientError as exc:
+            code, status = _error_code(exc)
+            if code in ("NoSuchKey", "404") or status == 404:
+                raise FileNotFoundError(errno.ENOENT, "no such object", key) from None
+            if code in AUTH_CODES or status == 403:
+                raise PermissionError(errno.EACCES, f"access denied ({code})", key) from None
+            raise OSError(errno.EIO, _last_line(exc), key) from None
+        except Exception as exc:
+            raise self._failed(exc, f"reading {relpath!r}") from None
+        return io.BufferedReader(_BodyReader(answer["Body"]), BUFFER_SIZE)
+
+    def hash_files(
+        self,
+        path: str,
+        entries: Sequence[Entry],
+        algorithms: Sequence[str],
+        *,
+        workers: int = 1,
+        force_full: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[HashResult]:
+        prefix = self.root_prefix(path)
+        full = force_full or self.force_download
+        computable = [a for a in dict.fromkeys(algorithms) if a in FACTORIES]
+        client = self.client
+
+        def one(entry: Entry) -> HashResult:
+            return self._hash_one(client, prefix, entry, algorithms, computable, full, progress)
+
+        if workers <= 1 or len(entries) <= 1:
+            for entry in entries:
+                yield one(entry)
+            return
+        pending: deque[Entry] = deque(entries)
+        with ThreadPoolExecutor(max_workers=workers,
+                                thread_name_prefix=f"s3-{self.name}") as pool:
+            running: set[Future[HashResult]] = set()
+            try:
+                while pending or running:
+                    while pending and len(running) < 2 * workers:
+                        running.add(pool.submit(one, pending.popleft()))
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        yield future.result()
+            finally:
+                for future in running:
+                    future.cancel()
+
+    def _hash_one(self, client: Any, prefix: str, entry: Entry, algorithms: Sequence[str],
+                  computable: Sequence[str], full: bool,
+                  progress: ProgressCallback | None) -> HashResult:
+        key = prefix + entry.path
+        if not full:
+            try:
+                head = client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+            except bexc.ClientError as exc:
+                return self._file_error(entry, exc)
+            except Exception as exc:
+                raise self._failed(exc, f"reading {entry.path!r}") from None
+            if entry.ident and head.get("ETag") and head["ETag"] != entry.ident:
+                return HashResult(entry.path, {}, entry.size,
+                                  error="object replaced during the audit (ETag changed)")
+            found = server_digests(head)
+            usable = {a: found[a] for a in algorithms if a in found}
+            if usable:
+                if progress:
+                    progress(1, 0)
+                return HashResult(
+                    entry.path, {a: hexdigest for a, (hexdigest, _) in usable.items()},
+                    int(head.get("ContentLength", entry.size)), method="digest",
+                    via=", ".join(source for _, source in usable.values()))
+        if not computable:
+            return HashResult(entry.path, {}, entry.size,
+                              error="no checksum algorithm that can be computed was requested")
+        return self._download(client, key, entry, computable, progress)
+
+    def _download(self, client: Any, key: str, entry: Entry, algorithms: Sequence[str],
+                  progress: ProgressCallback | None) -> HashResult:
+        hashers = new_hashers(algorithms)
+        total = 0
+        resumes = 0
+        while True:
+            request: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+            if entry.ident:
+                request["IfMatch"] = entry.ident
+            if total:
+                request["Range"] = f"bytes={total}-"
+            try:
+                answer = client.get_object(**request)
+            except bexc.ClientError as exc:
+                return self._file_error(entry, exc)
+            except Exception as exc:
+                raise self._failed(exc, f"reading {entry.path!r}") from None
+            body = answer["Body"]
+            try:
+                for chunk in body.iter_chunks(BUFFER_SIZE * 8):
+                    for hasher in hashers.values():
+                        hasher.update(chunk)
+                    total += len(chunk)
+                    if progress:
+                        progress(0, len(chunk))
+                break
+            except _STREAM_ERRORS as exc:
+                resumes += 1
+                if resumes > STREAM_RESUMES:
+                    return HashResult(entry.path, {}, total, error=(
+                        f"download broke off {resumes} times, last after {total} bytes: "
+                        f"{_last_line(exc)}"))
+                time.sleep(min(8.0, 0.25 * 2 ** resumes))
+            finally:
+                body.close()
+        if total != entry.size:
+            # Pinned to the listed ETag when there is one: a short or padded body.
+            return HashResult(entry.path, {}, total, error=(
+                f"read {total} bytes, the listing said {entry.size} (changed during the audit?)"))
+        if progress:
+            progress(1, 0)
+        return HashResult(entry.path, {a: h.hexdigest() for a, h in hashers.items()}, total,
+                          method="full", via="GetObject")
+
+    def _file_error(self, entry: Entry, exc: bexc.ClientError) -> HashResult:
+        code, status = _error_code(exc)
+        if code in ("NoSuchKey", "404") or status == 404:
+            detail = "object disappeared during the audit"
+        elif code in ("PreconditionFailed", "412") or status == 412:
+            detail = "object replaced during the audit (ETag changed)"
+        elif code == "InvalidObjectState":
+            detail = "object is archived (Glacier/Deep Archive): restore it first"
+        elif code in AUTH_CODES or status in (401, 403):
+            detail = f"access denied ({code or status})"
+        elif status == 400 and code in ("400", "BadRequest", "InvalidArgument"):
+            detail = f"request refused ({code}); encrypted with a customer key (SSE-C)?"
+        else:
+            detail = f"{code or status}: {_last_line(exc)}"
+        return HashResult(entry.path, {}, entry.size, error=detail)

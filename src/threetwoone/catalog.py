@@ -1,0 +1,288 @@
+"""The state catalog: an embedded SQLite file at ``--state``.
+
+It keeps, per dataset, the *reference* (what each file should contain, and
+where that knowledge came from), per copy and file what was last seen and
+verified, and every run's verdicts.  It never holds secrets.
+
+Paths are stored as BLOBs of their raw bytes (``os.fsencode``), so names that
+are not UTF-8 are kept exactly.  Digests are JSON ``{algorithm: hex}``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import StateError
+
+#: Migrations, applied in order; each one's index+1 is its schema version.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE datasets (
+        name TEXT PRIMARY KEY,
+        reference_source TEXT NOT NULL,   -- manifest | primary | accepted
+        reference_at TEXT NOT NULL,
+        reference_by TEXT
+    );
+    CREATE TABLE reference_files (
+        dataset TEXT NOT NULL,
+        path BLOB NOT NULL,
+        size INTEGER,                     -- NULL when only a manifest digest is known
+        digests TEXT NOT NULL,
+        PRIMARY KEY (dataset, path)
+    ) WITHOUT ROWID;
+    CREATE TABLE copy_files (
+        copy TEXT NOT NULL,               -- dataset / location / path
+        path BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER,
+        ident TEXT,
+        verified_at REAL,                 -- last time its content was established
+        result TEXT,                      -- ok | corrupt | unreadable
+        PRIMARY KEY (copy, path)
+    ) WITHOUT ROWID;
+    CREATE TABLE copies (
+        copy TEXT PRIMARY KEY,
+        dataset TEXT NOT NULL,
+        last_audit_at REAL,
+        last_state TEXT
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        inventory TEXT NOT NULL,
+        user TEXT,
+        status TEXT,
+        exit_code INTEGER
+    );
+    CREATE TABLE run_datasets (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        dataset TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        status TEXT NOT NULL,
+        summary TEXT NOT NULL,            -- JSON: counts, violations, copy states
+        PRIMARY KEY (run_id, dataset)
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def default_state_path() -> str:
+    env = os.environ.get("THREETWOONE_STATE")
+    if env:
+        return env
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "threetwoone", "state.sqlite3")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceFile:
+    path: str
+    size: int | None
+    digests: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    dataset: str
+    source: str
+    recorded_at: str
+    recorded_by: str | None
+    files: dict[str, ReferenceFile]
+
+
+@dataclass(frozen=True, slots=True)
+class SeenFile:
+    size: int
+    mtime_ns: int | None
+    ident: str | None
+    verified_at: float | None
+    result: str | None
+
+
+class Catalog:
+    """One open catalog.  Use as a context manager; writes happen in explicit
+    transactions so a killed run leaves the last committed state."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.db = self._open(path)
+
+    # -- opening -----------------------------------------------------------
+    @staticmethod
+    def _open(path: str) -> sqlite3.Connection:
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            if not os.path.exists(path):
+                # Created 0600 before SQLite touches it: verdicts are nobody else's business.
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        except OSError as exc:
+            raise StateError(f"state catalog {path}: cannot create: {exc.strerror}") from None
+        try:
+            db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            Catalog._migrate(db, path)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"state catalog {path} is unusable ({exc}); move it aside to "
+                             "start a new one (references will be recorded again)") from None
+        return db
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection, path: str) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                       "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+            row = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+            version = row[0] or 0
+            if version > SCHEMA_VERSION:
+                raise StateError(
+                    f"state catalog {path} has schema version {version}, written by a newer "
+                    f"threetwoone (this one knows up to {SCHEMA_VERSION}); upgrade threetwoone")
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[number - 1].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (number, now_iso()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    # -- references ----------------------------------------------------------
+    def reference(self, dataset: str) -> Reference | None:
+        row = self.db.execute(
+            "SELECT reference_source, reference_at, reference_by FROM datasets WHERE name=?",
+            (dataset,)).fetchone()
+        if row is None:
+            return None
+        files = {}
+        for path, size, digests in self.db.execute(
+                "SELECT path, size, digests FROM reference_files WHERE dataset=?", (dataset,)):
+            name = os.fsdecode(bytes(path))
+            files[name] = ReferenceFile(name, size, json.loads(digests))
+        return Reference(dataset, row[0], row[1], row[2], files)
+
+    def save_reference(self, dataset: str, source: str, files: Iterable[ReferenceFile],
+                       user: str | None = None) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM reference_files WHERE dataset=?", (dataset,))
+            self.db.execute(
+                "INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?)",
+                (dataset, source, now_iso(), user or current_user()))
+            self.db.executemany(
+                "INSERT INTO reference_files VALUES (?, ?, ?, ?)",
+                ((dataset, os.fsencode(f.path), f.size, json.dumps(dict(f.digests),
+                                                                    sort_keys=True))
+                 for f in files))
+
+    def add_reference_digests(self, dataset: str, files: Iterable[ReferenceFile]) -> None:
+        """Merge newly computed digests (e.g. adler32 for a WebDAV copy) into the
+        reference without changing what it says."""
+        with self.transaction():
+            for f in files:
+                row = self.db.execute(
+                    "SELECT size, digests FROM reference_files WHERE dataset=? AND path=?",
+                    (dataset, os.fsencode(f.path))).fetchone()
+                if row is None:
+                    continue
+                merged = {**dict(f.digests), **json.loads(row[1])}
+                self.db.execute(
+                    "UPDATE reference_files SET size=COALESCE(size, ?), digests=? "
+                    "WHERE dataset=? AND path=?",
+                    (f.size, json.dumps(merged, sort_keys=True), dataset, os.fsencode(f.path)))
+
+    # -- per-copy file state -------------------------------------------------
+    def seen_files(self, copy: str) -> dict[str, SeenFile]:
+        return {os.fsdecode(bytes(path)): SeenFile(size, mtime, ident, verified, result)
+                for path, size, mtime, ident, verified, result in self.db.execute(
+                    "SELECT path, size, mtime_ns, ident, verified_at, result FROM copy_files "
+                    "WHERE copy=?", (copy,))}
+
+    def record_files(self, copy: str, dataset: str, rows: Iterable[tuple[str, SeenFile]],
+                     state: str, audited_at: float, replace: bool = True) -> None:
+        with self.transaction():
+            if replace:
+                self.db.execute("DELETE FROM copy_files WHERE copy=?", (copy,))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO copy_files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((copy, os.fsencode(path), s.size, s.mtime_ns, s.ident, s.verified_at,
+                  s.result) for path, s in rows))
+            self.db.execute("INSERT OR REPLACE INTO copies VALUES (?, ?, ?, ?)",
+                            (copy, dataset, audited_at, state))
+
+    # -- runs ----------------------------------------------------------------
+    def start_run(self, inventory: str) -> int:
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO runs (started_at, inventory, user) VALUES (?, ?, ?)",
+                (now_iso(), inventory, current_user()))
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, exit_code: int,
+                   datasets: Iterable[tuple[str, str, str, dict[str, Any]]]) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE runs SET finished_at=?, status=?, exit_code=? WHERE id=?",
+                            (now_iso(), status, exit_code, run_id))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO run_datasets VALUES (?, ?, ?, ?, ?)",
+                ((run_id, name, policy, status, json.dumps(summary, sort_keys=True))
+                 for name, policy, status, summary in datasets))
+
+    def history(self, dataset: str | None = None, limit: int = 50
+                ) -> Iterator[tuple[str, str, str, str, dict[str, Any]]]:
+        query = ("SELECT r.started_at, d.dataset, d.policy, d.status, d.summary "
+                 "FROM run_datasets d JOIN runs r ON r.id = d.run_id ")
+        args: tuple[Any, ...] = ()
+        if dataset:
+            query += "WHERE d.dataset = ? "
+            args = (dataset,)
+        query += "ORDER BY r.id DESC, d.dataset LIMIT ?"
+        for started, name, policy, status, summary in self.db.execute(query, (*args, limit)):
+            yield started, name, policy, status, json.loads(summary)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")

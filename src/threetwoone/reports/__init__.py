@@ -1,0 +1,19 @@
+"""Report formats: each turns an AuditResult into text.  ``FORMATTERS`` maps
+every ``--format`` choice to its formatter (a test checks they agree)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..results import AuditResult
+from .json import render_json
+from .table import render_table
+
+Formatter = Callable[[AuditResult, bool], str]
+
+FORMATTERS: dict[str, Formatter] = {
+    "table": render_table,
+    "json": render_json,
+}
+
+__all__ = ["FORMATTERS", "Formatter", "render_json", "render_table"]

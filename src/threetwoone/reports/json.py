@@ -1,0 +1,72 @@
+"""JSON report, version 1 (DESIGN.md), validated against ``report.schema.json``."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from .. import __version__
+from ..pathnames import display, raw_base64
+from ..results import AuditResult, CopyResult, DatasetResult, Problem
+
+REPORT_VERSION = 1
+
+
+def _problem(problem: Problem) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": display(problem.path), "problem": problem.problem.value,
+                           "detail": problem.detail}
+    raw = raw_base64(problem.path)
+    if raw is not None:
+        out["path_base64"] = raw
+    return out
+
+
+def _copy(copy: CopyResult) -> dict[str, Any]:
+    files = copy.files
+    return {
+        "location": copy.location, "path": display(copy.path), "media": copy.media,
+        "site": copy.site, "primary": copy.primary, "offsite": copy.offsite,
+        "counted": copy.counted, "state": copy.state.value,
+        "verification": copy.verification.value,
+        "files": {"expected": files.expected, "present": files.present,
+                  "missing": files.missing, "corrupt": files.corrupt, "extra": files.extra},
+        "bytes": copy.bytes,
+        "problems": [_problem(p) for p in copy.problems],
+        # Extensions beyond DESIGN.md's minimum:
+        "detail": copy.detail, "methods": copy.methods, "same_as": copy.same_as,
+        "verified_files": copy.verified_files, "cached_files": copy.cached_files,
+    }
+
+
+def _dataset(dataset: DatasetResult) -> dict[str, Any]:
+    return {
+        "name": dataset.name, "policy": dataset.policy, "status": dataset.status.value,
+        "counts": dataset.counts,
+        "violations": [{"rule": v.rule, "required": v.required, "found": v.found,
+                        "message": v.message} for v in dataset.violations],
+        "warnings": dataset.warnings,
+        "copies": [_copy(c) for c in dataset.copies],
+        "reference": dataset.reference, "attested": dataset.attested,
+    }
+
+
+def report_dict(result: AuditResult) -> dict[str, Any]:
+    return {
+        "report_version": REPORT_VERSION, "tool_version": __version__,
+        "inventory": result.inventory, "started_at": result.started_at,
+        "finished_at": result.finished_at, "status": result.status.value,
+        "exit_code": result.exit_code,
+        "datasets": [_dataset(d) for d in result.datasets],
+    }
+
+
+def render_json(result: AuditResult, quiet: bool = False) -> str:
+    """The whole report; ``quiet`` does not shorten JSON (scripts want it all)."""
+    return json.dumps(report_dict(result), indent=2, ensure_ascii=False) + "\n"
+
+
+def schema() -> dict[str, Any]:
+    text = (resources.files("threetwoone") / "reports" / "report.schema.json").read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded

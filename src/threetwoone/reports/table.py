@@ -1,0 +1,75 @@
+"""The human report: one row per dataset, then the problems that matter.
+
+Written to read well in a cron mail: plain text, no colour, every file name
+escaped onto one line, long problem lists cut with a count of the rest.
+"""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from ..pathnames import display
+from ..results import AuditResult, CopyState, DatasetResult, ProblemKind, Status
+
+#: Problems listed per copy before "... and N more".
+MAX_PROBLEMS = 10
+
+
+def _copies_cell(dataset: DatasetResult) -> str:
+    states: dict[str, int] = {}
+    for copy in dataset.copies:
+        states[copy.state.value] = states.get(copy.state.value, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in states.items())
+
+
+def _dataset_lines(dataset: DatasetResult, quiet: bool) -> list[str]:
+    lines: list[str] = []
+    for violation in dataset.violations:
+        lines.append(f"  violation {violation.rule}: {violation.message}")
+    for copy in dataset.copies:
+        interesting = copy.state is not CopyState.INTACT or copy.same_as
+        problems = [p for p in copy.problems if not quiet or p.problem is not ProblemKind.EXTRA]
+        if not interesting and not problems:
+            continue
+        head = f"  copy {display(copy.label)}: {copy.state.value}"
+        if copy.detail:
+            head += f" - {copy.detail}"
+        lines.append(head)
+        for problem in problems[:MAX_PROBLEMS]:
+            detail = f" ({problem.detail})" if problem.detail else ""
+            lines.append(f"    {problem.problem.value}: {display(problem.path)}{detail}")
+        if len(problems) > MAX_PROBLEMS:
+            lines.append(f"    ... and {len(problems) - MAX_PROBLEMS} more (see --format json)")
+    if not quiet:
+        lines.extend(f"  warning: {w}" for w in dataset.warnings)
+        lines.extend(f"  attested (not checked by an audit): {a}" for a in dataset.attested)
+    return lines
+
+
+def render_table(result: AuditResult, quiet: bool = False) -> str:
+    """All datasets as a table; with ``quiet``, only datasets that did not pass,
+    and nothing at all when everything passed (cron mails only on trouble)."""
+    shown = [d for d in result.datasets if not quiet or d.status is not Status.PASS]
+    if not shown:
+        return ""
+    rows = []
+    for dataset in shown:
+        rows.append([dataset.name, dataset.policy, dataset.status.value.upper(),
+                     dataset.counts["copies"], dataset.counts["media"],
+                     dataset.counts["offsite"], _copies_cell(dataset)])
+    out = [tabulate(rows, headers=["dataset", "policy", "status", "copies", "media",
+                                   "offsite", "copy states"], tablefmt="simple")]
+    details = []
+    for dataset in shown:
+        lines = _dataset_lines(dataset, quiet)
+        if lines:
+            details.append(f"{dataset.name} ({dataset.status.value}):")
+            details.extend(lines)
+    if details:
+        out.append("")
+        out.extend(details)
+    summary = {s: sum(1 for d in result.datasets if d.status is s) for s in Status}
+    out.append("")
+    out.append(f"{len(result.datasets)} datasets: {summary[Status.PASS]} pass, "
+               f"{summary[Status.FAIL]} fail, {summary[Status.UNKNOWN]} unknown")
+    return "\n".join(out) + "\n"
