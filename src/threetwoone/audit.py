@@ -39,7 +39,6 @@ from .results import (
     CopyResult,
     CopyState,
     DatasetResult,
-    FileCounts,
     Problem,
     ProblemKind,
     Status,

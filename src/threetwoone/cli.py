@@ -42,6 +42,8 @@ def handle_errors(func: F) -> F:
             if debug:
                 traceback.print_exc()
             fail(str(exc).replace("\n", "\nthreetwoone: "), int(exc.exit_code))
+        except click.ClickException:
+            raise  # usage errors: click prints them and exits 2
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except BrokenPipeError:

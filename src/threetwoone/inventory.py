@@ -202,7 +202,7 @@ class _Validator:
     def error(self, keypath: str, message: str) -> None:
         self.errors.append(self.doc.error(keypath, message))
 
-    def keys(self, value: dict[str, Any], keypath: str,
+    def keys(self, value: dict[Any, Any], keypath: str,
              schema: Mapping[str, tuple[Check, bool]]) -> None:
         """Check a mapping against ``schema``: secrets, unknown keys, required
         keys, value types."""
@@ -253,10 +253,6 @@ class _Validator:
         for key in PATH_KEYS & settings.keys():
             if isinstance(settings[key], str):
                 settings[key] = self.resolve_path(settings[key])
-        if kind == "sftp" and isinstance(settings.get("root"), str):
-            root = settings["root"]
-            if not (root.startswith("/") or root.startswith("~")):
-                pass  # relative to the login folder, as sftp itself does
         return Location(name=name, kind=kind, media=str(value.get("media", "")),
                         site=str(value.get("site", "")), settings=settings,
                         line=self.doc.line(keypath))
@@ -348,7 +344,7 @@ class _Validator:
         if "version" in data and data["version"] != 1:
             self.error("version", f"unsupported inventory version {data['version']!r} "
                                   "(this threetwoone reads version 1)")
-        raw_locations = data.get("locations") if isinstance(data.get("locations"), dict) else {}
+        raw_locations = _as_dict(data.get("locations"))
         locations: dict[str, Location] = {}
         for name, value in raw_locations.items():
             location = self.location(str(name), value, join("locations", name))
@@ -362,7 +358,7 @@ class _Validator:
                 else:
                     class_policies[str(cls)] = policy
         datasets: dict[str, Dataset] = {}
-        raw_datasets = data.get("datasets") if isinstance(data.get("datasets"), dict) else {}
+        raw_datasets = _as_dict(data.get("datasets"))
         if isinstance(data.get("datasets"), dict) and not raw_datasets:
             self.error("datasets", "no datasets declared")
         for name, value in raw_datasets.items():
@@ -374,6 +370,10 @@ class _Validator:
         return Inventory(path=self.doc.file, folder=self.folder, locations=locations,
                          datasets=datasets, policy=data.get("policy"),
                          class_policies=class_policies, document=self.doc)
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:

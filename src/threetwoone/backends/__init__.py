@@ -23,8 +23,17 @@ from .interface import (
 )
 
 __all__ = [
-    "Backend", "BackendError", "CopyFailed", "Entry", "EntryKind", "HashResult",
-    "LocationUnreachable", "RootInfo", "WalkProblem", "MissingDependency", "open_backend",
+    "Backend",
+    "BackendError",
+    "CopyFailed",
+    "Entry",
+    "EntryKind",
+    "HashResult",
+    "LocationUnreachable",
+    "MissingDependency",
+    "RootInfo",
+    "WalkProblem",
+    "open_backend",
 ]
 
 #: kind -> (module, class, pip extra that provides its dependency)

@@ -115,9 +115,11 @@ class Backend(abc.ABC):
     # -- life cycle --------------------------------------------------------
     def connect(self) -> None:
         """Reach and authenticate.  Raise :class:`LocationUnreachable` if not."""
+        return None
 
     def close(self) -> None:
         """Release connections.  Safe to call more than once."""
+        return None
 
     # -- what the backend can do ------------------------------------------
     def digest_algorithms(self) -> tuple[str, ...]:

@@ -143,8 +143,7 @@ class LocalBackend(Backend):
                 batch = next(batches, None)
                 if batch is None:
                     return False
-                running.add(pool.submit(lambda b=batch: list(
-                    self._hash_batch(top, b, algorithms, progress))))
+                running.add(pool.submit(_hash_batch_list, top, batch, algorithms, progress))
                 return True
 
             for _ in range(workers * 2):
@@ -189,6 +188,11 @@ class LocalBackend(Backend):
             if progress:
                 progress(1, size)
             yield HashResult(entry.path, digests, size=size, method="full")
+
+
+def _hash_batch_list(top: str, entries: Sequence[Entry], algorithms: Sequence[str],
+                     progress: ProgressCallback | None) -> list[HashResult]:
+    return list(LocalBackend._hash_batch(top, entries, algorithms, progress))
 
 
 def _batches(entries: Sequence[Entry]) -> Iterator[list[Entry]]:

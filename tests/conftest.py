@@ -1,0 +1,136 @@
+"""Shared test helpers: real trees in tmp dirs, inventories, and the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from threetwoone.cli import main
+from threetwoone.reports.json import schema
+
+SCHEMA_VALIDATOR = jsonschema.Draft202012Validator(schema())
+
+
+def validate_report(report: dict[str, Any]) -> None:
+    """Every JSON report a test sees is checked against the shipped schema."""
+    SCHEMA_VALIDATOR.validate(report)
+
+
+def write_tree(root: Path | str, files: Mapping[str | bytes, bytes]) -> None:
+    """Create ``files`` ({relative path: content}) below ``root``; bytes paths
+    allow names that are not UTF-8."""
+    root_b = os.fsencode(root)
+    for name, data in files.items():
+        rel = os.fsencode(name)
+        full = os.path.join(root_b, rel)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as handle:
+            handle.write(data)
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict[str, Any]:
+        report: dict[str, Any] = json.loads(self.stdout)
+        validate_report(report)
+        return report
+
+
+class Lab:
+    """A tmp folder with storage locations, an inventory and a state catalog."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.state = tmp / "state" / "catalog.sqlite3"
+        self.inventory = tmp / "inventory.yaml"
+        self.locations: dict[str, dict[str, Any]] = {}
+        self.datasets: dict[str, dict[str, Any]] = {}
+
+    def location(self, name: str, media: str = "disk", site: str = "site-a",
+                 create: bool = True, **extra: Any) -> Path:
+        root = self.tmp / "storage" / name
+        if create:
+            root.mkdir(parents=True, exist_ok=True)
+        self.locations[name] = {"kind": "local", "root": str(root), "media": media,
+                                "site": site, **extra}
+        return root
+
+    def dataset(self, name: str, copies: list[dict[str, Any]], **extra: Any) -> None:
+        self.datasets[name] = {"copies": copies, **extra}
+
+    def write(self, **top: Any) -> Path:
+        doc = {"version": 1, "locations": self.locations, "datasets": self.datasets, **top}
+        self.inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return self.inventory
+
+    def audit(self, *args: str, write: bool = True) -> CliResult:
+        if write:
+            self.write()
+        return run_cli("audit", str(self.inventory), "--state", str(self.state), *args)
+
+    def audit_json(self, *args: str, write: bool = True) -> tuple[int, dict[str, Any]]:
+        result = self.audit("--format", "json", *args, write=write)
+        assert result.exit_code in (0, 1, 3), result.stderr
+        return result.exit_code, result.json()
+
+    def three_copies(self, files: Mapping[str | bytes, bytes], name: str = "ds",
+                     **extra: Any) -> tuple[Path, Path, Path]:
+        """The classic 3-2-1 layout: primary on disk at site-a, a tape copy at
+        site-a, a disk copy at site-b; every copy holds ``files``."""
+        roots = (self.location("nas", "disk", "site-a"),
+                 self.location("tape", "tape", "site-a"),
+                 self.location("remote", "disk", "site-b"))
+        for root in roots:
+            write_tree(root / name, files)
+        self.dataset(name, [{"location": "nas", "path": name, "primary": True},
+                            {"location": "tape", "path": name},
+                            {"location": "remote", "path": name}], **extra)
+        return tuple(root / name for root in roots)  # type: ignore[return-value]
+
+
+def run_cli(*args: str) -> CliResult:
+    runner = CliRunner()
+    result = runner.invoke(main, list(args), catch_exceptions=False)
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+def run_subprocess(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """The installed CLI in a real process (for tracebacks, signals, stderr)."""
+    return subprocess.run([sys.executable, "-m", "threetwoone", *args], capture_output=True,
+                          text=True, timeout=120, **kwargs)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Lab:
+    return Lab(tmp_path)
+
+
+def copy_by_location(report: dict[str, Any], dataset: str, location: str) -> dict[str, Any]:
+    for ds in report["datasets"]:
+        if ds["name"] == dataset:
+            for copy in ds["copies"]:
+                if copy["location"] == location:
+                    return copy  # type: ignore[no-any-return]
+    raise AssertionError(f"no copy {location} of {dataset} in the report")
+
+
+def dataset_of(report: dict[str, Any], name: str) -> dict[str, Any]:
+    for ds in report["datasets"]:
+        if ds["name"] == name:
+            return ds  # type: ignore[no-any-return]
+    raise AssertionError(f"no dataset {name}")
