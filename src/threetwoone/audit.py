@@ -33,7 +33,7 @@ from .catalog import Catalog, ReferenceFile, SeenFile, now_iso
 from .checksums import DEFAULT_ALGORITHM
 from .inventory import CopySpec, Dataset, Inventory, Location
 from .pathnames import display
-from .policy import CopyView, Policy, count, evaluate
+from .policy import CopyView, Policy, judge
 from .results import (
     AuditResult,
     CopyResult,
@@ -332,6 +332,7 @@ class Auditor:
                                                now, "ok")))
         result.verified_files = len(made)
         result.verification = Verification.FULL
+        result.verified_at = now
         if result.problems or listing.problems:
             result.state = CopyState.ERROR
             result.detail = ("not every file of the primary could be read; no reference "
@@ -354,6 +355,7 @@ class Auditor:
         now = self.options.clock()
         to_hash: list[Entry] = []
         seen: list[tuple[str, SeenFile]] = []
+        oldest = now  # the oldest verification among the files, for max_age rules
         for path, ref in ref_files.items():
             entry = listing.files.get(path)
             if entry is None:
@@ -381,6 +383,7 @@ class Auditor:
                     and before.mtime_ns == entry.mtime_ns and before.ident == entry.ident):
                 result.cached_files += 1
                 result.bytes += entry.size
+                oldest = min(oldest, before.verified_at or 0.0)
                 seen.append((path, before))
                 continue
             to_hash.append(entry)
@@ -436,6 +439,7 @@ class Auditor:
             result.state = CopyState.INCOMPLETE
         else:
             result.state = CopyState.INTACT
+        result.verified_at = oldest
         if result.verified_files:
             digest_only = all(m.startswith("digest") for m in result.methods)
             result.verification = Verification.DIGEST if digest_only else Verification.FULL
@@ -461,31 +465,35 @@ class Auditor:
     # -- judging ---------------------------------------------------------------
     def _judge(self, dataset: Dataset, policy: Policy, reference: _Reference,
                copies: list[CopyResult], warnings: list[str]) -> DatasetResult:
+        views = [self._view(c) for c in copies]
+        judgement = judge(policy, views, self.options.clock())
         for copy in copies:
-            copy.counted = copy.state is CopyState.INTACT and copy.same_as is None
-        counted = [_view(c) for c in copies if c.counted]
-        maybe = [_view(c) for c in copies if c.same_as is None and c.state in
-                 (CopyState.UNREACHABLE, CopyState.ERROR)]
-        corrupt = sum(1 for c in copies if c.state is CopyState.CORRUPT and c.same_as is None)
-        violations = evaluate(policy, counted, corrupt)
-        if evaluate(policy, counted + maybe, corrupt):
-            status = Status.FAIL
-        elif violations:
-            status = Status.UNKNOWN
-        else:
-            status = Status.PASS
+            copy.counted = judgement.counted[copy.label]
+            reason = judgement.not_counted.get(copy.label)
+            if reason and copy.state is CopyState.INTACT and not copy.same_as:
+                warnings.append(f"copy {copy.label} not counted: {reason}")
         if reference.source == "none" and reference.detail:
             warnings.insert(0, reference.detail)
         for copy in copies:
-            if copy.state in (CopyState.INCOMPLETE, CopyState.MISSING) and not violations:
+            if (copy.state in (CopyState.INCOMPLETE, CopyState.MISSING)
+                    and judgement.status == "pass"):
                 warnings.append(f"copy {copy.label} is {copy.state.value} (not needed to pass)")
             if copy.files.extra:
                 warnings.append(f"copy {copy.label} has {copy.files.extra} file(s) not in "
                                 "the reference")
-        return DatasetResult(name=dataset.name, policy=policy.name, status=status,
-                             counts=count(counted).as_dict(), violations=violations,
-                             warnings=warnings, copies=copies, reference=reference.source,
+        return DatasetResult(name=dataset.name, policy=policy.name,
+                             status=Status(judgement.status),
+                             counts=judgement.counts.as_dict(),
+                             violations=judgement.violations, warnings=warnings,
+                             copies=copies, reference=reference.source,
                              attested=list(policy.attested))
+
+    def _view(self, copy: CopyResult) -> CopyView:
+        location = self.inventory.locations[copy.location]
+        return CopyView(label=copy.label, location=copy.location, media=copy.media,
+                        site=copy.site, offsite=copy.offsite, state=copy.state.value,
+                        same_as=copy.same_as, attributes=location.settings,
+                        verified_at=copy.verified_at)
 
 
 # -- helpers -----------------------------------------------------------------------
@@ -497,11 +505,6 @@ def _excluded(path: str, patterns: Iterable[str]) -> bool:
 
 def _is_below(path: str, folder: str) -> bool:
     return folder == "" or path.startswith(folder + "/")
-
-
-def _view(copy: CopyResult) -> CopyView:
-    return CopyView(location=copy.location, media=copy.media, site=copy.site,
-                    offsite=copy.offsite)
 
 
 def _add_method(methods: list[str], hashed: HashResult) -> list[str]:

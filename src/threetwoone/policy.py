@@ -13,7 +13,7 @@ violations; it does no I/O, so it is tested exhaustively on plain values.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -51,12 +51,21 @@ class Policy:
 
 @dataclass(frozen=True)
 class CopyView:
-    """What a policy may look at about one copy."""
+    """What a policy may look at about one copy (no I/O, no backends)."""
 
+    label: str
     location: str
     media: str
     site: str
     offsite: bool
+    #: intact | incomplete | corrupt | missing | unreachable | error
+    state: str
+    #: Another copy's label when this one is the same storage (it counts once).
+    same_as: str | None = None
+    #: The location's attributes from the inventory (immutable, offline, zone, ...).
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    #: When the copy's content was last fully established (oldest file), epoch seconds.
+    verified_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,15 +81,38 @@ class Counts:
     copies: int
     media: int
     offsite: int
-    extra: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
         return {"copies": self.copies, "media": self.media, "offsite": self.offsite}
 
 
+@dataclass(frozen=True)
+class Judgement:
+    status: str  # pass | fail | unknown
+    counts: Counts
+    violations: list[Violation]
+    #: label -> counted?
+    counted: dict[str, bool]
+    #: label -> why it does not count (only for copies that do not)
+    not_counted: dict[str, str]
+
+
+#: Copies whose content could not be established: they might be intact.
+UNDETERMINED = ("unreachable", "error")
+
+
 def count(copies: Sequence[CopyView]) -> Counts:
     return Counts(copies=len(copies), media=len({c.media for c in copies}),
                   offsite=sum(1 for c in copies if c.offsite))
+
+
+def why_not_counted(policy: Policy, copy: CopyView, now: float) -> str | None:
+    """None when ``copy`` counts toward ``policy``; else the reason in words."""
+    if copy.same_as:
+        return f"same storage as {copy.same_as}"
+    if copy.state != "intact":
+        return f"copy is {copy.state}"
+    return None
 
 
 def evaluate(policy: Policy, counted: Sequence[CopyView], corrupt: int) -> list[Violation]:
@@ -100,8 +132,29 @@ def evaluate(policy: Policy, counted: Sequence[CopyView], corrupt: int) -> list[
         have = found[rule]
         if have < required:
             violations.append(Violation(
-                rule, required, have, f"{have} {RULES[rule]}, policy requires {required}"))
+                rule, required, have,
+                f"found {have}, policy requires {required} {RULES[rule]}"))
     return violations
+
+
+def judge(policy: Policy, copies: Sequence[CopyView], now: float) -> Judgement:
+    """Count the copies and give the dataset its status (DESIGN.md):
+    ``fail`` when the policy is not met even if every undetermined copy were
+    intact; ``unknown`` when it is met only if some of them are; else ``pass``."""
+    reasons = {c.label: why_not_counted(policy, c, now) for c in copies}
+    counted = [c for c in copies if reasons[c.label] is None]
+    maybe = [c for c in copies if not c.same_as and c.state in UNDETERMINED]
+    corrupt = sum(1 for c in copies if c.state == "corrupt" and not c.same_as)
+    violations = evaluate(policy, counted, corrupt)
+    if evaluate(policy, counted + maybe, corrupt):
+        status = "fail"
+    elif violations:
+        status = "unknown"
+    else:
+        status = "pass"
+    return Judgement(status=status, counts=count(counted), violations=violations,
+                     counted={c.label: reasons[c.label] is None for c in copies},
+                     not_counted={k: v for k, v in reasons.items() if v is not None})
 
 
 # -- loading -----------------------------------------------------------------

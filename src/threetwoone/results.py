@@ -80,6 +80,9 @@ class CopyResult:
     cached_files: int = 0
     #: Another copy of the same dataset that is the same storage, if any.
     same_as: str | None = None
+    #: When this copy's content was last fully established: the oldest time over
+    #: its reference files (now for files re-read this run), epoch seconds.
+    verified_at: float | None = None
 
     @property
     def label(self) -> str:
