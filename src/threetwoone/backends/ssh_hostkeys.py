@@ -13,10 +13,10 @@ Pure Python over known_hosts text (hashed names, ``[host]:port``, patterns with
 from __future__ import annotations
 
 import base64
-import fnmatch
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -80,6 +80,12 @@ def _match_hashed(pattern: str, name: str) -> bool:
     return hmac.compare_digest(got, want)
 
 
+def _glob(pattern: str) -> re.Pattern[str]:
+    """OpenSSH patterns know only ``*`` and ``?`` (``[`` is literal: ``[host]:port``)."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                              for c in pattern))
+
+
 def host_matches(patterns: str, name: str) -> bool:
     """OpenSSH's rule: any positive pattern matches and no negated one does."""
     if patterns.startswith("|"):
@@ -88,7 +94,7 @@ def host_matches(patterns: str, name: str) -> bool:
     for pattern in patterns.split(","):
         negated = pattern.startswith("!")
         pattern = pattern.removeprefix("!")
-        if fnmatch.fnmatchcase(name.lower(), pattern.lower()):
+        if _glob(pattern.lower()).fullmatch(name.lower()):
             if negated:
                 return False
             matched = True

@@ -1,0 +1,546 @@
+"""SFTP locations: copies on a backup host reached over SSH (paramiko).
+
+Read-only by construction: the only SFTP requests sent are OPENDIR/READDIR,
+STAT/LSTAT/FSTAT, REALPATH, OPEN with the read flag only, READ and CLOSE; the
+only commands run are the fixed probe and ``cd -- DIR && exec TOOL -- FILES``
+(see :mod:`.remote_hash`).  Nothing is ever written on the remote host.
+
+How a file's content is established, per file and reported in ``via``:
+
+* ``remote xxhsum -H2`` (or ``sha256sum``, ``md5sum``...): the host hashes its
+  own disk, many files per exec; used when the probe proved the tool exists and
+  computes the requested algorithm;
+* ``sftp stream``: the bytes are read over SFTP with prefetch and hashed here;
+  used when there is no tool, no shell (``ForceCommand internal-sftp``), when
+  ``remote_hash: false``, and for every file the tool did not answer for.
+
+Faults: anything before the copy is reached is :class:`LocationUnreachable`; a
+connection lost later is retried once on a new connection, then
+:class:`CopyFailed`; one unreadable file is a ``HashResult`` with ``error``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import io
+import os
+import socket
+import stat
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, BinaryIO, TypeVar, cast
+
+import paramiko
+from paramiko.sftp import CMD_CLOSE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
+
+from ..checksums import hash_stream
+from . import remote_hash
+from .interface import (
+    Backend,
+    CopyFailed,
+    Entry,
+    EntryKind,
+    HashResult,
+    LocationUnreachable,
+    ProgressCallback,
+    RootInfo,
+    WalkProblem,
+)
+from .remote_hash import TOOLS, Item, Tool
+from .ssh_connect import (
+    MAX_CHANNELS,
+    Connection,
+    Target,
+    acquire,
+    describe,
+    release,
+    resolve_target,
+)
+
+T = TypeVar("T")
+
+#: Streaming: files per task and read requests kept in flight per file.
+STREAM_BATCH_FILES = 64
+STREAM_BATCH_BYTES = 64 * 1024 * 1024
+PREFETCH_REQUESTS = 128
+#: A remote hash of a big file prints nothing until done: allow this slow a disk.
+SLOWEST_REMOTE_DISK = 8 * 1024 * 1024
+VIA_STREAM = "sftp stream"
+
+
+class _Lost(Exception):
+    """The connection under an operation is gone (or stopped answering)."""
+
+    def __init__(self, generation: int, cause: BaseException) -> None:
+        super().__init__(describe(cause))
+        self.generation = generation
+
+
+class _Budget:
+    """One reconnect per operation (a walk, a hash_files call), shared by workers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.left = 1
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.left:
+                self.left -= 1
+                return True
+            return False
+
+
+def sftp_error(exc: BaseException) -> str:
+    """One line for an SFTP status error on a file."""
+    code = getattr(exc, "errno", None)
+    if code == errno.EACCES:
+        return "permission denied"
+    if code == errno.ENOENT:
+        return "no such file (removed during the audit?)"
+    text = str(exc.args[-1] if getattr(exc, "args", None) else exc).strip()
+    return text or type(exc).__name__
+
+
+def _join(folder: bytes, relpath: str) -> bytes:
+    rel = os.fsencode(relpath)
+    if not rel:
+        return folder
+    return folder.rstrip(b"/") + b"/" + rel if folder not in (b"", b".") else rel
+
+
+class SFTPBackend(Backend):
+    kind = "sftp"
+
+    def __init__(self, name: str, location: Any) -> None:
+        super().__init__(name, location)
+        self._target: Target | None = None
+        self._conn: Connection | None = None
+        self._closed = False
+
+    # -- life cycle ----------------------------------------------------------
+    @property
+    def target(self) -> Target:
+        if self._target is None:
+            settings = self.location.settings
+            self._target = resolve_target(str(settings["host"]), settings)
+        return self._target
+
+    def connect(self) -> None:
+        if self._conn is not None:
+            return
+        self._conn = acquire(self.target)
+        root = self._location_root()
+        try:
+            attrs = self._sftp_call(lambda client: client.stat(root), _Budget())
+        except CopyFailed as exc:
+            self.close()
+            raise LocationUnreachable(str(exc)) from None
+        except OSError as exc:
+            self.close()
+            shown = os.fsdecode(root) or "."
+            raise LocationUnreachable(
+                f"{self.target.label}: location root {shown}: {sftp_error(exc)}") from None
+        if not stat.S_ISDIR(attrs.st_mode or 0):
+            self.close()
+            raise LocationUnreachable(f"{self.target.label}: location root "
+                                      f"{os.fsdecode(root)} is not a directory")
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            release(conn)
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            self.connect()
+        assert self._conn is not None
+        return self._conn
+
+    # -- paths ----------------------------------------------------------------
+    def _location_root(self) -> bytes:
+        """The root as SFTP takes it: ``~/x`` and relative roots are relative to
+        the login folder, as in ``sftp`` itself."""
+        root = self.location.root.strip() or "."
+        if root == "~":
+            root = "."
+        elif root.startswith("~/"):
+            root = root[2:] or "."
+        return os.fsencode(root)
+
+    def full_path(self, path: str) -> bytes:
+        return _join(self._location_root(), path.strip("/"))
+
+    # -- error handling ---------------------------------------------------------
+    def _lost(self, generation: int, exc: BaseException) -> _Lost | None:
+        """_Lost if ``exc`` means the connection died; None if it is about a file."""
+        if isinstance(exc, (TimeoutError, socket.timeout)):
+            self.conn.drop(generation)
+            return _Lost(generation, exc)
+        if isinstance(exc, (paramiko.SSHException, EOFError, OSError)) and \
+                not self.conn.is_active():
+            return _Lost(generation, exc)
+        if isinstance(exc, (paramiko.SSHException, EOFError)) and \
+                self.conn.generation != generation:
+            return _Lost(generation, exc)
+        return None
+
+    def _retrying(self, operation: Callable[[int], T], budget: _Budget) -> T:
+        """Run ``operation(generation)``; after a lost connection reconnect once
+        (per budget) and run it again."""
+        attempts = 0
+        while True:
+            generation = self.conn.generation
+            try:
+                return operation(generation)
+            except _Lost as lost:
+                cause: BaseException = lost
+                generation = lost.generation
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                found = self._lost(generation, exc)
+                if found is None:
+                    raise
+                cause = found
+            attempts += 1
+            conn = self.conn
+            label = self.target.label
+            if attempts <= 3 and conn.generation != generation and conn.is_active():
+                continue  # another worker already reconnected
+            if attempts > 3 or not budget.take():
+                raise CopyFailed(f"{label}: connection lost again after reconnecting "
+                                 f"({cause})") from None
+            try:
+                conn.reconnect(generation)
+            except LocationUnreachable as exc:
+                raise CopyFailed(f"{label}: connection lost ({cause}) and reconnecting "
+                                 f"failed: {str(exc).removeprefix(label + ': ')}") from None
+
+    def _sftp_call(self, fn: Callable[[paramiko.SFTPClient], T], budget: _Budget) -> T:
+        def operation(generation: int) -> T:
+            with self.conn.sftp() as (client, _gen):
+                return fn(client)
+        return self._retrying(operation, budget)
+
+    # -- reading ----------------------------------------------------------------
+    def stat_root(self, path: str) -> RootInfo | None:
+        full = self.full_path(path)
+
+        def look(client: paramiko.SFTPClient) -> tuple[paramiko.SFTPAttributes, str] | None:
+            try:
+                attrs = client.stat(full)
+            except OSError as exc:
+                if getattr(exc, "errno", None) == errno.ENOENT:
+                    return None
+                raise
+            try:
+                real = client.normalize(full)
+            except (UnicodeDecodeError, OSError):
+                real = os.fsdecode(full)
+            return attrs, real
+
+        try:
+            found = self._sftp_call(look, _Budget())
+        except OSError as exc:
+            raise CopyFailed(f"{self.target.label}: cannot stat {os.fsdecode(full)}: "
+                             f"{sftp_error(exc)}") from None
+        if found is None:
+            return None
+        attrs, real = found
+        if not stat.S_ISDIR(attrs.st_mode or 0):
+            raise CopyFailed(f"{self.target.label}: {os.fsdecode(full)} is not a directory")
+        target = self.target
+        return RootInfo(identity=f"sftp:{target.hostname.lower()}:{target.port}:{real}")
+
+    def _listdir(self, folder: bytes, budget: _Budget) -> list[tuple[str, paramiko.SFTPAttributes]]:
+        return self._sftp_call(lambda client: _readdir(client, folder), budget)
+
+    def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
+        top = self.full_path(path)
+        budget = _Budget()
+        try:
+            listing = self._listdir(top, budget)
+        except OSError as exc:
+            yield WalkProblem("", sftp_error(exc))
+            return
+        stack: list[tuple[str, Iterator[tuple[str, paramiko.SFTPAttributes]]]] = [
+            ("", iter(listing))]
+        while stack:
+            prefix, items = stack[-1]
+            item = next(items, None)
+            if item is None:
+                stack.pop()
+                continue
+            name, attrs = item
+            rel = prefix + name
+            mode = attrs.st_mode or 0
+            if stat.S_ISDIR(mode):
+                try:
+                    children = self._listdir(_join(top, rel), budget)
+                except OSError as exc:
+                    yield WalkProblem(rel, sftp_error(exc))
+                    continue
+                stack.append((rel + "/", iter(children)))
+            elif stat.S_ISREG(mode):
+                mtime = attrs.st_mtime
+                yield Entry(rel, EntryKind.FILE, attrs.st_size or 0,
+                            int(mtime) * 1_000_000_000 if mtime is not None else None)
+            elif stat.S_ISLNK(mode):
+                yield Entry(rel, EntryKind.SYMLINK, 0, None)
+            else:
+                yield Entry(rel, EntryKind.SPECIAL, 0, None)
+
+    def open_read(self, path: str, relpath: str) -> BinaryIO:
+        full = _join(self.full_path(path), relpath)
+        transport, _gen = self.conn.transport
+        try:
+            client = paramiko.SFTPClient.from_transport(transport)
+            if client is None:
+                raise EOFError("the server refused an SFTP session")
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise CopyFailed(f"{self.target.label}: {describe(exc)}") from None
+        try:
+            handle = client.open(full, "r")
+            size = handle.stat().st_size or 0
+            handle.prefetch(size, max_concurrent_requests=PREFETCH_REQUESTS)
+        except BaseException:
+            client.close()
+            raise
+        return cast(BinaryIO, io.BufferedReader(_RemoteFile(client, handle),
+                                                buffer_size=1 << 20))
+
+    # -- hashing ------------------------------------------------------------------
+    def _remote_tools(self, algorithms: Sequence[str], budget: _Budget) -> list[Tool]:
+        """Tools to hash ``algorithms`` on the host (all that exist, in the
+        caller's order), or [] to stream.  Probed once per connection."""
+        if self.location.settings.get("remote_hash") is False:
+            return []
+        if not any(a in TOOLS for a in algorithms):
+            return []
+        conn = self.conn
+        if conn.remote_tools is None:
+            def probe(generation: int) -> frozenset[str]:
+                try:
+                    status, out, _err = conn.run(remote_hash.probe_command(),
+                                                 self.target.timeout)
+                except (paramiko.SSHException, EOFError, OSError) as exc:
+                    lost = self._lost(generation, exc)
+                    if lost:
+                        raise lost from None
+                    return frozenset()  # no exec channel allowed: stream
+                if status == -1 and not conn.is_active():
+                    raise _Lost(generation, EOFError("connection closed"))
+                return remote_hash.parse_probe(out)
+            conn.remote_tools = self._retrying(probe, budget)
+        return [TOOLS[a] for a in algorithms if a in TOOLS and a in conn.remote_tools]
+
+    def hash_files(
+        self,
+        path: str,
+        entries: Sequence[Entry],
+        algorithms: Sequence[str],
+        *,
+        workers: int = 1,
+        force_full: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[HashResult]:
+        folder = self.full_path(path)
+        algorithms = list(algorithms)
+        budget = _Budget()
+        tools = self._remote_tools(algorithms, budget) if entries else []
+        tasks: Iterator[Callable[[], list[HashResult]]]
+        if tools:
+            items = (Item(i, os.fsencode(e.path), e.size) for i, e in enumerate(entries))
+            tasks = (functools.partial(self._remote_batch, folder, entries, batch, tools,
+                                       algorithms, budget, progress)
+                     for batch in remote_hash.batches(items))
+        else:
+            tasks = (functools.partial(self._stream_batch, folder, batch, algorithms, budget,
+                                       progress)
+                     for batch in _stream_batches(entries))
+        workers = max(1, min(workers, MAX_CHANNELS))
+        if workers == 1:
+            for task in tasks:
+                yield from task()
+            return
+        yield from _parallel(tasks, workers)
+
+    def _remote_batch(self, folder: bytes, entries: Sequence[Entry], batch: list[Item],
+                      tools: list[Tool], algorithms: list[str], budget: _Budget,
+                      progress: ProgressCallback | None) -> list[HashResult]:
+        names = [item.name for item in batch]
+        digests: list[dict[str, str]] = [{} for _ in batch]
+        largest = max(item.size for item in batch)
+        timeout = self.target.timeout + largest / SLOWEST_REMOTE_DISK
+        for tool in tools:
+            command = remote_hash.batch_command(tool, folder, names)
+
+            def run(generation: int, command: bytes = command) -> tuple[int, bytes]:
+                conn = self.conn
+                try:
+                    status, out, _err = conn.run(command, timeout)
+                except (paramiko.SSHException, EOFError, OSError) as exc:
+                    lost = self._lost(generation, exc)
+                    if lost:
+                        raise lost from None
+                    return -1, b""
+                if status == -1 and not conn.is_active():
+                    raise _Lost(generation, EOFError("connection closed"))
+                return status, out
+
+            status, out = self._retrying(run, budget)
+            parsed = remote_hash.parse_output(out, names, tool.hexlen)
+            if parsed is None or status not in (0, 1) or (
+                    status == 0 and len(parsed) != len(names)):
+                parsed = {}  # not accounted for: distrust, stream below
+            for index, digest in parsed.items():
+                digests[index][tool.algorithm] = digest
+        results: list[HashResult] = []
+        fallback: list[Entry] = []
+        via = ", ".join(tool.via for tool in tools)
+        for item, found in zip(batch, digests, strict=True):
+            entry = entries[item.index]
+            if len(found) == len(tools):
+                ordered = {a: found[a] for a in algorithms if a in found}
+                results.append(HashResult(entry.path, ordered, size=entry.size,
+                                          method="full", via=via))
+                if progress:
+                    progress(1, entry.size)
+            else:
+                fallback.append(entry)
+        if fallback:
+            results += self._stream_batch(folder, fallback, algorithms, budget, progress)
+        return results
+
+    def _stream_batch(self, folder: bytes, entries: Sequence[Entry], algorithms: list[str],
+                      budget: _Budget, progress: ProgressCallback | None
+                      ) -> list[HashResult]:
+        results: list[HashResult] = []
+        for entry in entries:
+            full = _join(folder, entry.path)
+            try:
+                result = self._sftp_call(
+                    functools.partial(_stream_one, full=full, entry=entry,
+                                      algorithms=algorithms), budget)
+            except OSError as exc:
+                result = HashResult(entry.path, {}, error=sftp_error(exc))
+            if progress and result.error is None:
+                progress(1, result.size)
+            results.append(result)
+        return results
+
+
+def _readdir(client: paramiko.SFTPClient, folder: bytes
+             ) -> list[tuple[str, paramiko.SFTPAttributes]]:
+    """``listdir_attr`` that keeps names as bytes (paramiko's decodes them as
+    strict UTF-8 and fails on other names): one OPENDIR, READDIRs, CLOSE.
+    Names come back decoded with os.fsdecode rules, sorted."""
+    raw = cast(Any, client)
+    kind, msg = raw._request(CMD_OPENDIR, folder)
+    handle = msg.get_binary()
+    found: list[tuple[str, paramiko.SFTPAttributes]] = []
+    try:
+        while True:
+            try:
+                kind, msg = raw._request(CMD_READDIR, handle)
+            except EOFError:
+                break  # end of the folder (a dead channel fails the CLOSE below)
+            if kind != CMD_NAME:
+                raise paramiko.SFTPError("expected a name response")
+            for _ in range(msg.get_int()):
+                name = msg.get_string()
+                longname = msg.get_string()
+                attrs = cast(Any, paramiko.SFTPAttributes)._from_msg(msg, name, longname)
+                if name not in (b".", b".."):
+                    found.append((os.fsdecode(name), attrs))
+    except BaseException:
+        with contextlib.suppress(Exception):  # the first error is the one to report
+            raw._request(CMD_CLOSE, handle)
+        raise
+    raw._request(CMD_CLOSE, handle)
+    found.sort(key=lambda pair: pair[0])
+    return found
+
+
+def _stream_one(client: paramiko.SFTPClient, full: bytes, entry: Entry,
+                algorithms: list[str]) -> HashResult:
+    with client.open(full, "r") as handle:
+        before = handle.stat()
+        if not stat.S_ISREG(before.st_mode or 0):
+            return HashResult(entry.path, {}, error="no longer a regular file (not read)")
+        size = before.st_size or 0
+        handle.prefetch(size, max_concurrent_requests=PREFETCH_REQUESTS)
+        digests, total = hash_stream(handle.read, algorithms)
+        after = handle.stat()
+    if total != size or after.st_size != size or after.st_mtime != before.st_mtime:
+        return HashResult(entry.path, {}, error="changed while being read")
+    return HashResult(entry.path, digests, size=total, method="full", via=VIA_STREAM)
+
+
+class _RemoteFile(io.RawIOBase):
+    """An SFTP file with its own session, closed together."""
+
+    def __init__(self, client: paramiko.SFTPClient, handle: paramiko.SFTPFile) -> None:
+        self._client = client
+        self._handle = handle
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._handle.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._handle.close()
+            finally:
+                self._client.close()
+        super().close()
+
+
+def _stream_batches(entries: Sequence[Entry]) -> Iterator[list[Entry]]:
+    batch: list[Entry] = []
+    size = 0
+    for entry in entries:
+        batch.append(entry)
+        size += entry.size
+        if size >= STREAM_BATCH_BYTES or len(batch) >= STREAM_BATCH_FILES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _parallel(tasks: Iterator[Callable[[], list[HashResult]]], workers: int
+              ) -> Iterator[HashResult]:
+    """Run tasks on ``workers`` threads, a bounded number in flight; the first
+    CopyFailed stops the rest."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sftp") as pool:
+        running: set[Future[list[HashResult]]] = set()
+
+        def submit_next() -> bool:
+            task = next(tasks, None)
+            if task is None:
+                return False
+            running.add(pool.submit(task))
+            return True
+
+        for _ in range(workers * 2):
+            if not submit_next():
+                break
+        try:
+            while running:
+                done, _pending = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    running.discard(future)
+                    yield from future.result()
+                    submit_next()
+        finally:
+            for future in running:
+                future.cancel()

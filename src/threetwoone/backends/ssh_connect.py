@@ -1,0 +1,552 @@
+"""Reaching an SSH host the way ``ssh`` would, or saying in one line why not.
+
+``~/.ssh/config`` is honoured (HostName, User, Port, IdentityFile,
+IdentitiesOnly, ProxyJump, ProxyCommand, UserKnownHostsFile,
+GlobalKnownHostsFile, HostKeyAlias, ConnectTimeout); the inventory's keys win
+over it, as options on the ``ssh`` command line do.  Authentication is by key
+only (identity files, ssh-agent, default ``~/.ssh/id_*``): an audit runs from
+cron and must never stop at a prompt.
+
+One :class:`Connection` (one TCP connection, one SSH transport) serves every
+location on the same host and account; workers open channels on it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import getpass
+import os
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import paramiko
+
+from .interface import LocationUnreachable
+from .ssh_hostkeys import (
+    HostKeyRefused,
+    ServerKey,
+    check_host_key,
+    default_known_hosts_files,
+    host_entry_name,
+    known_key_types,
+)
+
+DEFAULT_TIMEOUT = 30.0
+#: OpenSSH allows 10 sessions per connection (MaxSessions); stay below.
+MAX_CHANNELS = 8
+#: Per-channel window: the default 2 MiB starves a fast link; 16 MiB lets SFTP
+#: prefetch keep the pipe full without unbounded memory.
+WINDOW_SIZE = 16 * 1024 * 1024
+MAX_PACKET = 32768
+DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything needed to open one SSH connection, resolved from the
+    inventory and ``~/.ssh/config``."""
+
+    alias: str
+    hostname: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...] = ()
+    identities_only: bool = False
+    default_keys: tuple[str, ...] = ()
+    proxy_command: str | None = None
+    proxy_jump: str | None = None
+    known_hosts: tuple[str, ...] = ()
+    host_key_alias: str | None = None
+    host_key_pin: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    #: Where the refusal message tells the user to add a key.
+    trust_file: str = "~/.ssh/known_hosts"
+    config_file: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.user}@{host_entry_name(self.hostname, self.port)}"
+
+    def key(self) -> tuple[Any, ...]:
+        """Two locations with equal keys share one connection."""
+        return (self.hostname, self.port, self.user, self.identity_files,
+                self.identities_only, self.proxy_command, self.proxy_jump, self.known_hosts,
+                self.host_key_alias, self.host_key_pin)
+
+
+def _ssh_home() -> str:
+    return os.path.join(os.path.expanduser("~"), ".ssh")
+
+
+def _load_config(path: str) -> paramiko.SSHConfig | None:
+    if not os.path.isfile(path):
+        return None
+    try:
+        return paramiko.SSHConfig.from_path(path)
+    except Exception as exc:  # ConfigParseError, OSError, a bad Match exec
+        raise LocationUnreachable(f"cannot read {path}: {exc}") from None
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return str(value).split()
+
+
+def resolve_target(host: str, settings: Mapping[str, Any],
+                   config_path: str | None = None) -> Target:
+    """The connection ``host`` means, with ``settings`` (inventory keys:
+    port, user, identity_file, known_hosts, host_key, timeout) winning over
+    ``~/.ssh/config``."""
+    config_path = config_path or os.path.join(_ssh_home(), "config")
+    config = _load_config(config_path)
+    options: dict[str, Any] = dict(config.lookup(host)) if config else {"hostname": host}
+    hostname = str(options.get("hostname") or host)
+    port = settings.get("port")
+    if port is None:
+        try:
+            port = int(options.get("port", 22))
+        except ValueError:
+            raise LocationUnreachable(
+                f"{config_path}: Port for {host} is not a number") from None
+    user = settings.get("user") or options.get("user") or getpass.getuser()
+    identity: list[str] = []
+    if settings.get("identity_file"):
+        identity.append(str(settings["identity_file"]))
+    identity += [os.path.expanduser(p) for p in _as_list(options.get("identityfile"))]
+    identities_only = str(options.get("identitiesonly", "no")).lower() == "yes"
+    defaults = () if identity else tuple(os.path.join(_ssh_home(), k) for k in DEFAULT_KEYS)
+    proxy_command = options.get("proxycommand")
+    if proxy_command and str(proxy_command).lower() == "none":
+        proxy_command = None
+    proxy_jump = options.get("proxyjump")
+    if proxy_jump and str(proxy_jump).lower() == "none":
+        proxy_jump = None
+    user_files, system_files = default_known_hosts_files()
+    if options.get("userknownhostsfile"):
+        user_files = [os.path.expanduser(p) for p in _as_list(options["userknownhostsfile"])]
+    if options.get("globalknownhostsfile"):
+        system_files = [os.path.expanduser(p)
+                        for p in _as_list(options["globalknownhostsfile"])]
+    known = list(user_files) + list(system_files)
+    trust_file = user_files[0] if user_files else "~/.ssh/known_hosts"
+    if settings.get("known_hosts"):
+        known.insert(0, str(settings["known_hosts"]))
+        trust_file = str(settings["known_hosts"])
+    timeout = settings.get("timeout")
+    if timeout is None:
+        try:
+            timeout = float(options.get("connecttimeout", DEFAULT_TIMEOUT))
+        except ValueError:
+            timeout = DEFAULT_TIMEOUT
+    return Target(
+        alias=host, hostname=hostname, port=int(port), user=str(user),
+        identity_files=tuple(dict.fromkeys(identity)), identities_only=identities_only,
+        default_keys=defaults,
+        proxy_command=str(proxy_command) if proxy_command else None,
+        proxy_jump=str(proxy_jump) if proxy_jump else None,
+        known_hosts=tuple(dict.fromkeys(known)),
+        host_key_alias=str(options["hostkeyalias"]) if options.get("hostkeyalias") else None,
+        host_key_pin=str(settings["host_key"]) if settings.get("host_key") else None,
+        timeout=float(timeout), trust_file=trust_file,
+        config_file=config_path if config else None)
+
+
+def _parse_jump(spec: str) -> tuple[str | None, str, int | None]:
+    """``[user@]host[:port]`` (one hop of ProxyJump)."""
+    user = None
+    if "@" in spec:
+        user, spec = spec.rsplit("@", 1)
+    port = None
+    if spec.startswith("["):
+        host, _, rest = spec[1:].partition("]")
+        if rest.startswith(":"):
+            port = int(rest[1:])
+    elif spec.count(":") == 1:
+        host, _, port_text = spec.partition(":")
+        port = int(port_text)
+    else:
+        host = spec
+    return user, host, port
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason for a network or SSH failure."""
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host name ({exc.strerror or exc})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return "timed out"
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        return "connection refused"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower() if exc.strerror[:1].isupper() else exc.strerror
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text
+
+
+@dataclass
+class _Opened:
+    transport: paramiko.Transport
+    #: Jump hosts' transports, closed with the main one.
+    hops: list[paramiko.Transport] = field(default_factory=list)
+    host_key_note: str = ""
+
+    def close(self) -> None:
+        for transport in [self.transport, *reversed(self.hops)]:
+            with contextlib.suppress(Exception):
+                transport.close()
+
+
+def _open_socket(target: Target) -> tuple[Any, list[paramiko.Transport]]:
+    where = f"{target.hostname}:{target.port}"
+    if target.proxy_jump:
+        hops: list[paramiko.Transport] = []
+        via: paramiko.Transport | None = None
+        chain = [hop.strip() for hop in target.proxy_jump.split(",") if hop.strip()]
+        try:
+            for hop in chain:
+                user, host, port = _parse_jump(hop)
+                settings: dict[str, Any] = {"timeout": target.timeout}
+                if user:
+                    settings["user"] = user
+                if port:
+                    settings["port"] = port
+                jump = resolve_target(host, settings, target.config_file)
+                # A jump host's own ProxyJump is the chain we are already following.
+                jump = Target(**{**jump.__dict__, "proxy_jump": None, "proxy_command": None})
+                opened = _open(jump, via)
+                hops.extend(opened.hops)
+                hops.append(opened.transport)
+                via = opened.transport
+            assert via is not None
+            channel = via.open_channel("direct-tcpip", (target.hostname, target.port),
+                                       ("127.0.0.1", 0), timeout=target.timeout)
+        except LocationUnreachable as exc:
+            for transport in hops:
+                transport.close()
+            raise LocationUnreachable(f"via ProxyJump {target.proxy_jump}: {exc}") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            for transport in hops:
+                transport.close()
+            raise LocationUnreachable(
+                f"{target.label}: ProxyJump {target.proxy_jump} could not reach "
+                f"{where}: {describe(exc)}") from None
+        return channel, hops
+    if target.proxy_command:
+        try:
+            return paramiko.ProxyCommand(target.proxy_command), []
+        except Exception as exc:
+            raise LocationUnreachable(
+                f"{target.label}: ProxyCommand failed: {describe(exc)}") from None
+    try:
+        sock = socket.create_connection((target.hostname, target.port), timeout=target.timeout)
+    except socket.gaierror as exc:
+        raise LocationUnreachable(
+            f"{target.label}: cannot resolve host name {target.hostname!r} "
+            f"({exc.strerror or exc})") from None
+    except TimeoutError:
+        raise LocationUnreachable(
+            f"{target.label}: timed out after {target.timeout:g}s connecting to {where}"
+        ) from None
+    except OSError as exc:
+        raise LocationUnreachable(f"{target.label}: cannot connect to {where}: "
+                                  f"{describe(exc)}") from None
+    return sock, []
+
+
+def _open(target: Target, via: paramiko.Transport | None = None) -> _Opened:
+    if via is not None:
+        try:
+            sock: Any = via.open_channel("direct-tcpip", (target.hostname, target.port),
+                                         ("127.0.0.1", 0), timeout=target.timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise LocationUnreachable(f"{target.label}: cannot reach it through the "
+                                      f"previous jump host: {describe(exc)}") from None
+        hops: list[paramiko.Transport] = []
+    else:
+        sock, hops = _open_socket(target)
+    transport = paramiko.Transport(sock, default_window_size=WINDOW_SIZE,
+                                   default_max_packet_size=MAX_PACKET)
+    opened = _Opened(transport, hops)
+    try:
+        _handshake(target, transport, opened)
+        _authenticate(target, transport)
+        transport.set_keepalive(max(5, int(target.timeout / 3)))
+    except BaseException:
+        opened.close()
+        raise
+    return opened
+
+
+def _key_names(target: Target) -> list[str]:
+    if target.host_key_alias:
+        return [target.host_key_alias]
+    return [host_entry_name(target.hostname, target.port)]
+
+
+def _handshake(target: Target, transport: paramiko.Transport, opened: _Opened) -> None:
+    names = _key_names(target)
+    if target.host_key_pin is None:
+        preferred = known_key_types(target.known_hosts, names)
+        if preferred:
+            options = transport.get_security_options()
+            available = list(options.key_types)
+            first = [t for t in preferred if t in available]
+            options.key_types = first + [t for t in available if t not in first]
+    transport.banner_timeout = target.timeout
+    transport.auth_timeout = target.timeout
+    try:
+        transport.start_client(timeout=target.timeout)
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise LocationUnreachable(f"{target.label}: SSH handshake failed: "
+                                  f"{describe(exc)}") from None
+    key = transport.get_remote_server_key()
+    server = ServerKey(key.get_name(), key.asbytes())
+    host = target.host_key_alias or target.hostname
+    try:
+        opened.host_key_note = check_host_key(
+            server, host=host, port=22 if target.host_key_alias else target.port,
+            names=names, files=target.known_hosts, pin=target.host_key_pin,
+            trust_file=target.trust_file)
+    except HostKeyRefused as exc:
+        raise LocationUnreachable(f"{target.label}: {exc}") from None
+
+
+def _load_key(path: str) -> tuple[paramiko.PKey | None, str | None]:
+    """(key, None) or (None, why it was skipped)."""
+    try:
+        return paramiko.PKey.from_path(path), None
+    except paramiko.PasswordRequiredException:
+        return None, f"{path} is encrypted (add it to ssh-agent)"
+    except FileNotFoundError:
+        return None, None
+    except (paramiko.SSHException, OSError, ValueError) as exc:
+        return None, f"{path}: {describe(exc)}"
+
+
+def _public_blob(path: str) -> bytes | None:
+    try:
+        with open(path + ".pub", encoding="ascii", errors="replace") as handle:
+            fields = handle.read().split()
+        return base64.b64decode(fields[1]) if len(fields) > 1 else None
+    except (OSError, ValueError):
+        return None
+
+
+def _authenticate(target: Target, transport: paramiko.Transport) -> None:
+    tried: list[str] = []
+    skipped: list[str] = []
+    candidates: list[tuple[str, paramiko.PKey]] = []
+    for path in target.identity_files:
+        key, why = _load_key(path)
+        if key is not None:
+            candidates.append((path, key))
+        elif why:
+            skipped.append(why)
+        elif path in target.identity_files[:1] and not os.path.exists(path):
+            skipped.append(f"{path} does not exist")
+    agent_keys: list[paramiko.AgentKey] = []
+    if os.environ.get("SSH_AUTH_SOCK"):
+        with contextlib.suppress(paramiko.SSHException, OSError):
+            agent_keys = list(paramiko.Agent().get_keys())
+    if target.identities_only:
+        wanted = {_public_blob(p) for p in target.identity_files} - {None}
+        agent_keys = [k for k in agent_keys if k.asbytes() in wanted]
+    seen = {key.asbytes() for _, key in candidates}
+    for agent_key in agent_keys:
+        if agent_key.asbytes() not in seen:
+            candidates.append((f"ssh-agent key {agent_key.get_name()}", agent_key))
+            seen.add(agent_key.asbytes())
+    for path in target.default_keys:
+        key, why = _load_key(path)
+        if key is not None and key.asbytes() not in seen:
+            candidates.append((path, key))
+            seen.add(key.asbytes())
+        elif why:
+            skipped.append(why)
+    for label, key in candidates:
+        try:
+            transport.auth_publickey(target.user, key)
+        except paramiko.BadAuthenticationType as exc:
+            raise LocationUnreachable(
+                f"{target.label}: authentication failed: the server does not accept keys "
+                f"(allowed: {', '.join(exc.allowed_types) or 'none'})") from None
+        except paramiko.AuthenticationException:
+            tried.append(label)
+            continue
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise LocationUnreachable(f"{target.label}: authentication failed: "
+                                      f"{describe(exc)}") from None
+        if transport.is_authenticated():
+            return
+    detail = f"tried {', '.join(tried)}" if tried else "no usable key"
+    if skipped:
+        detail += f"; skipped {'; '.join(skipped)}"
+    raise LocationUnreachable(f"{target.label}: authentication failed ({detail})")
+
+
+class Connection:
+    """One SSH transport to a host, shared by the locations that use it, with a
+    bounded number of channels and one reconnect per failure generation."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._lock = threading.Lock()
+        self._opened: _Opened | None = None
+        self.generation = 0
+        self.channels = threading.BoundedSemaphore(MAX_CHANNELS)
+        self._idle_sftp: list[tuple[int, paramiko.SFTPClient]] = []
+        #: Algorithms the host can hash itself (probed once; None = not yet).
+        self.remote_tools: frozenset[str] | None = None
+        self.users = 0
+
+    # -- life cycle ---------------------------------------------------------
+    def open(self) -> None:
+        with self._lock:
+            if self._opened is None or not self._opened.transport.is_active():
+                self._replace()
+
+    def _replace(self) -> None:
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
+        self._idle_sftp.clear()
+        self._opened = _open(self.target)
+        self.generation += 1
+
+    def reconnect(self, seen_generation: int) -> None:
+        """Open a new transport, unless another worker already did since
+        ``seen_generation``.  Raise LocationUnreachable if the host is gone."""
+        with self._lock:
+            if self.generation != seen_generation and self._opened is not None \
+                    and self._opened.transport.is_active():
+                return
+            self._replace()
+
+    def drop(self, generation: int) -> None:
+        """Give up on a transport that stopped answering (a timeout)."""
+        with self._lock:
+            if self.generation == generation and self._opened is not None:
+                self._opened.transport.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for _gen, client in self._idle_sftp:
+                with contextlib.suppress(Exception):
+                    client.close()
+            self._idle_sftp.clear()
+            if self._opened is not None:
+                self._opened.close()
+                self._opened = None
+
+    def is_active(self) -> bool:
+        opened = self._opened
+        return opened is not None and opened.transport.is_active()
+
+    @property
+    def transport(self) -> tuple[paramiko.Transport, int]:
+        with self._lock:
+            if self._opened is None:
+                raise EOFError("not connected")
+            return self._opened.transport, self.generation
+
+    # -- channels -------------------------------------------------------------
+    @contextlib.contextmanager
+    def sftp(self) -> Iterator[tuple[paramiko.SFTPClient, int]]:
+        """An SFTP session (a channel) for one worker, reused when returned."""
+        with self.channels:
+            client: paramiko.SFTPClient | None = None
+            with self._lock:
+                while self._idle_sftp:
+                    gen, idle = self._idle_sftp.pop()
+                    if gen == self.generation:
+                        client, generation = idle, gen
+                        break
+            if client is None:
+                transport, generation = self.transport
+                client = paramiko.SFTPClient.from_transport(
+                    transport, window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET)
+                if client is None:
+                    raise EOFError("the server refused an SFTP session")
+            channel = client.get_channel()
+            if channel is not None:
+                channel.settimeout(self.target.timeout)
+            ok = False
+            try:
+                yield client, generation
+                ok = True
+            finally:
+                if ok:
+                    with self._lock:
+                        if generation == self.generation:
+                            self._idle_sftp.append((generation, client))
+                            client = None
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        client.close()
+
+    def run(self, command: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+        """Run ``command`` with no stdin; (exit status or -1, stdout, stderr).
+        ``timeout`` bounds each wait for output, not the whole command."""
+        with self.channels:
+            transport, _generation = self.transport
+            channel = transport.open_session(timeout=self.target.timeout)
+            try:
+                channel.settimeout(timeout)
+                channel.exec_command(command)
+                channel.shutdown_write()
+                out = bytearray()
+                err = bytearray()
+                while True:
+                    chunk = channel.recv(1 << 16)
+                    while channel.recv_stderr_ready():
+                        err += channel.recv_stderr(1 << 16)
+                    if not chunk:
+                        break
+                    out += chunk
+                while True:
+                    chunk = channel.recv_stderr(1 << 16)
+                    if not chunk:
+                        break
+                    err += chunk
+                # -1 when the channel closed without a status (killed, dropped).
+                return channel.recv_exit_status(), bytes(out), bytes(err)
+            finally:
+                channel.close()
+
+
+_POOL: dict[tuple[Any, ...], Connection] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def acquire(target: Target) -> Connection:
+    """The shared connection for ``target``, opened (LocationUnreachable if not)."""
+    with _POOL_LOCK:
+        connection = _POOL.get(target.key())
+        if connection is None:
+            connection = _POOL[target.key()] = Connection(target)
+        connection.users += 1
+    try:
+        connection.open()
+    except BaseException:
+        release(connection)
+        raise
+    return connection
+
+
+def release(connection: Connection) -> None:
+    with _POOL_LOCK:
+        connection.users -= 1
+        if connection.users > 0:
+            return
+        if _POOL.get(connection.target.key()) is connection:
+            del _POOL[connection.target.key()]
+    connection.close()
