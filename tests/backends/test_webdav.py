@@ -1,0 +1,388 @@
+"""The WebDAV backend against real servers on loopback: XRootD (answers
+``Want-Digest`` like dCache) and WsgiDAV (no digests, basic auth)."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backends.conftest_webdav import DavSite
+from servers.xrootd import forge_checksum, free_port
+from threetwoone.backends.interface import (
+    CopyFailed,
+    Entry,
+    EntryKind,
+    HashResult,
+    LocationUnreachable,
+    WalkProblem,
+)
+from threetwoone.backends.webdav import WebDAVBackend
+from threetwoone.checksums import hash_bytes
+from threetwoone.inventory import Location
+
+ALL = ("xxh3_128", "md5", "adler32", "sha256")
+
+FILES: dict[str | bytes, bytes] = {
+    "a.txt": b"hello\n",
+    "sub/b.bin": bytes(range(256)) * 800,
+    "sub/deeper/c.dat": b"c" * 10,
+    "sub/empty": b"",
+    "name with space ü.txt": b"unicode name",
+    "100%25.txt": b"a name that looks percent-encoded",
+    "a.b/z": b"sorts after a.txt but before b",
+}
+
+
+def reference(files: Mapping[str | bytes, bytes]) -> dict[str, tuple[int, dict[str, str]]]:
+    return {os.fsdecode(name): (len(data), hash_bytes(data, ALL)) for name, data in files.items()}
+
+
+def files_of(backend: WebDAVBackend, path: str) -> list[Entry]:
+    entries = list(backend.walk(path))
+    problems = [e for e in entries if isinstance(e, WalkProblem)]
+    assert not problems, problems
+    return [e for e in entries if isinstance(e, Entry)]
+
+
+def hash_all(backend: WebDAVBackend, path: str, algorithms: Sequence[str],
+             force_full: bool = False, workers: int = 1) -> dict[str, HashResult]:
+    entries = files_of(backend, path)
+    results = list(backend.hash_files(path, entries, algorithms, force_full=force_full,
+                                      workers=workers))
+    assert len(results) == len(entries)
+    return {r.path: r for r in results}
+
+
+def copy_state(backend: WebDAVBackend, path: str,
+               ref: Mapping[str, tuple[int, Mapping[str, str]]], force_full: bool = False
+               ) -> tuple[str, str]:
+    """The copy state the way DESIGN.md defines it, and the verification used."""
+    if backend.stat_root(path) is None:
+        return "missing", "none"
+    algorithms = ["xxh3_128", *backend.digest_algorithms()]
+    entries = [e for e in files_of(backend, path) if e.path in ref]
+    absent = set(ref) - {e.path for e in entries}
+    corrupt = False
+    methods = set()
+    for result in backend.hash_files(path, entries, algorithms, force_full=force_full):
+        assert result.error is None, result
+        methods.add(result.method)
+        size, digests = ref[result.path]
+        common = set(result.digests) & set(digests)
+        assert common, result
+        if result.size != size or any(result.digests[a] != digests[a] for a in common):
+            corrupt = True
+    state = "corrupt" if corrupt else "incomplete" if absent else "intact"
+    return state, "/".join(sorted(methods)) or "none"
+
+
+@pytest.fixture
+def connected(request: pytest.FixtureRequest, dav_site: DavSite) -> WebDAVBackend:
+    backend = dav_site.backend()
+    backend.connect()
+    request.addfinalizer(backend.close)
+    return backend
+
+
+# -- listing ---------------------------------------------------------------------
+
+def test_walk_lists_every_file_sorted_with_sizes_and_mtimes(
+        dav_site: DavSite, connected: WebDAVBackend) -> None:
+    path = dav_site.tree(FILES)
+    entries = files_of(connected, path)
+    names = [e.path for e in entries]
+    assert names == sorted(os.fsdecode(n) for n in FILES)
+    assert all(e.kind is EntryKind.FILE for e in entries)
+    for entry in entries:
+        st = os.stat(dav_site.local(path) / entry.path)
+        assert entry.size == st.st_size
+        assert entry.mtime_ns is not None
+        assert abs(entry.mtime_ns - st.st_mtime_ns) < 1_000_000_000
+
+
+def test_walk_of_nested_copy_path(dav_site: DavSite, connected: WebDAVBackend) -> None:
+    path = dav_site.tree({"P1/run1/x": b"1", "P1/run1/y/z": b"2", "P1/other": b"3"})
+    assert [e.path for e in files_of(connected, f"{path}/P1/run1")] == ["x", "y/z"]
+
+
+def test_xrootd_names_that_are_not_utf8(xrootd_site: DavSite) -> None:
+    path = xrootd_site.tree({b"bad\xff.txt": b"latin-1 name", "ok.txt": b"ok"})
+    backend = xrootd_site.backend()
+    backend.connect()
+    results = hash_all(backend, path, ["xxh3_128"], force_full=True)
+    name = os.fsdecode(b"bad\xff.txt")
+    assert set(results) == {name, "ok.txt"}
+    assert results[name].digests == hash_bytes(b"latin-1 name", ["xxh3_128"])
+
+
+def test_stat_root(dav_site: DavSite, connected: WebDAVBackend) -> None:
+    path = dav_site.tree({"f": b"x"})
+    info = connected.stat_root(path)
+    assert info is not None and info.identity
+    assert connected.stat_root(path + "/") == info
+    assert connected.stat_root("no-such-folder") is None
+    with pytest.raises(CopyFailed, match="not a folder"):
+        connected.stat_root(path + "/f")
+
+
+def test_open_read(dav_site: DavSite, connected: WebDAVBackend) -> None:
+    path = dav_site.tree(FILES)
+    with connected.open_read(path, "sub/b.bin") as handle:
+        assert handle.read() == FILES["sub/b.bin"]
+    with connected.open_read(path, "name with space ü.txt") as handle:
+        assert handle.read() == b"unicode name"
+    with pytest.raises(FileNotFoundError):
+        connected.open_read(path, "nope.txt")
+
+
+# -- digests -----------------------------------------------------------------------
+
+def test_digest_algorithms(dav_site: DavSite, connected: WebDAVBackend) -> None:
+    dav_site.tree({"probe": b"p"})
+    offered = connected.digest_algorithms()
+    if dav_site.digests:
+        assert {"adler32", "md5"} <= set(offered)
+    else:
+        assert offered == ()
+
+
+def test_force_download_setting_disables_digests(xrootd_site: DavSite) -> None:
+    path = xrootd_site.tree(FILES)
+    backend = xrootd_site.backend(force_download=True)
+    backend.connect()
+    assert backend.digest_algorithms() == ()
+    results = hash_all(backend, path, ["xxh3_128", "adler32"])
+    assert {r.method for r in results.values()} == {"full"}
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_digest_and_download_give_the_same_digests(
+        dav_site: DavSite, connected: WebDAVBackend, workers: int) -> None:
+    path = dav_site.tree(FILES)
+    ref = reference(FILES)
+    algorithms = ["xxh3_128", *connected.digest_algorithms()]
+    cheap = hash_all(connected, path, algorithms, workers=workers)
+    full = hash_all(connected, path, algorithms, force_full=True, workers=workers)
+    assert set(cheap) == set(full) == set(ref)
+    for name, result in cheap.items():
+        assert result.error is None and full[name].error is None
+        assert result.method == ("digest" if dav_site.digests else "full")
+        assert full[name].method == "full"
+        assert set(full[name].digests) == set(algorithms)
+        for algorithm, value in result.digests.items():
+            assert value == ref[name][1][algorithm] == full[name].digests[algorithm]
+        assert result.size == full[name].size == ref[name][0]
+
+
+def test_digest_path_asks_only_for_what_the_reference_has(
+        xrootd_site: DavSite) -> None:
+    path = xrootd_site.tree(FILES)
+    backend = xrootd_site.backend()
+    backend.connect()
+    md5_only = hash_all(backend, path, ["xxh3_128", "md5"])
+    for name, result in md5_only.items():
+        assert result.method == "digest"
+        assert result.digests == {"md5": reference(FILES)[name][1]["md5"]}
+    # A reference made before this location existed has no server algorithm:
+    # the bytes must be read.
+    plain = hash_all(backend, path, ["xxh3_128"])
+    assert {r.method for r in plain.values()} == {"full"}
+    assert all(set(r.digests) == {"xxh3_128"} for r in plain.values())
+
+
+# -- copy states -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("force_full", [False, True], ids=["digest", "download"])
+def test_intact_corrupt_incomplete_missing(dav_site: DavSite, connected: WebDAVBackend,
+                                           force_full: bool) -> None:
+    ref = reference(FILES)
+    intact = dav_site.tree(FILES)
+    corrupt = dav_site.tree(FILES)
+    # Same size, one byte different, written as a new file (as a bad transfer would).
+    damaged = bytearray(FILES["sub/b.bin"])
+    damaged[1000] ^= 0x01
+    victim = dav_site.local(corrupt) / "sub/b.bin"
+    (victim.parent / "tmp").write_bytes(bytes(damaged))
+    os.replace(victim.parent / "tmp", victim)
+    victim.chmod(0o644)
+    incomplete = dav_site.tree({k: v for k, v in FILES.items() if k != "a.txt"})
+
+    expected_method = "digest" if dav_site.digests and not force_full else "full"
+    assert copy_state(connected, intact, ref, force_full) == ("intact", expected_method)
+    assert copy_state(connected, corrupt, ref, force_full) == ("corrupt", expected_method)
+    assert copy_state(connected, incomplete, ref, force_full) == ("incomplete",
+                                                                  expected_method)
+    assert copy_state(connected, "never-copied", ref, force_full) == ("missing", "none")
+
+
+def test_a_server_that_lies_is_told_apart_by_a_forced_download(xrootd_site: DavSite) -> None:
+    """The bytes are intact, the server's stored adler32 is wrong."""
+    path = xrootd_site.tree(FILES)
+    wrong = f"{zlib.adler32(b'something else'):08x}"
+    forge_checksum(xrootd_site.local(path) / "sub/b.bin", "adler32", wrong)
+    forge_checksum(xrootd_site.local(path) / "sub/b.bin", "md5",
+                   hash_bytes(b"something else", ["md5"])["md5"])
+    backend = xrootd_site.backend()
+    backend.connect()
+    ref = reference(FILES)
+    by_digest = hash_all(backend, path, ["xxh3_128", "adler32"])
+    assert by_digest["sub/b.bin"].method == "digest"
+    assert by_digest["sub/b.bin"].digests == {"adler32": wrong}
+    assert by_digest["sub/b.bin"].digests["adler32"] != ref["sub/b.bin"][1]["adler32"]
+
+    downloaded = hash_all(backend, path, ["xxh3_128", "adler32"], force_full=True)
+    result = downloaded["sub/b.bin"]
+    assert result.method == "full"
+    assert result.digests == {a: ref["sub/b.bin"][1][a] for a in ("xxh3_128", "adler32")}
+    assert result.via is not None and "differs from the bytes" in result.via
+    assert downloaded["a.txt"].via == "download; server checksum agrees"
+    assert copy_state(backend, path, ref)[0] == "corrupt"
+    assert copy_state(backend, path, ref, force_full=True)[0] == "intact"
+
+
+def test_bit_rot_under_a_stored_checksum_needs_a_forced_download(
+        xrootd_site: DavSite) -> None:
+    """Storage that keeps checksums from ingest (dCache, XRootD's xattr) does not
+    see a byte flipped in place: only reading the bytes does.  This is why a
+    forced download must run now and then."""
+    path = xrootd_site.tree(FILES)
+    victim = xrootd_site.local(path) / "sub/b.bin"
+    for algorithm in ("adler32", "md5"):  # the checksums taken at ingest
+        forge_checksum(victim, algorithm, reference(FILES)["sub/b.bin"][1][algorithm])
+    before = os.stat(victim)
+    with open(victim, "r+b") as handle:
+        handle.seek(5000)
+        byte = handle.read(1)
+        handle.seek(5000)
+        handle.write(bytes([byte[0] ^ 0x80]))
+    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
+    backend = xrootd_site.backend()
+    backend.connect()
+    ref = reference(FILES)
+    assert copy_state(backend, path, ref) == ("intact", "digest")
+    assert copy_state(backend, path, ref, force_full=True) == ("corrupt", "full")
+
+
+# -- redirects and retries ------------------------------------------------------------
+
+def test_reads_follow_a_redirect_to_a_pool_without_credentials(
+        wsgidav_private_factory: Any) -> None:
+    site: DavSite = wsgidav_private_factory(pool=True)
+    path = site.tree(FILES)
+    backend = site.backend()
+    backend.connect()
+    results = hash_all(backend, path, ["xxh3_128", "md5"])
+    ref = reference(FILES)
+    for name, result in results.items():
+        assert result.error is None, result
+        assert result.digests["md5"] == ref[name][1]["md5"]
+    with backend.open_read(path, "a.txt") as handle:
+        assert handle.read() == FILES["a.txt"]
+
+
+def test_5xx_is_retried(wsgidav_private_factory: Any, fast_retries: None) -> None:
+    site: DavSite = wsgidav_private_factory(fail_gets=3)
+    path = site.tree({"a": b"A", "b": b"B"})
+    backend = site.backend()
+    backend.connect()
+    results = hash_all(backend, path, ["md5"])
+    assert results["a"].error is None and results["b"].error is None
+    assert results["a"].digests == hash_bytes(b"A", ["md5"])
+
+
+def test_a_persistent_5xx_is_a_file_error(wsgidav_private_factory: Any,
+                                          fast_retries: None) -> None:
+    site: DavSite = wsgidav_private_factory(fail_gets=1000)
+    path = site.tree({"a": b"A"})
+    backend = site.backend()
+    backend.connect()
+    result = hash_all(backend, path, ["md5"])["a"]
+    assert result.error == "HTTP 503 Service Unavailable"
+    assert result.digests == {}
+
+
+def test_server_stopped_mid_audit(xrootd_private: DavSite, fast_retries: None) -> None:
+    files = {f"f{i:02d}": os.urandom(1000) for i in range(10)}
+    path = xrootd_private.tree(dict(files))
+    backend = xrootd_private.backend()
+    backend.connect()
+    entries = files_of(backend, path)
+    results = backend.hash_files(path, entries, ["xxh3_128"])
+    first = next(results)
+    assert first.error is None
+    xrootd_private.server.stop()
+    with pytest.raises(CopyFailed, match="connection refused"):
+        list(results)
+    with pytest.raises(CopyFailed, match="listing stopped"):
+        list(backend.walk(path))
+    with pytest.raises(LocationUnreachable, match="connection refused"):
+        xrootd_private.backend().connect()
+
+
+# -- reaching and authenticating ---------------------------------------------------------
+
+def test_wrong_password_is_unreachable_and_never_shown(wsgidav_site: DavSite,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WRONG_DAV_PASSWORD", "hunter2-not-it")
+    backend = wsgidav_site.backend(auth={**wsgidav_site.auth,
+                                         "password_env": "WRONG_DAV_PASSWORD"})
+    with pytest.raises(LocationUnreachable, match=r"authentication failed .*HTTP 401") as info:
+        backend.connect()
+    assert "hunter2" not in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_no_credentials_and_unset_variables(wsgidav_site: DavSite,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(LocationUnreachable, match="HTTP 401"):
+        wsgidav_site.backend(auth={"type": "none"}).connect()
+    monkeypatch.delenv("UNSET_DAV_TOKEN", raising=False)
+    with pytest.raises(LocationUnreachable, match="UNSET_DAV_TOKEN"):
+        wsgidav_site.backend(auth={"type": "bearer", "token_env": "UNSET_DAV_TOKEN"}).connect()
+    monkeypatch.setenv("SOME_DAV_TOKEN", "tok-secret-123")
+    with pytest.raises(LocationUnreachable, match="HTTP 401") as info:
+        wsgidav_site.backend(auth={"type": "bearer", "token_env": "SOME_DAV_TOKEN"}).connect()
+    assert "tok-secret-123" not in str(info.value)
+
+
+def test_nothing_listening_is_unreachable_at_once() -> None:
+    location = Location("dav", "webdav", "object", "x",
+                        {"url": f"http://127.0.0.1:{free_port()}/data"})
+    with pytest.raises(LocationUnreachable, match="connection refused"):
+        WebDAVBackend("dav", location).connect()
+
+
+def test_unknown_host_is_unreachable() -> None:
+    location = Location("dav", "webdav", "object", "x",
+                        {"url": "https://no-such-host.invalid/data", "timeout": 5})
+    with pytest.raises(LocationUnreachable, match="cannot resolve host name"):
+        WebDAVBackend("dav", location).connect()
+
+
+def test_url_with_password_is_refused_without_echoing_it() -> None:
+    location = Location("dav", "webdav", "object", "x",
+                        {"url": "https://user:s3cret@example.org/data"})
+    with pytest.raises(LocationUnreachable, match="password_env") as info:
+        WebDAVBackend("dav", location).connect()
+    assert "s3cret" not in str(info.value)
+
+
+def test_tls_certificate_checks(wsgidav_private_factory: Any) -> None:
+    site: DavSite = wsgidav_private_factory(tls=True)
+    path = site.tree({"a": b"A"})
+    with pytest.raises(LocationUnreachable, match=r"TLS certificate .* not accepted"):
+        site.backend().connect()
+    cert = str(site.server.cert)
+    trusting = site.backend(ca_bundle=cert)
+    trusting.connect()
+    assert hash_all(trusting, path, ["md5"])["a"].digests == hash_bytes(b"A", ["md5"])
+    insecure = site.backend(verify_tls=False)
+    insecure.connect()
+    assert [e.path for e in files_of(insecure, path)] == ["a"]
+    with pytest.raises(LocationUnreachable, match="does not exist"):
+        site.backend(ca_bundle=str(Path(cert).with_name("missing.pem"))).connect()

@@ -1,0 +1,157 @@
+"""A real XRootD HTTP server (Debian's ``xrootd-server`` + ``xrootd-server-plugins``)
+on loopback, answering ``Want-Digest`` the way dCache does.
+
+XRootD refuses to run as root; under root it is started with ``-R nobody`` and
+its data folder lives in a world-readable temporary folder (pytest's own tmp
+folders are ``0700``, which ``nobody`` cannot enter).  Readiness is polled on
+the HTTP port; a missing binary or a server that dies fails the test with the
+server's log, it never skips.
+
+XRootD keeps computed checksums in the ``user.XrdCks.<algorithm>`` extended
+attribute with the file's mtime (in seconds); it recomputes only when the mtime
+moved.  :func:`forge_checksum` rewrites that record, which is how a test makes
+the server lie about a file whose bytes are intact.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+XROOTD = "/usr/bin/xrootd"
+CHECKSUMS = ("adler32", "md5")
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def world_readable_tmpdir(prefix: str) -> Path:
+    """A temporary folder that a server running as ``nobody`` can read."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+def make_readable(root: Path) -> None:
+    """Let the server user read everything below ``root`` (tests write as root)."""
+    for folder, dirs, files in os.walk(root):
+        os.chmod(folder, 0o755)
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o755)
+        for name in files:
+            full = os.path.join(folder, name)
+            if not os.path.islink(full):
+                os.chmod(full, 0o644)
+
+
+class XRootDServer:
+    """One xrootd process serving ``data`` over HTTP at ``url``."""
+
+    def __init__(self, base: Path | None = None) -> None:
+        if not os.path.exists(XROOTD):
+            raise RuntimeError(
+                f"{XROOTD} is missing: install Debian's xrootd-server and "
+                "xrootd-server-plugins (the WebDAV tests need a real XRootD)")
+        self.base = base or world_readable_tmpdir("threetwoone-xrootd-")
+        self.data = self.base / "data"
+        self.admin = self.base / "admin"
+        self.data.mkdir(exist_ok=True)
+        self.admin.mkdir(exist_ok=True)
+        self.data.chmod(0o755)
+        self.log = self.admin / "xrootd.log"  # written by the server user
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.user = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+        if os.geteuid() == 0:
+            # The admin folder must be writable by the server user.
+            nobody = pwd.getpwnam("nobody")
+            os.chown(self.admin, nobody.pw_uid, nobody.pw_gid)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> XRootDServer:
+        self.port = free_port()
+        config = self.base / "xrootd.cfg"
+        config.write_text(
+            f"all.export /\n"
+            f"oss.localroot {self.data}\n"
+            f"xrd.port any\n"
+            f"xrd.protocol XrdHttp:{self.port} libXrdHttp.so\n"
+            f"xrootd.chksum {' '.join(CHECKSUMS)}\n"
+            f"all.adminpath {self.admin}\n"
+            f"all.pidpath {self.admin}\n"
+            f"http.listingdeny false\n")
+        config.chmod(0o644)
+        args = [XROOTD, "-c", str(config), "-l", str(self.log)]
+        if os.geteuid() == 0:
+            args += ["-R", "nobody"]
+        with open(self.base / "xrootd.out", "wb") as out:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                requests.head(self.url + "/", timeout=1)
+                return
+            except requests.ConnectionError:
+                pass
+            try:
+                # Doubles as the pause between polls and as the "it died" check.
+                self.proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                continue
+            raise RuntimeError(f"xrootd exited with {self.proc.returncode}:\n{self.log_text()}")
+        self.stop()
+        raise RuntimeError(f"xrootd did not answer on {self.url} within "
+                           f"{START_TIMEOUT:g} s:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        logs = [self.base / "xrootd.out", *sorted(self.admin.glob("xrootd.log*"))]
+        return "\n".join(p.read_text(errors="replace")[-4000:] for p in logs if p.exists())
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def forge_checksum(path: Path, algorithm: str, digest_hex: str) -> None:
+    """Make XRootD report ``digest_hex`` for ``path`` without touching its bytes.
+
+    XrdCksData layout: Name[16], fmTime (int64, the file's mtime in seconds),
+    csTime (int32), Rsvd1 (int16), Rsvd2 (int8), Length (uint8), Value[64],
+    all big-endian."""
+    value = bytes.fromhex(digest_hex)
+    mtime = int(os.stat(path).st_mtime)
+    record = struct.pack(">16sqihbB64s", algorithm.encode(), mtime, 0, 0, 0, len(value),
+                         value)
+    os.setxattr(path, f"user.XrdCks.{algorithm}", record)
