@@ -68,8 +68,10 @@ DEFAULT_TIMEOUT = 30.0
 #: Connections kept per location; ``-j`` above this opens (and drops) extra ones.
 MAX_POOL_CONNECTIONS = 32
 
-#: How often a download cut off in the middle of the body is resumed.
+#: How often a download cut off in the middle of the body is resumed, and the
+#: first pause before resuming (doubled each time).
 STREAM_RESUMES = 3
+RESUME_BACKOFF = 0.5
 
 #: ``x-amz-checksum-*`` response fields -> (our algorithm name, digest length in bytes).
 CHECKSUM_FIELDS: dict[str, tuple[str, int]] = {
@@ -530,7 +532,7 @@ class S3Backend(Backend):
                     return HashResult(entry.path, {}, total, error=(
                         f"download broke off {resumes} times, last after {total} bytes: "
                         f"{_last_line(exc)}"))
-                time.sleep(min(8.0, 0.25 * 2 ** resumes))
+                time.sleep(min(8.0, RESUME_BACKOFF * 2 ** (resumes - 1)))
             finally:
                 body.close()
         if total != entry.size:
@@ -540,7 +542,7 @@ class S3Backend(Backend):
         if progress:
             progress(1, 0)
         return HashResult(entry.path, {a: h.hexdigest() for a, h in hashers.items()}, total,
-                          method="full", via="GetObject")
+                          method="full", via="download")
 
     def _file_error(self, entry: Entry, exc: bexc.ClientError) -> HashResult:
         code, status = _error_code(exc)

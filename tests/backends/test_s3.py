@@ -1,0 +1,470 @@
+"""The S3 backend against moto's real server on loopback (never its in-process mocks)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import socket
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from servers.moto_s3 import Fault, FaultProxy, MotoS3
+from threetwoone.backends import open_backend
+from threetwoone.backends import s3 as s3_module
+from threetwoone.backends.interface import (
+    CopyFailed,
+    Entry,
+    HashResult,
+    LocationUnreachable,
+    WalkProblem,
+)
+from threetwoone.backends.s3 import S3Backend, s3_checksum_to_hex, server_digests
+from threetwoone.checksums import hash_bytes
+from threetwoone.inventory import Location
+
+pytestmark = pytest.mark.usefixtures("aws_env")
+
+ALL = ("xxh3_128", "md5", "sha256", "crc32", "sha1")
+
+FILES = {
+    "sample_R1.fastq.gz": os.urandom(40_000),
+    "sample_R2.fastq.gz": os.urandom(30_000),
+    "reports/multiqc.html": b"<html>qc</html>\n",
+    "empty.txt": b"",
+}
+
+
+def backend_for(endpoint_url: str, bucket: str, **settings: Any) -> S3Backend:
+    location = Location(name="archive", kind="s3", media="object", site="elsewhere",
+                        settings={"bucket": bucket, "endpoint_url": endpoint_url, **settings})
+    backend = open_backend(location)
+    assert isinstance(backend, S3Backend)
+    return backend
+
+
+@pytest.fixture
+def connected(moto_s3: MotoS3) -> Iterator[tuple[S3Backend, str]]:
+    bucket = moto_s3.new_bucket()
+    backend = backend_for(moto_s3.endpoint_url, bucket, prefix="projects/")
+    yield backend, bucket
+    backend.close()
+
+
+def files_of(backend: S3Backend, path: str) -> dict[str, Entry]:
+    return {e.path: e for e in backend.walk(path) if isinstance(e, Entry)}
+
+
+def verdict(backend: S3Backend, path: str, reference: Mapping[str, bytes],
+            algorithms: Sequence[str], force_full: bool = False) -> tuple[str, set[str]]:
+    """A copy's state the way DESIGN.md defines it, from the backend's answers
+    alone, plus the methods used.  The CLI tests run the real auditor."""
+    backend.connect()
+    if backend.stat_root(path) is None:
+        return "missing", set()
+    listed = files_of(backend, path)
+    present = [listed[p] for p in sorted(reference) if p in listed]
+    results = list(backend.hash_files(path, present, algorithms, force_full=force_full))
+    assert sorted(r.path for r in results) == sorted(e.path for e in present)
+    expected = {p: hash_bytes(data, ALL) for p, data in reference.items()}
+    corrupt = False
+    for result in results:
+        assert result.error is None, result.error
+        assert result.digests, "a result must carry a digest"
+        for algorithm, value in result.digests.items():
+            corrupt |= value != expected[result.path][algorithm]
+        corrupt |= result.size != len(reference[result.path])
+    if corrupt:
+        state = "corrupt"
+    elif len(present) < len(reference):
+        state = "incomplete"
+    else:
+        state = "intact"
+    return state, {r.method for r in results}
+
+
+# -- listing -----------------------------------------------------------------------------
+
+
+def test_walk_lists_files_sorted_below_the_root_only(moto_s3: MotoS3,
+                                                     connected: tuple[S3Backend, str]) -> None:
+    backend, bucket = connected
+    moto_s3.put_tree(bucket, "projects/P1/run1/", FILES)
+    moto_s3.put_tree(bucket, "projects/P1/run10/", {"other.txt": b"not in run1"})
+    moto_s3.put_tree(bucket, "projects/P1/run1/", {"folder/": b""})  # a console's folder marker
+    backend.connect()
+    entries = list(backend.walk("P1/run1"))
+    assert [e.path for e in entries] == sorted(FILES)
+    by_path = {e.path: e for e in entries if isinstance(e, Entry)}
+    assert by_path["sample_R1.fastq.gz"].size == 40_000
+    assert by_path["empty.txt"].size == 0
+    assert all(e.mtime_ns and e.ident for e in by_path.values())
+    # Slashes around the copy path do not matter.
+    assert [e.path for e in backend.walk("/P1/run1/")] == sorted(FILES)
+
+
+def test_stat_root_exists_only_with_objects_below_it(moto_s3: MotoS3,
+                                                      connected: tuple[S3Backend, str]) -> None:
+    backend, bucket = connected
+    moto_s3.put_tree(bucket, "projects/P1/run10/", {"x": b"x"})
+    backend.connect()
+    assert backend.stat_root("P1/run1") is None  # run10 is not below run1
+    assert backend.stat_root("P1/run10") is not None
+    moto_s3.put_tree(bucket, "projects/P1/run1/", {"a": b"a"})
+    first = backend.stat_root("P1/run1")
+    assert first is not None and first.identity
+    # The same storage declared twice is recognisable.
+    twin = backend_for(moto_s3.endpoint_url, bucket, prefix="projects")
+    assert twin.stat_root("P1/run1//") == first
+    assert backend.stat_root("P1/run10") != first
+
+
+def test_pagination_over_more_than_1000_keys(moto_s3: MotoS3,
+                                             connected: tuple[S3Backend, str]) -> None:
+    backend, bucket = connected
+    client = moto_s3.plain_client()
+    names = [f"d{i % 7}/f{i:05d}" for i in range(1050)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda n: client.put_object(Bucket=bucket, Key=f"projects/big/{n}",
+                                                  Body=n.encode()), names))
+    backend.connect()
+    calls: list[str] = []
+    backend.client.meta.events.register(
+        "after-call.s3.ListObjectsV2", lambda **kw: calls.append(kw["model"].name))
+    entries = list(backend.walk("big"))
+    assert [e.path for e in entries] == sorted(names)
+    assert len(calls) == 2  # 1000 + 50: the second page was fetched
+
+
+def test_unusable_keys_are_walk_problems(moto_s3: MotoS3,
+                                         connected: tuple[S3Backend, str]) -> None:
+    backend, bucket = connected
+    moto_s3.put_tree(bucket, "projects/odd/", {"good.txt": b"ok", "a//b.txt": b"?"})
+    backend.connect()
+    items = list(backend.walk("odd"))
+    assert [type(i) for i in items] == [WalkProblem, Entry]
+    assert "a//b.txt" in items[0].detail
+
+
+# -- content: digests and downloads ------------------------------------------------------
+
+
+@pytest.mark.parametrize("checksum,algorithm,via", [
+    ("SHA256", "sha256", "x-amz-checksum-sha256"),
+    ("CRC32", "crc32", "x-amz-checksum-crc32"),
+    ("SHA1", "sha1", "x-amz-checksum-sha1"),
+    (None, "md5", "ETag md5"),
+])
+def test_server_checksum_is_trusted_when_asked_for(moto_s3: MotoS3,
+                                                   connected: tuple[S3Backend, str],
+                                                   checksum: str | None, algorithm: str,
+                                                   via: str) -> None:
+    backend, bucket = connected
+    moto_s3.put_tree(bucket, "projects/run/", FILES, checksum=checksum)
+    backend.connect()
+    entries = list(files_of(backend, "run").values())
+    results = {r.path: r for r in backend.hash_files("run", entries, [algorithm, "xxh3_128"])}
+    for path, data in FILES.items():
+        assert results[path].method == "digest"
+        assert results[path].via == via
+        assert results[path].digests == {algorithm: hash_bytes(data, [algorithm])[algorithm]}
+        assert results[path].size == len(data)
+
+
+def test_without_a_usable_server_digest_the_bytes_are_downloaded(
+        moto_s3: MotoS3, connected: tuple[S3Backend, str]) -> None:
+    backend, bucket = connected
+    moto_s3.put_tree(bucket, "projects/run/", FILES, checksum="SHA256")
+    backend.connect()
+    entries = list(files_of(backend, "run").values())
+    for algorithms, force in ((["xxh3_128"], False), (["sha256", "xxh3_128"], True)):
+        results = list(backend.hash_files("run", entries, algorithms, force_full=force))
+        assert {r.method for r in results} == {"full"}
+        for result in results:
+            assert result.digests == hash_bytes(FILES[result.path], algorithms)
+
+
+@pytest.mark.parametrize("checksum", ["SHA256", "CRC32", None])
+def test_copy_states_same_through_digests_and_downloads(moto_s3: MotoS3,
+                                                        connected: tuple[S3Backend, str],
+                                                        checksum: str | None) -> None:
+    backend, bucket = connected
+    damaged = dict(FILES, **{"sample_R2.fastq.gz": b"X" + FILES["sample_R2.fastq.gz"][1:]})
+    partial = {k: v for k, v in FILES.items() if k != "reports/multiqc.html"}
+    moto_s3.put_tree(bucket, "projects/intact/", FILES, checksum=checksum)
+    moto_s3.put_tree(bucket, "projects/corrupt/", damaged, checksum=checksum)
+    moto_s3.put_tree(bucket, "projects/incomplete/", partial, checksum=checksum)
+    server_algorithm = {"SHA256": "sha256", "CRC32": "crc32", None: "md5"}[checksum]
+    algorithms = [server_algorithm, "xxh3_128"]
+    for copy in ("intact", "corrupt", "incomplete", "missing"):
+        by_digest = verdict(backend, copy, FILES, algorithms)
+        by_download = verdict(backend, copy, FILES, algorithms, force_full=True)
+        assert by_digest[0] == by_download[0] == copy
+        if copy != "missing":
+            assert by_digest[1] == {"digest"}
+            assert by_download[1] == {"full"}
+
+
+def test_force_download_setting(moto_s3: MotoS3) -> None:
+    bucket = moto_s3.new_bucket()
+    moto_s3.put_tree(bucket, "run/", FILES, checksum="SHA256")
+    backend = backend_for(moto_s3.endpoint_url, bucket, force_download=True)
+    assert backend.digest_algorithms() == ()
+    assert verdict(backend, "run", FILES, ["sha256"]) == ("intact", {"full"})
+
+
+def test_digest_algorithms_are_ones_the_auditor_can_compute(
+        connected: tuple[S3Backend, str]) -> None:
+    backend, _ = connected
+    offered = backend.digest_algorithms()
+    assert {"md5", "crc32", "sha256"} <= set(offered)
+    hash_bytes(b"x", offered)  # every one of them is a known algorithm
+
+
+def test_kms_encrypted_object_etag_is_not_md5(moto_s3: MotoS3,
+                                              connected: tuple[S3Backend, str]) -> None:
+    backend, bucket = connected
+    data = FILES["sample_R1.fastq.gz"]
+    moto_s3.plain_client().put_object(Bucket=bucket, Key="projects/kms/f", Body=data,
+                                      ServerSideEncryption="aws:kms")
+    backend.connect()
+    (result,) = backend.hash_files("kms", list(files_of(backend, "kms").values()), ["md5"])
+    assert result.method == "full"
+    assert result.digests["md5"] == hashlib.md5(data).hexdigest()
+
+
+def test_multipart_object_etag_and_composite_checksums_are_not_misread(
+        moto_s3: MotoS3, connected: tuple[S3Backend, str]) -> None:
+    backend, bucket = connected
+    parts = [os.urandom(5 * 1024 * 1024), b"the last part"]
+    data = b"".join(parts)
+    moto_s3.put_multipart(bucket, "projects/mp/plain.bin", parts)
+    moto_s3.put_multipart(bucket, "projects/mp/composite.bin", parts, checksum="SHA256")
+    moto_s3.put_multipart(bucket, "projects/mp/full.bin", parts, checksum="CRC32",
+                          checksum_type="FULL_OBJECT")
+    backend.connect()
+    entries = files_of(backend, "mp")
+    head = backend.client.head_object(Bucket=bucket, Key="projects/mp/composite.bin",
+                                      ChecksumMode="ENABLED")
+    # moto, like some S3-compatible stores, sends a composite value with no "-N"
+    # suffix and no checksum type: reading it as the object's sha256 would be wrong.
+    assert s3_checksum_to_hex(head["ChecksumSHA256"], 32) != hashlib.sha256(data).hexdigest()
+    assert entries["plain.bin"].ident and entries["plain.bin"].ident.endswith('-2"')
+
+    results = {r.path: r for r in backend.hash_files(
+        "mp", list(entries.values()), ["md5", "sha256", "crc32"])}
+    assert results["plain.bin"].method == "full"  # the "-2" ETag is not an MD5
+    assert results["composite.bin"].method == "full"
+    assert results["full.bin"].method == "digest"
+    assert results["full.bin"].via == "x-amz-checksum-crc32"
+    assert results["full.bin"].digests == {"crc32": f"{zlib.crc32(data):08x}"}
+    for name in ("plain.bin", "composite.bin"):
+        assert results[name].digests == hash_bytes(data, ["md5", "sha256", "crc32"])
+
+
+@pytest.mark.parametrize("head,expected", [
+    ({"ETag": '"5d41402abc4b2a76b9719d911017c592"'},
+     {"md5": "5d41402abc4b2a76b9719d911017c592"}),
+    ({"ETag": '"5d41402abc4b2a76b9719d911017c592-3"'}, {}),
+    ({"ETag": '"5d41402abc4b2a76b9719d911017c592"', "ServerSideEncryption": "aws:kms"}, {}),
+    ({"ETag": '"5d41402abc4b2a76b9719d911017c592"', "SSECustomerAlgorithm": "AES256"}, {}),
+    ({"ETag": '"5d41402abc4b2a76b9719d911017c592"', "ServerSideEncryption": "AES256"},
+     {"md5": "5d41402abc4b2a76b9719d911017c592"}),
+    ({"ChecksumCRC32": "NhCmhg=="}, {"crc32": "3610a686"}),
+    ({"ChecksumCRC32": "NhCmhg==-4"}, {}),                      # composite, suffixed
+    ({"ChecksumCRC32": "NhCmhg==", "ChecksumType": "COMPOSITE"}, {}),
+    ({"ChecksumCRC32": "NhCmhg==", "ETag": '"ab-2"'}, {}),       # multipart, type unknown
+    ({"ChecksumCRC32": "NhCmhg==", "ETag": '"ab-2"', "ChecksumType": "FULL_OBJECT"},
+     {"crc32": "3610a686"}),
+    ({"ChecksumSHA256": "NhCmhg=="}, {}),                        # wrong length
+    ({"ChecksumSHA256": "not base64!"}, {}),
+    ({"ChecksumCRC64NVME": base64.b64encode(bytes(range(8))).decode()},
+     {"crc64nvme": "0001020304050607"}),
+])
+def test_server_digests_rules(head: dict[str, str], expected: dict[str, str]) -> None:
+    assert {a: v for a, (v, _) in server_digests(head).items()} == expected
+
+
+def test_hashing_with_several_workers(moto_s3: MotoS3,
+                                      connected: tuple[S3Backend, str]) -> None:
+    backend, bucket = connected
+    many = {f"f{i:03d}": os.urandom(1000 + i) for i in range(40)}
+    moto_s3.put_tree(bucket, "projects/many/", many)
+    backend.connect()
+    progress: list[tuple[int, int]] = []
+    results = list(backend.hash_files("many", list(files_of(backend, "many").values()),
+                                      ["xxh3_128"], workers=6,
+                                      progress=lambda f, b: progress.append((f, b))))
+    assert sorted(r.path for r in results) == sorted(many)
+    assert all(r.digests == hash_bytes(many[r.path], ["xxh3_128"]) for r in results)
+    assert sum(f for f, _ in progress) == 40
+    assert sum(b for _, b in progress) == sum(len(d) for d in many.values())
+
+
+def test_open_read(moto_s3: MotoS3, connected: tuple[S3Backend, str]) -> None:
+    backend, bucket = connected
+    moto_s3.put_tree(bucket, "projects/run/", FILES)
+    backend.connect()
+    with backend.open_read("run", "sample_R1.fastq.gz") as handle:
+        assert handle.read() == FILES["sample_R1.fastq.gz"]
+    with pytest.raises(FileNotFoundError):
+        backend.open_read("run", "absent")
+
+
+def test_the_audit_never_writes(moto_s3: MotoS3, connected: tuple[S3Backend, str]) -> None:
+    backend, bucket = connected
+    moto_s3.put_tree(bucket, "projects/run/", FILES, checksum="SHA256")
+    backend.connect()
+    operations: set[str] = set()
+    backend.client.meta.events.register(
+        "before-call.s3", lambda **kw: operations.add(kw["model"].name))
+    assert verdict(backend, "run", FILES, ["sha256"])[0] == "intact"
+    assert verdict(backend, "run", FILES, ["sha256"], force_full=True)[0] == "intact"
+    backend.open_read("run", "empty.txt").close()
+    assert operations == {"ListObjectsV2", "HeadObject", "GetObject"}
+
+
+def test_object_replaced_after_listing_is_unreadable_not_corrupt(
+        moto_s3: MotoS3, connected: tuple[S3Backend, str]) -> None:
+    backend, bucket = connected
+    moto_s3.put_tree(bucket, "projects/run/", {"f": b"old content"})
+    backend.connect()
+    entries = list(files_of(backend, "run").values())
+    moto_s3.put_tree(bucket, "projects/run/", {"f": b"new content"})
+    for force in (False, True):
+        (result,) = backend.hash_files("run", entries, ["md5"], force_full=force)
+        assert result.error and "replaced during the audit" in result.error
+    moto_s3.client().delete_object(Bucket=bucket, Key="projects/run/f")
+    (result,) = backend.hash_files("run", entries, ["md5"])
+    assert result.error == "object disappeared during the audit"
+
+
+# -- faults --------------------------------------------------------------------------------
+
+
+def test_wrong_credentials_make_the_location_unreachable(
+        moto_s3_private: MotoS3, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = moto_s3_private
+    bucket = server.new_bucket()
+    server.put_tree(bucket, "run/", FILES)
+    key_id, secret = server.create_access_key()
+    server.enforce_auth(True)
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIANOSUCHKEY0000000")
+    with pytest.raises(LocationUnreachable, match=r"access denied \(InvalidAccessKeyId\)"):
+        backend_for(server.endpoint_url, bucket).connect()
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+    with pytest.raises(LocationUnreachable) as caught:
+        backend_for(server.endpoint_url, bucket).connect()
+    assert "SignatureDoesNotMatch" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    assert verdict(backend_for(server.endpoint_url, bucket), "run", FILES, ["md5"])[0] == "intact"
+
+
+def test_no_credentials_at_all(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(LocationUnreachable, match="no usable AWS credentials"):
+        backend_for(moto_s3.endpoint_url, "any-bucket").connect()
+    with pytest.raises(LocationUnreachable, match="could not be found"):
+        backend_for(moto_s3.endpoint_url, "any-bucket", profile="nosuchprofile").connect()
+
+
+def test_missing_bucket_is_unreachable(moto_s3: MotoS3) -> None:
+    with pytest.raises(LocationUnreachable, match="bucket 'no-such-bucket' does not exist"):
+        backend_for(moto_s3.endpoint_url, "no-such-bucket").connect()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_endpoint_refusing_connections(moto_s3: MotoS3) -> None:
+    with pytest.raises(LocationUnreachable, match=r"connection refused by http://127\.0\.0\.1:"):
+        backend_for(f"http://127.0.0.1:{_closed_port()}", "bucket").connect()
+
+
+def test_dns_failure() -> None:
+    with pytest.raises(LocationUnreachable,
+                       match=r"cannot resolve host 's3.nonexistent.invalid' \(DNS\)"):
+        backend_for("https://s3.nonexistent.invalid", "bucket").connect()
+
+
+def test_endpoint_that_never_answers_times_out() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts; nobody ever answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(LocationUnreachable, match="timed out"):
+            backend_for(url, "bucket", timeout=0.3).connect()
+
+
+def test_server_stopped_mid_audit(moto_s3_private: MotoS3) -> None:
+    server = moto_s3_private
+    bucket = server.new_bucket()
+    many = {f"f{i:02d}": os.urandom(2000) for i in range(10)}
+    server.put_tree(bucket, "run/", many, checksum="SHA256")
+    backend = backend_for(server.endpoint_url, bucket)
+    backend.connect()
+    entries = list(files_of(backend, "run").values())
+    results = backend.hash_files("run", entries, ["sha256"])
+    first: HashResult = next(results)
+    assert first.error is None and first.method == "digest"
+    server.stop()
+    with pytest.raises(CopyFailed, match="connection refused") as caught:
+        list(results)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(CopyFailed, match="connection refused"):
+        list(backend.hash_files("run", entries, ["sha256"], force_full=True))
+    with pytest.raises(LocationUnreachable, match="connection refused"):
+        backend_for(server.endpoint_url, bucket).connect()
+
+
+def test_5xx_answers_are_retried(moto_s3: MotoS3, s3_fault_proxy: FaultProxy) -> None:
+    bucket = moto_s3.new_bucket()
+    moto_s3.put_tree(bucket, "run/", FILES)
+    backend = backend_for(s3_fault_proxy.endpoint_url, bucket)
+    backend.connect()
+    entries = files_of(backend, "run")
+    one = [entries["sample_R1.fastq.gz"]]
+    # One 503 (AWS_MAX_ATTEMPTS=2 in the tests): botocore retries, the file is read.
+    s3_fault_proxy.faults.append(Fault("GET", "sample_R1.fastq.gz", status=503, times=1))
+    (result,) = backend.hash_files("run", one, ["md5"], force_full=True)
+    assert result.error is None and result.method == "full"
+    assert result.digests["md5"] == hashlib.md5(FILES["sample_R1.fastq.gz"]).hexdigest()
+    assert [s for m, _, s in s3_fault_proxy.seen if m == "GET"][-2:] == [503, 200]
+    # Failing every attempt: that file is unreadable, never corrupt, and others go on.
+    s3_fault_proxy.faults.append(Fault("HEAD", "sample_R1.fastq.gz", status=503, times=2))
+    results = {r.path: r for r in backend.hash_files("run", list(entries.values()), ["md5"])}
+    assert results["sample_R1.fastq.gz"].error
+    assert "503" in results["sample_R1.fastq.gz"].error
+    assert all(r.error is None for p, r in results.items() if p != "sample_R1.fastq.gz")
+
+
+def test_download_cut_off_mid_body_resumes(moto_s3: MotoS3, s3_fault_proxy: FaultProxy,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(s3_module, "RESUME_BACKOFF", 0.0)  # no pauses between resumes
+
+    bucket = moto_s3.new_bucket()
+    moto_s3.put_tree(bucket, "run/", FILES)
+    backend = backend_for(s3_fault_proxy.endpoint_url, bucket)
+    backend.connect()
+    entry = files_of(backend, "run")["sample_R1.fastq.gz"]
+    s3_fault_proxy.faults.append(Fault("GET", "sample_R1.fastq.gz", cut_after=10_000, times=1))
+    (result,) = backend.hash_files("run", [entry], ["sha256"], force_full=True)
+    assert result.error is None
+    assert result.digests["sha256"] == hashlib.sha256(FILES["sample_R1.fastq.gz"]).hexdigest()
+    # Cut every time: unreadable, with a reason, after a bounded number of tries.
+    s3_fault_proxy.faults.append(Fault("GET", "sample_R1.fastq.gz", cut_after=100, times=99))
+    (result,) = backend.hash_files("run", [entry], ["sha256"], force_full=True)
+    assert result.error and "broke off" in result.error

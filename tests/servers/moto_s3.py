@@ -1,0 +1,293 @@
+"""A real S3 endpoint on loopback for tests: moto's server, not its in-process mocks.
+
+``ThreadedMotoServer`` is started on 127.0.0.1 with port 0, so the kernel picks a
+free port and nothing races for it; ``start()`` returns once the socket listens.
+Fake credentials are set through the environment by the ``aws_env`` fixture only,
+and the developer's own ``~/.aws`` is hidden so it can neither leak in nor break
+a test.
+
+``FaultProxy`` sits between the backend and moto to produce what moto cannot:
+5xx answers and connections cut in the middle of a body.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import http.server
+import itertools
+import json
+import logging
+import threading
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto import settings as moto_settings
+from moto.server import ThreadedMotoServer
+
+REGION = "us-east-1"
+ACCESS_KEY = "AKIATHREETWOONETEST0"
+SECRET_KEY = "threetwoone-test-secret-not-a-real-one"
+
+_bucket_numbers = itertools.count(1)
+
+
+def sha256_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def crc32_b64(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+class MotoS3:
+    """One moto server and a client (with the fake credentials) to seed it."""
+
+    def __init__(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.port = port
+        self.endpoint_url = f"http://{host}:{port}"
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self.running = False
+            self.server.stop()
+
+    def client(self, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> Any:
+        return boto3.session.Session(
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            region_name=REGION,
+        ).client("s3", endpoint_url=self.endpoint_url)
+
+    def new_bucket(self, stem: str = "bucket") -> str:
+        """A fresh bucket, so tests sharing one server never see each other's keys."""
+        name = f"{stem}-{next(_bucket_numbers)}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    # -- seeding -------------------------------------------------------------------
+    def put_tree(self, bucket: str, prefix: str, files: Mapping[str, bytes],
+                 checksum: str | None = None) -> None:
+        """Upload ``files`` below ``prefix`` in one part each.
+
+        ``checksum`` ("SHA256", "CRC32", "SHA1") asks S3 to keep that checksum;
+        None uploads with no x-amz-checksum at all (and boto3's default CRC32 off)."""
+        client = self.client() if checksum else self.plain_client()
+        for rel, data in files.items():
+            extra = {"ChecksumAlgorithm": checksum} if checksum else {}
+            client.put_object(Bucket=bucket, Key=f"{prefix}{rel}", Body=data, **extra)
+
+    def plain_client(self) -> Any:
+        """A client that sends no checksum unless told: objects keep only an ETag."""
+        from botocore.config import Config
+
+        return boto3.session.Session(
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION,
+        ).client("s3", endpoint_url=self.endpoint_url,
+                 config=Config(request_checksum_calculation="when_required"))
+
+    def put_multipart(self, bucket: str, key: str, parts: list[bytes],
+                      checksum: str | None = None, checksum_type: str | None = None) -> None:
+        """A multipart upload (every part but the last must be >= 5 MiB)."""
+        client = self.client() if checksum else self.plain_client()
+        create: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if checksum:
+            create["ChecksumAlgorithm"] = checksum
+        if checksum_type:
+            create["ChecksumType"] = checksum_type
+        upload_id = client.create_multipart_upload(**create)["UploadId"]
+        done = []
+        for number, body in enumerate(parts, start=1):
+            extra = {"ChecksumAlgorithm": checksum} if checksum else {}
+            answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
+                                        PartNumber=number, Body=body, **extra)
+            part = {"ETag": answer["ETag"], "PartNumber": number}
+            if checksum:
+                part[f"Checksum{checksum}"] = answer[f"Checksum{checksum}"]
+            done.append(part)
+        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                         MultipartUpload={"Parts": done})
+
+    # -- authentication --------------------------------------------------------------
+    def create_access_key(self) -> tuple[str, str]:
+        """An IAM user allowed to read S3 and its key, for when auth is enforced."""
+        iam = boto3.session.Session(
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION,
+        ).client("iam", endpoint_url=self.endpoint_url)
+        user = f"auditor-{next(_bucket_numbers)}"
+        iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName="read-all", PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        return key["AccessKeyId"], key["SecretAccessKey"]
+
+    def enforce_auth(self, enabled: bool) -> None:
+        """Make moto check signatures against its IAM users (off by default).
+
+        The switch is process-wide in moto, so callers turn it off again."""
+        count = "0" if enabled else "inf"
+        answer = requests.post(f"{self.endpoint_url}/moto-api/reset-auth", data=count,
+                               timeout=10)
+        answer.raise_for_status()
+
+
+@dataclass
+class Fault:
+    method: str
+    key: str
+    #: Answer this status instead of forwarding (e.g. 503) ...
+    status: int | None = None
+    #: ... or forward, then cut the connection after this many body bytes.
+    cut_after: int | None = None
+    times: int = 1
+
+
+@dataclass
+class FaultProxy:
+    """An HTTP proxy in front of moto that injects 5xx answers and cut bodies."""
+
+    upstream_port: int
+    faults: list[Fault] = field(default_factory=list)
+    seen: list[tuple[str, str, int]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    endpoint_url: str = ""
+
+    def start(self) -> str:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _fault(self) -> Fault | None:
+                with proxy.lock:
+                    for fault in proxy.faults:
+                        if (fault.times > 0 and fault.method == self.command
+                                and self.path.split("?")[0].endswith("/" + fault.key)):
+                            fault.times -= 1
+                            return fault
+                return None
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                fault = self._fault()
+                if fault is not None and fault.status is not None:
+                    payload = b"<Error><Code>ServiceUnavailable</Code></Error>"
+                    self.send_response(fault.status)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(payload)
+                    with proxy.lock:
+                        proxy.seen.append((self.command, self.path, fault.status))
+                    return
+                upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port,
+                                                      timeout=30)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("connection", "keep-alive")}
+                upstream.request(self.command, self.path, body=body, headers=headers)
+                answer = upstream.getresponse()
+                data = answer.read()
+                upstream.close()
+                with proxy.lock:
+                    proxy.seen.append((self.command, self.path, answer.status))
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("connection", "keep-alive", "transfer-encoding",
+                                            "content-length", "date", "server"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                if fault is not None and fault.cut_after is not None:
+                    self.wfile.write(data[:fault.cut_after])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(data)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.endpoint_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+def fake_aws_environment(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Fake credentials in the environment; the developer's AWS setup hidden."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN",
+                 "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+                 "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CA_BUNDLE",
+                 "AWS_RETRY_MODE", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # Two attempts keep fault tests short; retrying at all is still exercised.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    fake_aws_environment(monkeypatch, tmp_path_factory.mktemp("aws"))
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3]:
+    """One moto server for the session; use ``new_bucket()`` for isolation."""
+    server = MotoS3()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto_s3_private() -> Iterator[MotoS3]:
+    """A moto server of the test's own, for tests that stop it or enforce auth."""
+    server = MotoS3()
+    try:
+        yield server
+    finally:
+        server.stop()
+        # The auth switch is process-wide: never leave it on for the next test.
+        moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
+
+
+@pytest.fixture
+def s3_fault_proxy(moto_s3: MotoS3) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(upstream_port=moto_s3.port)
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+__all__ = ["Fault", "FaultProxy", "MotoS3", "aws_env", "crc32_b64", "fake_aws_environment",
+           "moto_s3", "moto_s3_private", "s3_fault_proxy", "sha256_b64"]
