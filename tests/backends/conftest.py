@@ -1,0 +1,7 @@
+"""Fixtures for the backend tests, one module per backend.
+
+``pytest_plugins`` is not allowed in a conftest below the top level (pytest
+refuses to collect), so each backend's fixtures are re-exported here.
+"""
+
+from backends.conftest_s3 import *  # noqa: F403  (S3: moto server, fault proxy)
