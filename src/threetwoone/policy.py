@@ -2,32 +2,147 @@
 
 A policy file (``policies/*.yaml`` or the user's own) says::
 
-    name: 3-2-1
-    description: ...
-    require: {copies: 3, media: 2, offsite: 1, corrupt: 0}
+    name: 3-2-1-1-0
+    description: ...              # cites the standard the policy checks
+    require:                      # thresholds over the copies that count
+      copies: 3                   # intact copies, the primary included
+      media: 2                    # distinct media among them
+      offsite: 1                  # counted copies at a site other than the primary's
+      immutable: 1                # counted copies on immutable or offline locations
+      zones: 2                    # distinct disaster-threat zones among them
+      locations: 2                # distinct inventory locations among them
+      corrupt: 0                  # most corrupt copies tolerated (default 0)
+    max_age: 90d                  # a copy counts only if fully verified within this
+    repository_counts_offsite: true   # a repository deposit is off-site wherever it is
+    allowed:                      # every copy must sit on a location matching one entry
+      - {sensitive_ok: true}
+    attested:                     # what the standard says and no audit can check
+      - restores are tested
 
-Evaluation takes the copies that count (intact, de-duplicated) and returns
-violations; it does no I/O, so it is tested exhaustively on plain values.
+Evaluation takes plain ``CopyView`` values and returns a ``Judgement``; it does
+no I/O, so it is tested exhaustively on plain values.  Why a copy does not
+count, and which copies a rule counted, are part of the findings: a steward must
+be able to act on a failure without reading the JSON.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ConfigErrors
 from .yamlload import Document, join, load_file
 
-#: rule -> (what it counts, in words)
+if TYPE_CHECKING:
+    from .inventory import Inventory
+
+#: rule -> what it counts, in words.  Every rule but ``corrupt`` is a minimum.
 RULES = {
     "copies": "intact copies, the primary included",
-    "media": "distinct media types among the intact copies",
-    "offsite": "intact copies at a site other than the primary's",
+    "media": "distinct media types among the counted copies",
+    "offsite": "counted copies at a site other than the primary's",
+    "immutable": "counted copies on immutable or offline locations",
+    "zones": "distinct disaster-threat zones among the counted copies",
+    "locations": "distinct inventory locations among the counted copies",
     "corrupt": "corrupt copies tolerated at most",
 }
+_SINGULAR = {"copies": "copy", "types": "type", "zones": "zone", "locations": "location"}
+
+
+def rule_words(rule: str, number: int) -> str:
+    """``3 intact copies, ...`` / ``1 intact copy, ...``."""
+    text = RULES[rule]
+    if number == 1:
+        words = text.split(" ")
+        for i, word in enumerate(words[:3]):
+            if word.rstrip(",") in _SINGULAR:
+                words[i] = word.replace(word.rstrip(","), _SINGULAR[word.rstrip(",")])
+                break
+        text = " ".join(words)
+    return f"{number} {text}"
+
+#: Top-level keys of a policy file.
+POLICY_KEYS = ("name", "description", "require", "max_age", "repository_counts_offsite",
+               "allowed", "attested")
+
+#: Keys an ``allowed`` entry may match on: location attributes (DESIGN.md and the
+#: policy-library extensions) and the location's own name.
+BOOL_ATTRIBUTES = ("sensitive_ok", "immutable", "offline", "repository")
+TEXT_ATTRIBUTES = ("zone", "site", "media", "kind", "location")
+
+DAY = 86400.0
+_UNITS = {"h": 3600.0, "d": DAY, "w": 7 * DAY, "y": 365 * DAY}
+_DURATION = re.compile(r"^\s*(\d+)\s*([hdwy])\s*$")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in ``90d`` / ``12h`` / ``2w`` / ``1y``; None when not one."""
+    match = _DURATION.match(text)
+    if not match:
+        return None
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def duration_words(text: str) -> str:
+    """``90d`` -> ``90 days`` for sentences; the policy's own spelling stays in
+    messages that quote the policy key."""
+    match = _DURATION.match(text)
+    if not match:
+        return text
+    number, unit = int(match.group(1)), {"h": "hour", "d": "day", "w": "week",
+                                         "y": "year"}[match.group(2)]
+    return f"{number} {unit}{'' if number == 1 else 's'}"
+
+
+def format_age(seconds: float) -> str:
+    """An age in words that never rounds across a limit: 89.6 days is not "90 days"."""
+    days = seconds / DAY
+    if days >= 1:
+        whole = math.floor(days)
+        if days - whole >= 0.05 and whole < 10:
+            return f"{days:.1f} days"
+        return "1 day" if whole == 1 else f"{whole} days"
+    hours = seconds / 3600
+    if hours >= 1:
+        return f"{math.floor(hours)} hour{'s' if math.floor(hours) != 1 else ''}"
+    return "less than an hour"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One ``allowed`` entry: a location matches when every key matches."""
+
+    match: Mapping[str, Any]
+
+    def matches(self, view: CopyView) -> bool:
+        for key, wanted in self.match.items():
+            if key in BOOL_ATTRIBUTES:
+                if bool(view.attributes.get(key, False)) is not wanted:
+                    return False
+            else:
+                have = view.location if key == "location" else (
+                    view.media if key == "media" else view.site if key == "site"
+                    else view.attributes.get(key))
+                options = wanted if isinstance(wanted, list) else [wanted]
+                if have not in options:
+                    return False
+        return True
+
+    def words(self) -> str:
+        parts = []
+        for key, value in self.match.items():
+            if isinstance(value, bool):
+                parts.append(f"{key}: {'true' if value else 'false'}")
+            elif isinstance(value, list):
+                parts.append(f"{key} one of {', '.join(map(str, value))}")
+            else:
+                parts.append(f"{key}: {value}")
+        return " and ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -37,6 +152,17 @@ class Policy:
     require: dict[str, int]
     source: str
     attested: tuple[str, ...] = ()
+    #: A copy counts only if fully verified within this many seconds.
+    max_age: float | None = None
+    #: ``max_age`` as written, for messages ("90d").
+    max_age_text: str | None = None
+    repository_counts_offsite: bool = False
+    #: When not empty, every copy must be on a location matching one entry.
+    allowed: tuple[Placement, ...] = ()
+
+    def allowed_words(self) -> str:
+        return " or ".join(f"({p.words()})" if len(self.allowed) > 1 and len(p.match) > 1
+                           else p.words() for p in self.allowed)
 
     def rules_in_words(self) -> list[str]:
         words = []
@@ -44,8 +170,19 @@ class Policy:
             if rule == "corrupt":
                 words.append(f"at most {number} corrupt copies" if number else
                              "no corrupt copy")
-            else:
-                words.append(f"at least {number} {RULES[rule]}")
+                continue
+            text = f"at least {rule_words(rule, number)}"
+            if rule == "offsite" and self.repository_counts_offsite:
+                text += " (a repository deposit counts as off-site)"
+            words.append(text)
+        if self.max_age is not None:
+            words.append(f"a copy counts only if its content was fully verified within "
+                         f"the last {duration_words(self.max_age_text or '')}")
+        if self.repository_counts_offsite and "offsite" not in self.require:
+            words.append("a repository deposit counts as off-site")
+        if self.allowed:
+            words.append(f"every copy on a location with {self.allowed_words()}, "
+                         "intact or not")
         return words
 
 
@@ -67,6 +204,15 @@ class CopyView:
     #: When the copy's content was last fully established (oldest file), epoch seconds.
     verified_at: float | None = None
 
+    @property
+    def immutable(self) -> bool:
+        return self.attributes.get("immutable") is True or self.attributes.get("offline") is True
+
+    @property
+    def zone(self) -> str | None:
+        zone = self.attributes.get("zone")
+        return zone if isinstance(zone, str) and zone else None
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -81,9 +227,18 @@ class Counts:
     copies: int
     media: int
     offsite: int
+    #: Counted only when the policy has the rule (None: not measured).
+    immutable: int | None = None
+    zones: int | None = None
+    locations: int | None = None
 
     def as_dict(self) -> dict[str, int]:
-        return {"copies": self.copies, "media": self.media, "offsite": self.offsite}
+        out = {"copies": self.copies, "media": self.media, "offsite": self.offsite}
+        for key in ("immutable", "zones", "locations"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
 
 
 @dataclass(frozen=True)
@@ -101,9 +256,23 @@ class Judgement:
 UNDETERMINED = ("unreachable", "error")
 
 
-def count(copies: Sequence[CopyView]) -> Counts:
-    return Counts(copies=len(copies), media=len({c.media for c in copies}),
-                  offsite=sum(1 for c in copies if c.offsite))
+def is_offsite(policy: Policy, copy: CopyView) -> bool:
+    return copy.offsite or (policy.repository_counts_offsite
+                            and copy.attributes.get("repository") is True)
+
+
+def count(copies: Sequence[CopyView], policy: Policy | None = None) -> Counts:
+    rules = policy.require if policy else {}
+    return Counts(
+        copies=len(copies), media=len({c.media for c in copies}),
+        offsite=sum(1 for c in copies if (is_offsite(policy, c) if policy else c.offsite)),
+        immutable=sum(1 for c in copies if c.immutable) if "immutable" in rules else None,
+        zones=len({c.zone for c in copies if c.zone}) if "zones" in rules else None,
+        locations=len({c.location for c in copies}) if "locations" in rules else None)
+
+
+def placement_allowed(policy: Policy, copy: CopyView) -> bool:
+    return not policy.allowed or any(p.matches(copy) for p in policy.allowed)
 
 
 def why_not_counted(policy: Policy, copy: CopyView, now: float) -> str | None:
@@ -112,15 +281,72 @@ def why_not_counted(policy: Policy, copy: CopyView, now: float) -> str | None:
         return f"same storage as {copy.same_as}"
     if copy.state != "intact":
         return f"copy is {copy.state}"
+    if not placement_allowed(policy, copy):
+        return (f"location {copy.location!r} is not allowed by policy {policy.name} "
+                f"(allowed: {policy.allowed_words()})")
+    if policy.max_age is not None:
+        if copy.verified_at is None:
+            return f"never fully verified, policy max_age {policy.max_age_text}"
+        age = now - copy.verified_at
+        if age > policy.max_age:
+            return (f"last full verification {format_age(age)} ago, policy max_age "
+                    f"{policy.max_age_text}")
     return None
 
 
-def evaluate(policy: Policy, counted: Sequence[CopyView], corrupt: int) -> list[Violation]:
+def _labels(copies: Iterable[CopyView]) -> str:
+    names = [c.label for c in copies]
+    return ", ".join(names) if names else "none"
+
+
+def _found_detail(policy: Policy, rule: str, counted: Sequence[CopyView]) -> str:
+    """Which counted copies a rule saw, so a failure says where to act."""
+    if rule == "copies":
+        return f"counted: {_labels(counted)}"
+    if rule == "media":
+        by: dict[str, list[CopyView]] = {}
+        for c in counted:
+            by.setdefault(c.media, []).append(c)
+        return "; ".join(f"{m}: {_labels(cs)}" for m, cs in by.items()) or "no counted copy"
+    if rule == "offsite":
+        off = [c for c in counted if is_offsite(policy, c)]
+        text = f"off-site: {_labels(off)}"
+        if not policy.repository_counts_offsite and any(
+                c.attributes.get("repository") is True for c in counted):
+            text += " (this policy does not count a repository deposit as off-site)"
+        return text
+    if rule == "immutable":
+        return f"immutable or offline: {_labels(c for c in counted if c.immutable)}"
+    if rule == "zones":
+        zones: dict[str, list[CopyView]] = {}
+        for c in counted:
+            if c.zone:
+                zones.setdefault(c.zone, []).append(c)
+        text = "; ".join(f"zone {z}: {_labels(cs)}" for z, cs in zones.items())
+        no_zone = [c for c in counted if not c.zone]
+        if no_zone:
+            text += ("; " if text else "") + (f"no zone declared (set zone: on the location): "
+                                               f"{_labels(no_zone)}")
+        return text or "no counted copy"
+    if rule == "locations":
+        return f"locations: {', '.join(dict.fromkeys(c.location for c in counted)) or 'none'}"
+    return ""
+
+
+def evaluate(policy: Policy, counted: Sequence[CopyView], corrupt: int,
+             misplaced: Sequence[CopyView] = ()) -> list[Violation]:
     """The rules of ``policy`` that ``counted`` copies (and ``corrupt`` corrupt
-    ones) break."""
-    counts = count(counted)
-    found = {"copies": counts.copies, "media": counts.media, "offsite": counts.offsite}
+    ones, and ``misplaced`` copies on locations the policy does not allow) break."""
+    counts = count(counted, policy).as_dict()
     violations = []
+    if misplaced:
+        violations.append(Violation(
+            "allowed", 0, len(misplaced),
+            f"{len(misplaced)} cop{'y' if len(misplaced) == 1 else 'ies'} on locations "
+            f"policy {policy.name} does not allow: "
+            f"{', '.join(f'{c.label} ({c.state})' for c in misplaced)}; allowed: "
+            f"{policy.allowed_words()}. Placement applies to every copy, intact or not: "
+            "move the data and remove the copy from the inventory"))
     for rule, required in policy.require.items():
         if rule == "corrupt":
             if corrupt > required:
@@ -129,37 +355,42 @@ def evaluate(policy: Policy, counted: Sequence[CopyView], corrupt: int) -> list[
                     f"{corrupt} corrupt cop{'y' if corrupt == 1 else 'ies'}, "
                     f"policy allows {required}"))
             continue
-        have = found[rule]
+        have = counts[rule]
         if have < required:
+            detail = _found_detail(policy, rule, counted)
             violations.append(Violation(
                 rule, required, have,
-                f"found {have}, policy requires {required} {RULES[rule]}"))
+                f"found {have}, policy requires {rule_words(rule, required)}"
+                + (f" ({detail})" if detail else "")))
     return violations
 
 
 def judge(policy: Policy, copies: Sequence[CopyView], now: float) -> Judgement:
     """Count the copies and give the dataset its status (DESIGN.md):
     ``fail`` when the policy is not met even if every undetermined copy were
-    intact; ``unknown`` when it is met only if some of them are; else ``pass``."""
+    intact; ``unknown`` when it is met only if some of them are; else ``pass``.
+
+    An undetermined copy that turned out intact would have been verified now, so
+    ``max_age`` does not hold it back; a placement rule does."""
     reasons = {c.label: why_not_counted(policy, c, now) for c in copies}
     counted = [c for c in copies if reasons[c.label] is None]
-    maybe = [c for c in copies if not c.same_as and c.state in UNDETERMINED]
+    maybe = [c for c in copies if not c.same_as and c.state in UNDETERMINED
+             and placement_allowed(policy, c)]
     corrupt = sum(1 for c in copies if c.state == "corrupt" and not c.same_as)
-    violations = evaluate(policy, counted, corrupt)
-    if evaluate(policy, counted + maybe, corrupt):
+    misplaced = [c for c in copies if not placement_allowed(policy, c)]
+    violations = evaluate(policy, counted, corrupt, misplaced)
+    if evaluate(policy, counted + maybe, corrupt, misplaced):
         status = "fail"
     elif violations:
         status = "unknown"
     else:
         status = "pass"
-    return Judgement(status=status, counts=count(counted), violations=violations,
+    return Judgement(status=status, counts=count(counted, policy), violations=violations,
                      counted={c.label: reasons[c.label] is None for c in copies},
                      not_counted={k: v for k, v in reasons.items() if v is not None})
 
 
 # -- loading -----------------------------------------------------------------
-
-POLICY_KEYS = {"name", "description", "require", "attested"}
 
 
 def builtin_names() -> list[str]:
@@ -172,47 +403,129 @@ def _builtin_path(name: str) -> str | None:
     return str(candidate) if candidate.is_file() else None
 
 
-def _validate(doc: Document, fallback_name: str) -> Policy:
-    data = doc.data
-    if not isinstance(data, dict):
-        raise doc.error("", "a policy must be a mapping with 'name' and 'require'")
-    errors: list[ConfigError] = []
-    for key in data:
-        if key not in POLICY_KEYS:
-            errors.append(doc.error(join("", key), f"unknown key {key!r} (expected one of: "
-                                                   f"{', '.join(sorted(POLICY_KEYS))})"))
-    require = data.get("require")
-    parsed: dict[str, int] = {}
-    if not isinstance(require, dict):
-        errors.append(doc.error("require", "missing or not a mapping of rule: number"))
-    else:
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+class _PolicyValidator:
+    """Collects every error of one policy file, each with file:line: keypath."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.errors: list[ConfigError] = []
+
+    def error(self, keypath: str, message: str) -> None:
+        self.errors.append(self.doc.error(keypath, message))
+
+    def require(self, require: Any) -> dict[str, int]:
+        parsed: dict[str, int] = {}
+        if not isinstance(require, dict):
+            self.error("require", "missing or not a mapping of rule: number")
+            return parsed
         for rule, value in require.items():
             keypath = join("require", rule)
-            if rule not in RULES:
-                errors.append(doc.error(keypath, f"unknown rule {rule!r} (expected one of: "
-                                                 f"{', '.join(RULES)})"))
-            elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                errors.append(doc.error(keypath, "must be a whole number >= 0"))
+            if rule in ("max_age", "repository_counts_offsite", "allowed"):
+                self.error(keypath, f"{rule!r} is a top-level policy key, not a rule under "
+                                    "'require'")
+            elif rule not in RULES:
+                self.error(keypath, f"unknown rule {rule!r} (expected one of: "
+                                    f"{', '.join(RULES)})")
+            elif not _is_count(value):
+                self.error(keypath, "must be a whole number >= 0")
             else:
                 parsed[rule] = value
-    attested = data.get("attested", [])
-    if not isinstance(attested, list) or not all(isinstance(a, str) for a in attested):
-        errors.append(doc.error("attested", "must be a list of criteria in words"))
-        attested = []
-    for key in ("name", "description"):
-        if key in data and not isinstance(data[key], str):
-            errors.append(doc.error(key, "must be a string"))
-    if errors:
-        raise ConfigErrors(errors)
-    parsed.setdefault("corrupt", 0)  # every policy: a corrupt copy fails, unless it says
-    return Policy(name=str(data.get("name", fallback_name)),
-                  description=str(data.get("description", "")).strip(),
-                  require=parsed, source=doc.file, attested=tuple(attested))
+        return parsed
+
+    def max_age(self, value: Any) -> tuple[float | None, str | None]:
+        if value is None:
+            return None, None
+        seconds = parse_duration(value) if isinstance(value, str) else None
+        if seconds is None or seconds <= 0:
+            self.error("max_age", "must be a positive duration: a whole number followed by "
+                                  "h, d, w or y (e.g. 90d)")
+            return None, None
+        return seconds, str(value).strip()
+
+    def allowed(self, value: Any) -> tuple[Placement, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not value:
+            self.error("allowed", "must be a non-empty list of location matches, e.g. "
+                                  "[{sensitive_ok: true}]")
+            return ()
+        out = []
+        known = (*BOOL_ATTRIBUTES, *TEXT_ATTRIBUTES)
+        for index, entry in enumerate(value):
+            keypath = join("allowed", index)
+            if not isinstance(entry, dict) or not entry:
+                self.error(keypath, "must be a non-empty mapping of location attribute: "
+                                    "value")
+                continue
+            good = True
+            for key, wanted in entry.items():
+                child = join(keypath, key)
+                if key in BOOL_ATTRIBUTES:
+                    if not isinstance(wanted, bool):
+                        self.error(child, "must be true or false")
+                        good = False
+                elif key in TEXT_ATTRIBUTES:
+                    ok = (isinstance(wanted, str) and wanted) or (
+                        isinstance(wanted, list) and wanted
+                        and all(isinstance(w, str) and w for w in wanted))
+                    if not ok:
+                        self.error(child, "must be a non-empty string or list of strings")
+                        good = False
+                else:
+                    self.error(child, f"unknown location attribute {key!r} (expected one "
+                                      f"of: {', '.join(known)})")
+                    good = False
+            if good:
+                out.append(Placement(dict(entry)))
+        return tuple(out)
+
+    def policy(self, fallback_name: str) -> Policy:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            raise self.doc.error("", "a policy must be a mapping with 'name' and 'require'")
+        for key in data:
+            if key not in POLICY_KEYS:
+                self.error(join("", key), f"unknown key {key!r} (expected one of: "
+                                          f"{', '.join(sorted(POLICY_KEYS))})")
+        parsed = self.require(data.get("require"))
+        max_age, max_age_text = self.max_age(data.get("max_age"))
+        repo = data.get("repository_counts_offsite", False)
+        if not isinstance(repo, bool):
+            self.error("repository_counts_offsite", "must be true or false")
+            repo = False
+        allowed = self.allowed(data.get("allowed"))
+        attested = data.get("attested", [])
+        if not isinstance(attested, list) or not all(isinstance(a, str) and a.strip()
+                                                      for a in attested):
+            self.error("attested", "must be a list of criteria in words")
+            attested = []
+        for key in ("name", "description"):
+            if key in data and not (isinstance(data[key], str) and data[key].strip()):
+                self.error(key, "must be a non-empty string")
+        if self.errors:
+            raise ConfigErrors(self.errors)
+        parsed.setdefault("corrupt", 0)  # every policy: a corrupt copy fails, unless it says
+        return Policy(name=str(data.get("name", fallback_name)),
+                      description=" ".join(str(data.get("description", "")).split()),
+                      require=parsed, source=self.doc.file,
+                      attested=tuple(" ".join(a.split()) for a in attested),
+                      max_age=max_age, max_age_text=max_age_text,
+                      repository_counts_offsite=repo, allowed=allowed)
 
 
-def load_policy(spec: str, base_folder: str | None = None) -> Policy:
+def _validate(doc: Document, fallback_name: str) -> Policy:
+    return _PolicyValidator(doc).policy(fallback_name)
+
+
+def load_policy(spec: str, base_folder: str | None = None,
+                where: tuple[Document, str] | None = None) -> Policy:
     """Load a built-in policy by name, or a policy file by path (relative paths
-    resolve against ``base_folder``, the inventory's folder)."""
+    resolve against ``base_folder``, the inventory's folder).  ``where`` is the
+    inventory document and key path that named ``spec``, for the error."""
     builtin = _builtin_path(spec) if "/" not in spec and not spec.endswith(
         (".yaml", ".yml")) else None
     if builtin:
@@ -221,12 +534,61 @@ def load_policy(spec: str, base_folder: str | None = None) -> Policy:
     if base_folder and not os.path.isabs(path) and not os.path.exists(path):
         path = os.path.join(base_folder, path)
     if not os.path.exists(path):
-        raise ConfigError(spec, None, "", f"no built-in policy or policy file named {spec!r} "
-                                          f"(built-in: {', '.join(builtin_names())})")
+        message = (f"no built-in policy or policy file named {spec!r} "
+                   f"(built-in: {', '.join(builtin_names())})")
+        if where:
+            raise where[0].error(where[1], message)
+        raise ConfigError(spec, None, "", message)
     return _validate(load_file(path), os.path.basename(spec).rsplit(".", 1)[0])
+
+
+def resolve_policies(inventory: Inventory, override: str | None, datasets: Sequence[str],
+                     default: str = "3-2-1") -> dict[str, Policy]:
+    """The policy of each dataset: ``override`` (--policy), else the dataset's
+    ``policy:``, else its class's (``policies:`` map), else the inventory's
+    ``policy:``, else ``default``.  Each policy is loaded once.
+
+    A ``class:`` missing from the ``policies:`` map is an error for every dataset
+    (not only those selected): a typo there would silently judge raw data by a
+    looser policy."""
+    doc = inventory.document
+    errors: list[ConfigError] = []
+    for name, dataset in inventory.datasets.items():
+        if dataset.cls is not None and dataset.cls not in inventory.class_policies:
+            keypath = f"datasets.{name}.class"
+            known = ", ".join(inventory.class_policies) or "none; add a top-level policies: map"
+            message = f"unknown class {dataset.cls!r} (classes in policies: {known})"
+            errors.append(doc.error(keypath, message) if doc else
+                          ConfigError(inventory.path, None, keypath, message))
+    if errors:
+        raise ConfigErrors(errors)
+    loaded: dict[str, Policy] = {}
+    out = {}
+    for name in datasets:
+        dataset = inventory.datasets[name]
+        where: tuple[Document, str] | None = None
+        if override:
+            spec = override
+        elif dataset.policy:
+            spec, keypath = dataset.policy, f"datasets.{name}.policy"
+            where = (doc, keypath) if doc else None
+        elif dataset.cls:
+            spec = inventory.class_policies[dataset.cls]
+            where = (doc, f"policies.{dataset.cls}") if doc else None
+        elif inventory.policy:
+            spec, where = inventory.policy, ((doc, "policy") if doc else None)
+        else:
+            spec = default
+        if spec not in loaded:
+            loaded[spec] = load_policy(spec, inventory.folder, where)
+        out[name] = loaded[spec]
+    return out
 
 
 def describe(policy: Policy) -> dict[str, Any]:
     return {"name": policy.name, "description": policy.description,
-            "require": dict(policy.require), "rules": policy.rules_in_words(),
+            "require": dict(policy.require), "max_age": policy.max_age_text,
+            "repository_counts_offsite": policy.repository_counts_offsite,
+            "allowed": [dict(p.match) for p in policy.allowed],
+            "rules": policy.rules_in_words(),
             "attested": list(policy.attested), "source": policy.source}
