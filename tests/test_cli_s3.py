@@ -1,0 +1,153 @@
+"""End-to-end audits with an S3 copy (moto's real server on loopback) through the CLI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Lab, copy_by_location, dataset_of, run_subprocess, write_tree
+from servers.moto_s3 import MotoS3, fake_aws_environment
+
+FILES = {
+    "run1/sample_R1.fastq.gz": os.urandom(70_000),
+    "run1/sample_R2.fastq.gz": os.urandom(50_000),
+    "README.txt": b"sequencing run 1\n",
+}
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[MotoS3]:
+    server = MotoS3()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake_aws_environment(monkeypatch, tmp_path / "aws")
+
+
+def s3_lab(lab: Lab, server: MotoS3, files: dict[str, bytes] | None = None,
+           checksum: str | None = "SHA256", **settings: Any) -> str:
+    """Primary on a NAS and a tape at site-a; the S3 copy at site-b."""
+    files = FILES if files is None else files
+    for name, media in (("nas", "disk"), ("tape", "tape")):
+        write_tree(lab.location(name, media, "site-a") / "P1" / "run1", files)
+    bucket = server.new_bucket("archive")
+    server.put_tree(bucket, "projects/P1/run1/", files, checksum=checksum)
+    lab.locations["archive"] = {"kind": "s3", "endpoint_url": server.endpoint_url,
+                                "bucket": bucket, "prefix": "projects/", "media": "object",
+                                "site": "site-b", **settings}
+    lab.dataset("ds", [{"location": "nas", "path": "P1/run1", "primary": True},
+                       {"location": "tape", "path": "P1/run1"},
+                       {"location": "archive", "path": "P1/run1"}])
+    return bucket
+
+
+def test_s3_copy_verified_by_server_digests(lab: Lab, s3: MotoS3) -> None:
+    s3_lab(lab, s3)
+    code, report = lab.audit_json()
+    assert code == 0
+    ds = dataset_of(report, "ds")
+    assert ds["status"] == "pass"
+    assert ds["counts"] == {"copies": 3, "media": 3, "offsite": 1}
+    archive = copy_by_location(report, "ds", "archive")
+    assert archive["state"] == "intact" and archive["counted"] and archive["offsite"]
+    assert archive["verification"] == "digest"
+    assert archive["files"]["present"] == 3
+    # Every byte again, when asked: the same verdict, established by download.
+    code, report = lab.audit_json("--verify", "full", "--force-download")
+    archive = copy_by_location(report, "ds", "archive")
+    assert code == 0 and archive["state"] == "intact" and archive["verification"] == "full"
+
+
+def test_force_download_location_setting(lab: Lab, s3: MotoS3) -> None:
+    s3_lab(lab, s3, force_download=True)
+    code, report = lab.audit_json()
+    assert code == 0
+    assert copy_by_location(report, "ds", "archive")["verification"] == "full"
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "incomplete", "missing"])
+@pytest.mark.parametrize("force", [False, True], ids=["digest", "download"])
+def test_damaged_s3_copy(lab: Lab, s3: MotoS3, damage: str, force: bool) -> None:
+    bucket = s3_lab(lab, s3)
+    assert lab.audit_json()[0] == 0  # records the reference
+    client = s3.client()
+    key = "projects/P1/run1/run1/sample_R1.fastq.gz"
+    if damage == "corrupt":
+        data = bytearray(FILES["run1/sample_R1.fastq.gz"])
+        data[12345] ^= 0x01  # same size: only the content tells
+        client.put_object(Bucket=bucket, Key=key, Body=bytes(data), ChecksumAlgorithm="SHA256")
+    elif damage == "incomplete":
+        client.delete_object(Bucket=bucket, Key=key)
+    else:
+        for name in FILES:
+            client.delete_object(Bucket=bucket, Key=f"projects/P1/run1/{name}")
+    args = ("--verify", "full", "--force-download") if force else ("--verify", "full")
+    code, report = lab.audit_json(*args)
+    assert code == 1
+    ds = dataset_of(report, "ds")
+    archive = copy_by_location(report, "ds", "archive")
+    assert ds["status"] == "fail"
+    assert archive["state"] == damage and not archive["counted"]
+    if damage == "corrupt":
+        assert archive["problems"][0]["path"] == "run1/sample_R1.fastq.gz"
+        assert archive["problems"][0]["problem"] == "corrupt"
+        assert archive["verification"] == ("full" if force else "digest")
+    if damage == "incomplete":
+        assert archive["files"]["missing"] == 1
+
+
+def test_multipart_object_is_downloaded_not_misjudged(lab: Lab, s3: MotoS3) -> None:
+    big = {"big.bin": os.urandom(5 * 1024 * 1024 + 1000), "small.txt": b"small\n"}
+    bucket = s3_lab(lab, s3, files=big)
+    # Replace big.bin by a multipart upload with a composite SHA256 (moto's default
+    # sends it without "-N" suffix): it must not be read as the file's sha256.
+    s3.put_multipart(bucket, "projects/P1/run1/big.bin",
+                     [big["big.bin"][:5 * 1024 * 1024], big["big.bin"][5 * 1024 * 1024:]],
+                     checksum="SHA256")
+    code, report = lab.audit_json()
+    archive = copy_by_location(report, "ds", "archive")
+    assert code == 0, archive
+    assert archive["state"] == "intact"
+    assert archive["verification"] == "full"  # one file had to be downloaded
+
+
+def test_wrong_credentials_exit_3(lab: Lab, monkeypatch: pytest.MonkeyPatch,
+                                  tmp_path: Path) -> None:
+    server = MotoS3()
+    try:
+        s3_lab(lab, server)
+        server.create_access_key()
+        server.enforce_auth(True)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIANOSUCHKEY0000000")
+        code, report = lab.audit_json()
+        assert code == 3
+        archive = copy_by_location(report, "ds", "archive")
+        assert archive["state"] == "unreachable"
+        assert dataset_of(report, "ds")["status"] == "unknown"
+        # A real process: one clear line on the problem, no traceback.
+        lab.write()
+        proc = run_subprocess("audit", str(lab.inventory), "--state", str(lab.state), "-q")
+        assert proc.returncode == 3
+        assert "InvalidAccessKeyId" in proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr
+    finally:
+        server.enforce_auth(False)
+        server.stop()
+
+
+def test_endpoint_down_exit_3(lab: Lab) -> None:
+    server = MotoS3()
+    s3_lab(lab, server)
+    server.stop()
+    code, report = lab.audit_json()
+    assert code == 3
+    archive = copy_by_location(report, "ds", "archive")
+    assert archive["state"] == "unreachable"
+    assert "connection refused" in (archive.get("detail") or str(archive))
