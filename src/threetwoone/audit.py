@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import manifest
@@ -31,6 +31,7 @@ from .backends import (
 )
 from .catalog import Catalog, ReferenceFile, SeenFile, now_iso
 from .checksums import DEFAULT_ALGORITHM
+from .errors import ThreeTwoOneError
 from .inventory import CopySpec, Dataset, Inventory, Location
 from .pathnames import display
 from .policy import CopyView, Policy, judge
@@ -44,18 +45,17 @@ from .results import (
     Status,
     Verification,
 )
-
-#: How much of the past a verify mode trusts.  ``full`` re-reads every file;
-#: ``changed`` re-reads only files whose size, mtime or identity moved.
-VERIFY_MODES = ("full", "changed")
+from .schedule import Selection, VerifyPlan, select, unchanged
 
 
 @dataclass
 class AuditOptions:
     workers: int = 1
-    verify: str = "full"
+    plan: VerifyPlan = field(default_factory=VerifyPlan)
     force_download: bool = False
     clock: Callable[[], float] = time.time
+    #: Who ran it, recorded with an accepted reference.
+    user: str | None = None
 
 
 @dataclass
@@ -109,6 +109,7 @@ class Auditor:
         self.progress = progress or Progress()
         self._backends: dict[str, Backend] = {}
         self._unreachable: dict[str, str] = {}
+        self._started = self.options.clock()
 
     # -- backends ---------------------------------------------------------------
     def backend(self, location: Location) -> Backend:
@@ -175,6 +176,23 @@ class Auditor:
                             "later audits compare every copy with it")
         return self._judge(dataset, policy, reference, copies, warnings)
 
+    def accept(self, dataset: Dataset) -> CopyResult:
+        """Adopt the primary's current content as the new reference, after an
+        intentional change.  Recorded with time and user."""
+        if dataset.checksums:
+            raise ThreeTwoOneError(
+                f"dataset {dataset.name} has a producer manifest "
+                f"({dataset.checksums.file}); the manifest is its reference: update the "
+                "manifest instead")
+        primary = dataset.primary
+        reference = _Reference("accepted", {}, made_from=primary, new=True)
+        try:
+            result = self._audit_copy(dataset, primary, reference, {},
+                                      algorithms=self._reference_algorithms(dataset))
+        finally:
+            self.close()
+        return result
+
     # -- the reference ----------------------------------------------------------
     def _known_reference(self, dataset: Dataset, warnings: list[str]) -> _Reference | None:
         """The manifest or the catalog's reference; None on a first audit."""
@@ -212,6 +230,12 @@ class Auditor:
                     digests = {**known.digests, **digests}  # keep e.g. xxh3_128 learnt before
                     size = known.size
                 files[entry.path] = ReferenceFile(entry.path, size, digests)
+            if (stored is None or stored.source != "manifest"
+                    or _manifest_digests(stored.files, spec.algorithm)
+                    != _manifest_digests(files, spec.algorithm)):
+                # A new or re-issued manifest: record it (this also forgets what copies
+                # verified against the old one).
+                self.catalog.save_reference(dataset.name, "manifest", files.values())
             return _Reference("manifest", files)
         if stored:
             return _Reference(stored.source, stored.files)
@@ -339,9 +363,10 @@ class Auditor:
                              "recorded")
             return
         reference.files = made
-        self.catalog.save_reference(dataset.name, "primary", made.values())
+        self.catalog.save_reference(dataset.name, reference.source, made.values(),
+                                    user=self.options.user)
         self.catalog.record_files(copy_key(dataset.name, copy), dataset.name, seen,
-                                  result.state.value, now)
+                                  result.state.value, now, replace=True)
 
     def _compare(self, backend: Backend, dataset: Dataset, copy: CopySpec,
                  listing: _Listing, reference: _Reference, result: CopyResult) -> None:
@@ -351,11 +376,12 @@ class Auditor:
         _report_walk_problems(listing, result)
         unlisted_dirs = [p.path for p in listing.problems]
         key = copy_key(dataset.name, copy)
-        seen_before = self.catalog.seen_files(key) if self.options.verify != "full" else {}
+        seen_before = self.catalog.seen_files(key)
         now = self.options.clock()
-        to_hash: list[Entry] = []
-        seen: list[tuple[str, SeenFile]] = []
-        oldest = now  # the oldest verification among the files, for max_age rules
+        candidates: list[tuple[Entry, SeenFile | None]] = []
+        updates: list[tuple[str, SeenFile]] = []
+        #: Already corrupt by size; hashed only to tell which copies agree (majority view).
+        wrong_size: dict[str, Entry] = {}
         for path, ref in ref_files.items():
             entry = listing.files.get(path)
             if entry is None:
@@ -375,33 +401,32 @@ class Auditor:
                     path, ProblemKind.CORRUPT,
                     f"size {entry.size} bytes, reference {ref.size} bytes"))
                 files.corrupt += 1
-                seen.append((path, SeenFile(entry.size, entry.mtime_ns, entry.ident, now,
-                                            "corrupt")))
+                updates.append((path, SeenFile(entry.size, entry.mtime_ns, entry.ident, now,
+                                               "corrupt")))
+                wrong_size[path] = entry
                 continue
-            before = seen_before.get(path)
-            if (before is not None and before.result == "ok" and before.size == entry.size
-                    and before.mtime_ns == entry.mtime_ns and before.ident == entry.ident):
-                result.cached_files += 1
-                result.bytes += entry.size
-                oldest = min(oldest, before.verified_at or 0.0)
-                seen.append((path, before))
-                continue
-            to_hash.append(entry)
+            candidates.append((entry, seen_before.get(path)))
         _report_others(listing, ref_files, result, extra_warning=False)
         for path in listing.files:
             if path not in ref_files:
                 files.extra += 1
                 result.problems.append(Problem(path, ProblemKind.EXTRA,
                                                "not in the reference"))
-        algorithms = self._algorithms_for(backend, reference, to_hash)
+        selection = select(candidates, self.options.plan, now,
+                           self.catalog.last_audit_at(key))
+        if reference.source != "manifest":
+            selection.must.extend(wrong_size.values())
+        oldest = now  # the oldest verification among the files, for max_age rules
         learnt: list[ReferenceFile] = []
-        force = self.options.force_download or bool(
-            backend.location.attribute("force_download", False))
-        for hashed in backend.hash_files(copy.path, to_hash, algorithms,
-                                         workers=self.options.workers, force_full=force,
-                                         progress=self.progress):
+        attempted: set[str] = set()
+        for hashed in self._hash_selected(backend, copy, reference, selection):
+            attempted.add(hashed.path)
             entry = listing.files[hashed.path]
             ref = ref_files[hashed.path]
+            if hashed.path in wrong_size:
+                if hashed.digests:
+                    result.mismatches[hashed.path] = _digest_key(hashed, ref)
+                continue
             result.methods = _add_method(result.methods, hashed)
             if hashed.error:
                 result.problems.append(Problem(hashed.path, ProblemKind.UNREADABLE,
@@ -413,22 +438,34 @@ class Auditor:
             if verdict is not None:
                 outcome = "corrupt"
                 files.corrupt += 1
+                before = seen_before.get(hashed.path)
+                if before is not None and unchanged(entry, before):
+                    verdict += (" - content changed without a modification: size and mtime "
+                                "are as when it last verified ok (silent corruption, bit rot)")
                 result.problems.append(Problem(hashed.path, ProblemKind.CORRUPT, verdict))
+                result.mismatches[hashed.path] = _digest_key(hashed, ref)
             else:
                 result.bytes += entry.size
                 if ref.size is None or set(hashed.digests) - set(ref.digests):
                     learnt.append(ReferenceFile(hashed.path, entry.size,
                                                 dict(hashed.digests)))
-            seen.append((hashed.path, SeenFile(entry.size, entry.mtime_ns, entry.ident,
-                                               now, outcome)))
-        if learnt and reference.source != "none":
+            updates.append((hashed.path, SeenFile(entry.size, entry.mtime_ns, entry.ident,
+                                                  now, outcome)))
+        for entry, before in selection.cached:
+            result.cached_files += 1
+            result.bytes += entry.size
+            oldest = min(oldest, before.verified_at or 0.0)
+        for entry in selection.scheduled:
+            # Scheduled but cut by --time-limit: still trusted from the catalog.
+            before = seen_before.get(entry.path)
+            if entry.path not in attempted and before is not None:
+                result.cached_files += 1
+                result.bytes += entry.size
+                oldest = min(oldest, before.verified_at or 0.0)
+        if learnt:
             # Content that matched the reference teaches it sizes and extra digests
             # (e.g. xxh3_128 next to a producer's md5), so later audits are cheaper.
-            if reference.source == "manifest" and self.catalog.reference(dataset.name) is None:
-                self.catalog.save_reference(dataset.name, "manifest", ref_files.values())
             self.catalog.add_reference_digests(dataset.name, learnt)
-        elif reference.source == "manifest" and self.catalog.reference(dataset.name) is None:
-            self.catalog.save_reference(dataset.name, "manifest", ref_files.values())
         unreadable = sum(1 for p in result.problems if p.problem is ProblemKind.UNREADABLE)
         if files.corrupt:
             result.state = CopyState.CORRUPT
@@ -440,12 +477,39 @@ class Auditor:
         else:
             result.state = CopyState.INTACT
         result.verified_at = oldest
-        if result.verified_files:
+        if result.cached_files:
+            result.verification = Verification.CACHED
+        elif result.verified_files:
             digest_only = all(m.startswith("digest") for m in result.methods)
             result.verification = Verification.DIGEST if digest_only else Verification.FULL
-        elif result.cached_files:
-            result.verification = Verification.CACHED
-        self.catalog.record_files(key, dataset.name, seen, result.state.value, now)
+        removed = [p for p in seen_before if p not in listing.files]
+        self.catalog.record_files(key, dataset.name, updates, result.state.value, now,
+                                  removed=removed)
+
+    def _hash_selected(self, backend: Backend, copy: CopySpec, reference: _Reference,
+                       selection: Selection) -> Iterator[HashResult]:
+        """Hash what must be read, then the scheduled re-reads in slices until
+        --time-limit runs out."""
+        force = self.options.force_download or bool(
+            backend.location.attribute("force_download", False))
+
+        def run(entries: Sequence[Entry]) -> Iterator[HashResult]:
+            if not entries:
+                return iter(())
+            return backend.hash_files(copy.path, entries,
+                                      self._algorithms_for(backend, reference, entries),
+                                      workers=self.options.workers, force_full=force,
+                                      progress=self.progress)
+
+        yield from run(selection.must)
+        limit = self.options.plan.time_limit
+        deadline = None if limit is None else self._started + limit
+        scheduled = selection.scheduled
+        step = 256
+        for start in range(0, len(scheduled), step):
+            if deadline is not None and self.options.clock() >= deadline:
+                break
+            yield from run(scheduled[start:start + step])
 
     def _algorithms_for(self, backend: Backend, reference: _Reference,
                         entries: Sequence[Entry]) -> list[str]:
@@ -474,6 +538,8 @@ class Auditor:
                 warnings.append(f"copy {copy.label} not counted: {reason}")
         if reference.source == "none" and reference.detail:
             warnings.insert(0, reference.detail)
+        if reference.source != "manifest":
+            warnings.extend(_majority_view(copies))
         for copy in copies:
             if (copy.state in (CopyState.INCOMPLETE, CopyState.MISSING)
                     and judgement.status == "pass"):
@@ -516,6 +582,46 @@ def _add_method(methods: list[str], hashed: HashResult) -> list[str]:
     return methods
 
 
+def _digest_key(hashed: HashResult, ref: ReferenceFile) -> str:
+    """"algorithm:digest" on an algorithm the reference has, to group copies."""
+    common = [a for a in hashed.digests if a in ref.digests] or sorted(hashed.digests)
+    return f"{common[0]}:{hashed.digests[common[0]]}"
+
+
+def _manifest_digests(files: Mapping[str, ReferenceFile], algorithm: str
+                      ) -> dict[str, str | None]:
+    return {path: f.digests.get(algorithm) for path, f in files.items()}
+
+
+def _majority_view(copies: Sequence[CopyResult]) -> list[str]:
+    """When copies disagree with a recorded (not producer-given) reference, say
+    which copies agree with each other: if most copies share a content the
+    reference does not have, the primary probably changed on purpose (then
+    ``threetwoone accept``) or is the one that rotted."""
+    notes = []
+    paths = sorted({p for c in copies for p in c.mismatches})
+    for path in paths[:20]:
+        groups: dict[str, list[str]] = {}
+        for copy in copies:
+            if copy.same_as or copy.state in (CopyState.UNREACHABLE, CopyState.MISSING):
+                continue
+            if path in copy.mismatches:
+                groups.setdefault(copy.mismatches[path], []).append(copy.label)
+            elif not any(p.path == path for p in copy.problems):
+                groups.setdefault("reference", []).append(copy.label)
+        agreeing = {k: v for k, v in groups.items() if k != "reference" and len(v) > 1}
+        matching = groups.get("reference", [])
+        for labels in agreeing.values():
+            notes.append(f"{display(path)}: copies {', '.join(labels)} agree with each other "
+                         f"but not with the reference"
+                         + (f" (which {', '.join(matching)} match)" if matching else
+                            " (no copy matches the reference)"))
+        if not agreeing and len(groups) > 1 and matching:
+            notes.append(f"{display(path)}: {', '.join(matching)} match the reference; "
+                         "every other copy differs in its own way")
+    return notes
+
+
 def _compare_digests(hashed: HashResult, ref: ReferenceFile) -> str | None:
     """None when the content matches; else the detail of the mismatch."""
     common = [a for a in hashed.digests if a in ref.digests]
@@ -555,4 +661,4 @@ def _summary(dataset: DatasetResult) -> dict[str, object]:
             "copies": {c.label: c.state.value for c in dataset.copies}}
 
 
-__all__ = ["VERIFY_MODES", "AuditOptions", "Auditor", "Progress", "copy_key", "display"]
+__all__ = ["AuditOptions", "Auditor", "Progress", "copy_key", "display"]

@@ -10,11 +10,14 @@ are not UTF-8 are kept exactly.  Digests are JSON ``{algorithm: hex}``.
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -202,6 +205,9 @@ class Catalog:
                        user: str | None = None) -> None:
         with self.transaction():
             self.db.execute("DELETE FROM reference_files WHERE dataset=?", (dataset,))
+            # What each copy verified was verified against the old reference.
+            self.db.execute("DELETE FROM copy_files WHERE copy IN "
+                            "(SELECT copy FROM copies WHERE dataset=?)", (dataset,))
             self.db.execute(
                 "INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?)",
                 (dataset, source, now_iso(), user or current_user()))
@@ -234,17 +240,42 @@ class Catalog:
                     "SELECT path, size, mtime_ns, ident, verified_at, result FROM copy_files "
                     "WHERE copy=?", (copy,))}
 
+    def last_audit_at(self, copy: str) -> float | None:
+        row = self.db.execute("SELECT last_audit_at FROM copies WHERE copy=?",
+                              (copy,)).fetchone()
+        return None if row is None else row[0]
+
     def record_files(self, copy: str, dataset: str, rows: Iterable[tuple[str, SeenFile]],
-                     state: str, audited_at: float, replace: bool = True) -> None:
+                     state: str, audited_at: float, replace: bool = False,
+                     removed: Iterable[str] = ()) -> None:
+        """Record what was seen of ``copy``: only the rows that changed (an
+        unchanged nightly audit writes almost nothing), minus ``removed``."""
         with self.transaction():
             if replace:
                 self.db.execute("DELETE FROM copy_files WHERE copy=?", (copy,))
+            self.db.executemany("DELETE FROM copy_files WHERE copy=? AND path=?",
+                                ((copy, os.fsencode(p)) for p in removed))
             self.db.executemany(
                 "INSERT OR REPLACE INTO copy_files VALUES (?, ?, ?, ?, ?, ?, ?)",
                 ((copy, os.fsencode(path), s.size, s.mtime_ns, s.ident, s.verified_at,
                   s.result) for path, s in rows))
             self.db.execute("INSERT OR REPLACE INTO copies VALUES (?, ?, ?, ?)",
                             (copy, dataset, audited_at, state))
+
+    def copy_status(self, interval: float, now: float
+                    ) -> list[tuple[str, str, float | None, str | None, int, float | None, int,
+                                    int]]:
+        """Per copy: key, dataset, last audit, last state, files, oldest
+        verification, files overdue now, files coming due within a day."""
+        rows = self.db.execute(
+            "SELECT c.copy, c.dataset, c.last_audit_at, c.last_state, COUNT(f.path), "
+            "MIN(f.verified_at), "
+            "COALESCE(SUM(f.verified_at <= ?), 0), "
+            "COALESCE(SUM(f.verified_at > ? AND f.verified_at <= ?), 0) "
+            "FROM copies c LEFT JOIN copy_files f ON f.copy = c.copy "
+            "GROUP BY c.copy ORDER BY c.dataset, c.copy",
+            (now - interval, now - interval, now - interval + 86400))
+        return [tuple(row) for row in rows]
 
     # -- runs ----------------------------------------------------------------
     def start_run(self, inventory: str) -> int:
@@ -275,6 +306,34 @@ class Catalog:
         query += "ORDER BY r.id DESC, d.dataset LIMIT ?"
         for started, name, policy, status, summary in self.db.execute(query, (*args, limit)):
             yield started, name, policy, status, json.loads(summary)
+
+
+@contextmanager
+def exclusive_lock(path: str, timeout: float) -> Iterator[None]:
+    """Hold ``PATH.lock`` for the whole run so two audits (an overlapping cron
+    job) never interleave; wait up to ``timeout`` seconds, then give up."""
+    lock_path = path + ".lock"
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(lock_path)), mode=0o700, exist_ok=True)
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StateError(f"state catalog {path}: cannot create its lock file: "
+                         f"{exc.strerror}") from None
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StateError(
+                        f"state catalog {path} is in use by another threetwoone run "
+                        f"(waited {timeout:g} s; see --lock-timeout)") from None
+                time.sleep(0.1)  # polling a lock held by another process
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class _Transaction:

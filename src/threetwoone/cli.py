@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sqlite3
 import sys
 import tempfile
 import textwrap
@@ -46,6 +47,11 @@ def handle_errors(func: F) -> F:
             fail(str(exc).replace("\n", "\nthreetwoone: "), int(exc.exit_code))
         except click.ClickException:
             raise  # usage errors: click prints them and exits 2
+        except sqlite3.DatabaseError as exc:
+            if debug:
+                traceback.print_exc()
+            fail(f"state catalog unusable: {exc}; move it aside to start a new one",
+                 int(ExitCode.TOOL_FAILED))
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except BrokenPipeError:
@@ -106,46 +112,100 @@ def write_atomically(path: str, text: str) -> None:
         raise
 
 
+def state_option(func: F) -> F:
+    return click.option(
+        "--state", type=click.Path(dir_okay=False, path_type=str),
+        help="State catalog (default $THREETWOONE_STATE, else "
+             "$XDG_STATE_HOME/threetwoone/state.sqlite3).")(func)
+
+
+def lock_option(func: F) -> F:
+    return click.option(
+        "--lock-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
+        metavar="SECONDS",
+        help="Wait this long for another run on the same catalog to finish, then exit 5.")(
+        func)
+
+
+def clock() -> Callable[[], float]:
+    """The wall clock, or a fixed time from $THREETWOONE_NOW (epoch seconds) so
+    tests and what-if runs can simulate nights without waiting for them."""
+    fixed = os.environ.get("THREETWOONE_NOW")
+    if not fixed:
+        import time
+        return time.time
+    try:
+        value = float(fixed)
+    except ValueError:
+        raise click.BadParameter(f"THREETWOONE_NOW={fixed!r} is not epoch seconds") from None
+    return lambda: value
+
+
+def parse_option(parser: Callable[[str], Any], value: str | None, name: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return parser(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=name) from None
+
+
 @main.command()
 @click.argument("inventory", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="Report format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
               help="Write the report to FILE (atomically) instead of stdout.")
-@click.option("--state", type=click.Path(dir_okay=False, path_type=str),
-              help="State catalog (default $THREETWOONE_STATE, else "
-                   "$XDG_STATE_HOME/threetwoone/state.sqlite3).")
+@state_option
 @click.option("-d", "--dataset", "datasets", multiple=True, metavar="NAME",
               help="Audit only this dataset (repeatable).")
 @click.option("--policy", metavar="NAME|FILE",
               help="Judge every dataset by this policy instead of the inventory's.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Hash with N parallel workers.")
-@click.option("--verify", type=click.Choice(["full", "changed"]), default="full",
-              show_default=True,
-              help="full: re-read every file; changed: re-read only files whose size, "
-                   "mtime or identity changed since the last audit.")
+@click.option("--verify", type=click.Choice(["scheduled", "changed", "full"]),
+              default="scheduled", show_default=True,
+              help="full: re-read every file; changed: re-read only new or changed files "
+                   "(size, mtime, inode/ETag); scheduled: changed files plus the files due "
+                   "by the fixity schedule.")
+@click.option("--fixity-interval", default="30d", show_default=True, metavar="DURATION",
+              help="With --verify scheduled: re-read every file at least this often, "
+                   "spread over the nights (e.g. 30d, 90d).")
+@click.option("--max-read", metavar="SIZE",
+              help="Cap tonight's scheduled re-reads (e.g. 500GiB). Changed files are "
+                   "always read.")
+@click.option("--time-limit", metavar="DURATION",
+              help="Stop starting scheduled re-reads after this long (e.g. 4h).")
 @click.option("--force-download", is_flag=True,
               help="Never trust server-side digests: read every byte.")
+@lock_option
 @click.option("-q", "--quiet", is_flag=True, help="Print problems only.")
 @handle_errors
 def audit(inventory: str, fmt: str, output: str | None, state: str | None,
           datasets: tuple[str, ...], policy: str | None, jobs: int, verify: str,
-          force_download: bool, quiet: bool) -> None:
+          fixity_interval: str, max_read: str | None, time_limit: str | None,
+          force_download: bool, lock_timeout: float, quiet: bool) -> None:
     """Audit every copy of every dataset in INVENTORY against its policy."""
     from .audit import AuditOptions, Auditor
-    from .catalog import Catalog, default_state_path
+    from .catalog import Catalog, default_state_path, exclusive_lock
     from .progress import ProgressLine
     from .reports import FORMATTERS
+    from .schedule import VerifyPlan, parse_duration, parse_size
 
+    plan = VerifyPlan(
+        mode=verify,
+        interval=parse_option(parse_duration, fixity_interval, "'--fixity-interval'"),
+        max_read=parse_option(parse_size, max_read, "'--max-read'"),
+        time_limit=parse_option(parse_duration, time_limit, "'--time-limit'"))
     inv = load_inventory(inventory)
     names = select_datasets(inv, datasets)
     policies = resolve_policies(inv, policy, names)
     progress = ProgressLine.for_stderr()
-    with Catalog(state or default_state_path()) as catalog:
+    path = state or default_state_path()
+    with exclusive_lock(path, lock_timeout), Catalog(path) as catalog:
         auditor = Auditor(inv, policies, catalog,
-                          AuditOptions(workers=jobs, verify=verify,
-                                       force_download=force_download),
+                          AuditOptions(workers=jobs, plan=plan, force_download=force_download,
+                                       clock=clock()),
                           progress=progress.as_progress())
         try:
             result = auditor.run(names)
@@ -157,6 +217,100 @@ def audit(inventory: str, fmt: str, output: str | None, state: str | None,
     elif text:
         click.echo(text, nl=False)
     sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("inventory", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("dataset")
+@state_option
+@lock_option
+@handle_errors
+def accept(inventory: str, dataset: str, state: str | None, lock_timeout: float) -> None:
+    """Adopt DATASET's primary copy, as it is now, as the new reference.
+
+    Use after an intentional change (files added, reprocessed, renamed). The
+    primary is read in full; the new reference is recorded with time and user,
+    and every copy is compared with it from the next audit on.
+    """
+    from .audit import AuditOptions, Auditor
+    from .catalog import Catalog, current_user, default_state_path, exclusive_lock
+    from .results import CopyState
+
+    inv = load_inventory(inventory)
+    [name] = select_datasets(inv, (dataset,))
+    path = state or default_state_path()
+    with exclusive_lock(path, lock_timeout), Catalog(path) as catalog:
+        auditor = Auditor(inv, resolve_policies(inv, None, [name]), catalog,
+                          AuditOptions(clock=clock(), user=current_user()))
+        result = auditor.accept(inv.datasets[name])
+    if result.state is not CopyState.INTACT:
+        fail(f"{name}: reference not changed: the primary copy {result.label} is "
+             f"{result.state.value} ({result.detail or 'not every file could be read'})",
+             int(ExitCode.UNKNOWN))
+    click.echo(f"{name}: new reference accepted from {result.label} "
+               f"({result.files.present} files, {result.bytes} bytes)")
+
+
+@main.command()
+@click.argument("dataset", required=False)
+@state_option
+@click.option("-n", "--limit", type=click.IntRange(1), default=30, show_default=True,
+              help="Show at most N verdicts.")
+@handle_errors
+def history(dataset: str | None, state: str | None, limit: int) -> None:
+    """Past verdicts, newest first (all datasets, or DATASET)."""
+    from tabulate import tabulate
+
+    from .catalog import Catalog, default_state_path
+
+    with Catalog(state or default_state_path()) as catalog:
+        rows = [(started, name, policy, status.upper(),
+                 ", ".join(f"{label}={st}" for label, st in summary["copies"].items()))
+                for started, name, policy, status, summary in catalog.history(dataset, limit)]
+        accepted = catalog.reference(dataset) if dataset else None
+    if not rows:
+        click.echo("no audits recorded" + (f" for {dataset}" if dataset else ""))
+        return
+    click.echo(tabulate(rows, headers=["audit started", "dataset", "policy", "status",
+                                       "copies"]))
+    if accepted:
+        click.echo(f"\nreference: {accepted.source}, recorded {accepted.recorded_at} by "
+                   f"{accepted.recorded_by}")
+
+
+@main.command()
+@state_option
+@click.option("--fixity-interval", default="30d", show_default=True, metavar="DURATION",
+              help="The interval to compute what is due against.")
+@handle_errors
+def status(state: str | None, fixity_interval: str) -> None:
+    """Per copy: last audit, when it was last fully verified, and what is due."""
+    from datetime import UTC, datetime
+
+    from tabulate import tabulate
+
+    from .catalog import Catalog, default_state_path
+    from .schedule import parse_duration
+
+    interval = parse_option(parse_duration, fixity_interval, "'--fixity-interval'")
+    now = clock()()
+
+    def when(epoch: float | None) -> str:
+        if epoch is None:
+            return "never"
+        stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
+        return f"{stamp} ({(now - epoch) / 86400:.0f}d ago)"
+
+    with Catalog(state or default_state_path()) as catalog:
+        rows = [(copy, last_state or "-", when(last), files, when(oldest), overdue, soon)
+                for copy, _ds, last, last_state, files, oldest, overdue, soon
+                in catalog.copy_status(interval, now)]
+    if not rows:
+        click.echo("no copies audited yet")
+        return
+    click.echo(tabulate(rows, headers=["copy (dataset/location/path)", "state", "last audit",
+                                       "files", "oldest verification", "overdue",
+                                       "due in 24h"]))
 
 
 @main.command()

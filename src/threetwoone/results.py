@@ -83,6 +83,9 @@ class CopyResult:
     #: When this copy's content was last fully established: the oldest time over
     #: its reference files (now for files re-read this run), epoch seconds.
     verified_at: float | None = None
+    #: path -> "algorithm:digest" of files whose content differs from the reference,
+    #: so copies that agree with each other can be pointed out (majority view).
+    mismatches: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
