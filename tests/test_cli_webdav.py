@@ -1,0 +1,145 @@
+"""End-to-end audits with a WebDAV copy, through the real CLI, on real servers:
+XRootD (server digests, like dCache) and WsgiDAV (no digests, basic auth).
+
+The layout is the classic 3-2-1: a primary on disk and a tape copy at site-a,
+and the off-site copy on the WebDAV server.  Only the WebDAV copy is damaged,
+so the verdicts below are about it alone.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from conftest import Lab, copy_by_location, dataset_of, write_tree
+
+if TYPE_CHECKING:
+    from backends.conftest_webdav import DavSite
+
+# The WebDAV fixtures (servers on loopback) live with the backend tests.
+pytest_plugins = ["servers.webdav_plugin"]
+
+FILES = {
+    "run1/sample_R1.fastq.gz": os.urandom(70_000),
+    "run1/sample_R2.fastq.gz": os.urandom(50_000),
+    "README.txt": b"sequencing run 1\n",
+}
+
+
+@pytest.fixture(params=["xrootd", "wsgidav"])
+def site(request: pytest.FixtureRequest) -> DavSite:
+    value: DavSite = request.getfixturevalue(f"{request.param}_site")
+    return value
+
+
+def lab_with_dav(lab: Lab, site: DavSite, files: dict[str, bytes] | None = None,
+                 **dav: Any) -> str:
+    """Primary + tape copy on local disks, the off-site copy on ``site``."""
+    files = FILES if files is None else files
+    nas = lab.location("nas", "disk", "site-a")
+    tape = lab.location("tape", "tape", "site-a")
+    write_tree(nas / "ds", files)
+    write_tree(tape / "ds", files)
+    path = site.tree(files)
+    lab.locations["dav"] = site.settings(**dav)
+    lab.dataset("ds", [{"location": "nas", "path": "ds", "primary": True},
+                       {"location": "tape", "path": "ds"},
+                       {"location": "dav", "path": path}])
+    return path
+
+
+def damage(site: DavSite, path: str, how: str) -> None:
+    root = site.local(path)
+    target = root / "run1" / "sample_R1.fastq.gz"
+    if how == "corrupt":
+        data = bytearray(target.read_bytes())
+        data[12345] ^= 0x01
+        # A new file, as a bad transfer leaves it (same size, new mtime).
+        (root / "tmp").write_bytes(bytes(data))
+        (root / "tmp").chmod(0o644)
+        os.replace(root / "tmp", target)
+    elif how == "incomplete":
+        target.unlink()
+    elif how == "missing":
+        for folder, _dirs, names in os.walk(root, topdown=False):
+            for name in names:
+                os.unlink(os.path.join(folder, name))
+            os.rmdir(folder)
+
+
+def test_intact_webdav_copy_passes(lab: Lab, site: DavSite) -> None:
+    lab_with_dav(lab, site)
+    code, report = lab.audit_json()
+    assert code == 0, report
+    copy = copy_by_location(report, "ds", "dav")
+    assert copy["state"] == "intact" and copy["counted"] and copy["offsite"]
+    assert copy["files"]["present"] == 3
+    # XRootD's digests are trusted from the very first audit: the primary's read
+    # pass also computed the algorithms the server reports.
+    assert copy["verification"] == ("digest" if site.digests else "full")
+    assert dataset_of(report, "ds")["counts"] == {"copies": 3, "media": 3, "offsite": 1}
+
+
+@pytest.mark.parametrize("how", ["corrupt", "incomplete", "missing"])
+def test_damaged_webdav_copy(lab: Lab, site: DavSite, how: str) -> None:
+    path = lab_with_dav(lab, site)
+    assert lab.audit_json()[0] == 0  # records the reference
+    damage(site, path, how)
+    verdicts = {}
+    for args in ((), ("--force-download",)):
+        # --verify full: re-check every file, not only those whose size or mtime moved.
+        code, report = lab.audit_json("--verify", "full", *args)
+        copy = copy_by_location(report, "ds", "dav")
+        verdicts[args] = (code, copy["state"], dataset_of(report, "ds")["status"])
+        if how == "missing":
+            assert copy["verification"] == "none"
+        elif args:
+            assert copy["verification"] == "full"
+        else:
+            assert copy["verification"] == ("digest" if site.digests else "full")
+        if how == "corrupt":
+            [problem] = [p for p in copy["problems"] if p["problem"] == "corrupt"]
+            assert problem["path"] == "run1/sample_R1.fastq.gz"
+    # Digest and forced download reach the same verdict.
+    assert verdicts[()] == verdicts[("--force-download",)] == (1, how, "fail")
+
+
+def test_force_download_key_on_the_location(lab: Lab, xrootd_site: DavSite) -> None:
+    lab_with_dav(lab, xrootd_site, force_download=True)
+    code, report = lab.audit_json()
+    assert code == 0
+    assert copy_by_location(report, "ds", "dav")["verification"] == "full"
+
+
+def test_wrong_credentials_exit_3(lab: Lab, wsgidav_site: DavSite,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WRONG_PASSWORD", "definitely-wrong-password")
+    lab_with_dav(lab, wsgidav_site,
+                 auth={**wsgidav_site.auth, "password_env": "WRONG_PASSWORD"})
+    result = lab.audit("--format", "json")
+    assert result.exit_code == 3, result.stderr
+    report = result.json()
+    copy = copy_by_location(report, "ds", "dav")
+    assert copy["state"] == "unreachable"
+    assert dataset_of(report, "ds")["status"] == "unknown"
+    assert "definitely-wrong-password" not in result.stdout + result.stderr
+
+
+def test_server_down_exit_3(lab: Lab, xrootd_private: DavSite, fast_retries: None) -> None:
+    lab_with_dav(lab, xrootd_private)
+    assert lab.audit_json()[0] == 0
+    xrootd_private.server.stop()
+    code, report = lab.audit_json()
+    assert code == 3
+    copy = copy_by_location(report, "ds", "dav")
+    assert copy["state"] == "unreachable"
+
+
+def test_password_variable_in_the_environment_only(lab: Lab, wsgidav_site: DavSite) -> None:
+    lab_with_dav(lab, wsgidav_site)
+    password = os.environ[wsgidav_site.auth["password_env"]]
+    inventory = lab.write().read_text()
+    assert password not in inventory
+    assert lab.audit_json(write=False)[0] == 0
