@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from conftest import Lab, copy_by_location, dataset_of, run_subprocess, write_tree
-from servers.moto_s3 import MotoS3, fake_aws_environment
+from servers.moto_s3 import Fault, FaultProxy, MotoS3, fake_aws_environment, sha256_b64
 
 FILES = {
     "run1/sample_R1.fastq.gz": os.urandom(70_000),
@@ -151,3 +151,27 @@ def test_endpoint_down_exit_3(lab: Lab) -> None:
     archive = copy_by_location(report, "ds", "archive")
     assert archive["state"] == "unreachable"
     assert "connection refused" in (archive.get("detail") or str(archive))
+
+
+def test_lying_server_told_apart_from_corruption_by_forced_download(lab: Lab,
+                                                                   s3: MotoS3) -> None:
+    proxy = FaultProxy(upstream_port=s3.port)
+    proxy.start()
+    try:
+        s3_lab(lab, s3)
+        lab.locations["archive"]["endpoint_url"] = proxy.endpoint_url
+        assert lab.audit_json()[0] == 0
+        # The server now reports a wrong SHA-256 for one object whose bytes are intact.
+        proxy.faults.append(Fault("HEAD", "sample_R1.fastq.gz", times=99, headers={
+            "x-amz-checksum-sha256": sha256_b64(b"something else")}))
+        code, report = lab.audit_json("--verify", "full")
+        archive = copy_by_location(report, "ds", "archive")
+        assert code == 1 and archive["state"] == "corrupt"
+        assert "(server-side digest)" in archive["problems"][0]["detail"]
+        # Reading the bytes shows the data is fine: the server's digest was wrong.
+        code, report = lab.audit_json("--verify", "full", "--force-download")
+        archive = copy_by_location(report, "ds", "archive")
+        assert code == 0 and archive["state"] == "intact"
+        assert archive["verification"] == "full"
+    finally:
+        proxy.stop()

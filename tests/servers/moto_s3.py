@@ -149,8 +149,10 @@ class Fault:
     key: str
     #: Answer this status instead of forwarding (e.g. 503) ...
     status: int | None = None
-    #: ... or forward, then cut the connection after this many body bytes.
+    #: ... or forward, then cut the connection after this many body bytes ...
     cut_after: int | None = None
+    #: ... or forward with these response headers replaced (a server that lies).
+    headers: dict[str, str] | None = None
     times: int = 1
 
 
@@ -207,10 +209,13 @@ class FaultProxy:
                 with proxy.lock:
                     proxy.seen.append((self.command, self.path, answer.status))
                 self.send_response(answer.status)
+                replaced = {k.lower(): v for k, v in ((fault and fault.headers) or {}).items()}
                 for name, value in answer.getheaders():
                     if name.lower() not in ("connection", "keep-alive", "transfer-encoding",
-                                            "content-length", "date", "server"):
+                                            "content-length", "date", "server", *replaced):
                         self.send_header(name, value)
+                for name, value in replaced.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command == "HEAD":
