@@ -553,3 +553,16 @@ def test_undetermined_copy_on_a_forbidden_location_cannot_rescue(tmp_path: Path)
     ok = view("a", zone="safe")
     assert judge(policy, [ok, view("b", "unreachable", zone="safe")], 0.0).status == "unknown"
     assert judge(policy, [ok, view("c", "unreachable", zone="other")], 0.0).status == "fail"
+
+
+def test_policies_example_gives_the_documented_verdicts(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "examples" / "policies" / "inventory.yaml"
+    result = run_cli("audit", str(example), "--state", str(tmp_path / "state.sqlite3"),
+                     "--format", "json")
+    assert result.exit_code == 1
+    got = {d["name"]: (d["policy"], d["status"]) for d in result.json()["datasets"]}
+    assert got == {"ngs-P1-raw": ("raw-offsite", "pass"),
+                   "ngs-P2-raw": ("raw-offsite", "fail"),
+                   "ngs-P1-qc": ("ndsa-storage-1", "pass"),
+                   "clinic-imaging": ("sensitive", "fail"),
+                   "cohort-archive": ("3-2-1-1-0", "pass")}
