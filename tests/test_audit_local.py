@@ -366,3 +366,16 @@ def test_no_traceback_on_unexpected_error_without_debug(lab: Lab, tmp_path: Path
 def test_module_entry_point_and_version() -> None:
     proc = run_subprocess("--version")
     assert proc.returncode == 0 and "threetwoone" in proc.stdout
+
+
+def test_problem_list_is_capped_but_counts_are_exact(lab: Lab) -> None:
+    from threetwoone.results import MAX_PROBLEMS
+    many = {f"d/f{i:05d}": b"x" for i in range(MAX_PROBLEMS + 250)}
+    _, tape, _ = lab.three_copies(many)
+    assert lab.audit_json()[0] == 0
+    shutil.rmtree(tape / "d")
+    code, report = lab.audit_json()
+    copy = copy_by_location(report, "ds", "tape")
+    assert copy["files"]["missing"] == MAX_PROBLEMS + 250
+    assert len(copy["problems"]) == MAX_PROBLEMS and copy["problems_omitted"] == 250
+    assert "... and 250 more" in lab.audit().stdout

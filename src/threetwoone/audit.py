@@ -12,9 +12,8 @@ The order of work per dataset:
 
 from __future__ import annotations
 
-import fnmatch
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import manifest
@@ -22,15 +21,12 @@ from .backends import (
     Backend,
     BackendError,
     CopyFailed,
-    Entry,
-    EntryKind,
-    HashResult,
     LocationUnreachable,
-    WalkProblem,
     open_backend,
 )
-from .catalog import Catalog, ReferenceFile, SeenFile, now_iso
+from .catalog import Catalog, ReferenceFile, current_user, now_iso
 from .checksums import DEFAULT_ALGORITHM
+from .copyaudit import CopyContext, compare, list_copy, make_reference
 from .errors import ThreeTwoOneError
 from .inventory import CopySpec, Dataset, Inventory, Location
 from .pathnames import display
@@ -40,12 +36,10 @@ from .results import (
     CopyResult,
     CopyState,
     DatasetResult,
-    Problem,
-    ProblemKind,
     Status,
-    Verification,
 )
-from .schedule import Selection, VerifyPlan, select, unchanged
+from .schedule import VerifyPlan
+from .workset import Workset
 
 
 @dataclass
@@ -78,24 +72,12 @@ class _Reference:
     """The reference as the auditor uses it."""
 
     source: str  # manifest | primary | accepted | none
-    files: dict[str, ReferenceFile]
     detail: str = ""
     #: Set when the reference was just made from this copy's content.
     made_from: CopySpec | None = None
     new: bool = False
-
-    def algorithms(self) -> set[str]:
-        algos: set[str] | None = None
-        for f in self.files.values():
-            algos = set(f.digests) if algos is None else algos & set(f.digests)
-        return algos or set()
-
-
-@dataclass
-class _Listing:
-    files: dict[str, Entry] = field(default_factory=dict)
-    others: dict[str, Entry] = field(default_factory=dict)  # symlinks and special files
-    problems: list[WalkProblem] = field(default_factory=list)
+    #: Files in a reference made this run.
+    count: int = 0
 
 
 class Auditor:
@@ -110,6 +92,7 @@ class Auditor:
         self._backends: dict[str, Backend] = {}
         self._unreachable: dict[str, str] = {}
         self._started = self.options.clock()
+        self.workset = Workset(catalog.db)
 
     # -- backends ---------------------------------------------------------------
     def backend(self, location: Location) -> Backend:
@@ -158,7 +141,7 @@ class Auditor:
         reference = self._known_reference(dataset, warnings)
         if reference is None:
             # First audit without a manifest: the primary's content becomes the reference.
-            reference = _Reference("primary", {}, made_from=primary, new=True)
+            reference = _Reference("primary", made_from=primary, new=True)
             results[primary.index] = self._audit_copy(
                 dataset, primary, reference, identities,
                 algorithms=self._reference_algorithms(dataset))
@@ -170,9 +153,9 @@ class Auditor:
             if copy_result.same_as:
                 warnings.append(f"copy {copy_result.label} is the same storage as "
                                 f"{copy_result.same_as}; it counts once")
-        if reference.new and reference.files:
+        if reference.new and reference.count:
             warnings.append(f"reference recorded from the primary copy "
-                            f"{results[primary.index].label} ({len(reference.files)} files); "
+                            f"{results[primary.index].label} ({reference.count} files); "
                             "later audits compare every copy with it")
         return self._judge(dataset, policy, reference, copies, warnings)
 
@@ -185,7 +168,7 @@ class Auditor:
                 f"({dataset.checksums.file}); the manifest is its reference: update the "
                 "manifest instead")
         primary = dataset.primary
-        reference = _Reference("accepted", {}, made_from=primary, new=True)
+        reference = _Reference("accepted", made_from=primary, new=True)
         try:
             result = self._audit_copy(dataset, primary, reference, {},
                                       algorithms=self._reference_algorithms(dataset))
@@ -196,8 +179,9 @@ class Auditor:
     # -- the reference ----------------------------------------------------------
     def _known_reference(self, dataset: Dataset, warnings: list[str]) -> _Reference | None:
         """The manifest or the catalog's reference; None on a first audit."""
-        stored = self.catalog.reference(dataset.name)
+        info = self.catalog.reference_info(dataset.name)
         if dataset.checksums:
+            stored = self.catalog.reference(dataset.name)
             spec = dataset.checksums
             primary = dataset.primary
             location = self.inventory.locations[primary.location]
@@ -210,16 +194,16 @@ class Auditor:
                 if stored and stored.source == "manifest":
                     warnings.append(f"producer manifest {spec.file} could not be read "
                                     f"({reason}); using the copy of it in the catalog")
-                    return _Reference("manifest", stored.files)
-                return _Reference("none", {}, detail=f"producer manifest {spec.file} in "
+                    return _Reference("manifest")
+                return _Reference("none", detail=f"producer manifest {spec.file} in "
                                   f"{primary.location}:{primary.path} could not be read: "
                                   f"{reason}")
             try:
                 entries = manifest.parse(data, spec.algorithm)
             except manifest.ManifestError as exc:
-                return _Reference("none", {}, detail=f"producer manifest {spec.file}: {exc}")
+                return _Reference("none", detail=f"producer manifest {spec.file}: {exc}")
             if not entries:
-                return _Reference("none", {}, detail=f"producer manifest {spec.file} lists "
+                return _Reference("none", detail=f"producer manifest {spec.file} lists "
                                                      "no files")
             files = {}
             for entry in entries:
@@ -236,9 +220,9 @@ class Auditor:
                 # A new or re-issued manifest: record it (this also forgets what copies
                 # verified against the old one).
                 self.catalog.save_reference(dataset.name, "manifest", files.values())
-            return _Reference("manifest", files)
-        if stored:
-            return _Reference(stored.source, stored.files)
+            return _Reference("manifest")
+        if info:
+            return _Reference(info[0])
         return None
 
     def _reference_algorithms(self, dataset: Dataset) -> list[str]:
@@ -288,16 +272,19 @@ class Auditor:
                     result.detail = f"same storage as {first.label}; counted once"
                     return result
                 identities[root.identity] = result
-            listing = self._list(backend, dataset, copy)
+            ctx = self._context(backend, dataset, copy)
+            list_copy(ctx)
             if reference.made_from is copy:
-                self._make_reference(backend, dataset, copy, listing,
-                                     algorithms or [DEFAULT_ALGORITHM], reference, result)
+                self._make_reference(ctx, algorithms or [DEFAULT_ALGORITHM], reference,
+                                     result)
             elif reference.source == "none":
                 result.state = CopyState.ERROR
                 result.detail = reference.detail
-                result.files.present = len(listing.files)
+                result.files.present = ctx.workset.listed_files()[0]
             else:
-                self._compare(backend, dataset, copy, listing, reference, result)
+                compare(ctx, self.options.plan, self.catalog.last_audit_at(ctx.key),
+                        reference.source == "manifest", result)
+                ctx.workset.commit_copy(ctx.key, dataset.name, result.state.value, ctx.now)
         except LocationUnreachable as exc:
             result.state = CopyState.UNREACHABLE
             result.detail = str(exc)
@@ -310,221 +297,27 @@ class Auditor:
                                 f"{result.state.value} ({result.detail or 'see problems'})")
         return result
 
-    def _list(self, backend: Backend, dataset: Dataset, copy: CopySpec) -> _Listing:
-        listing = _Listing()
-        skip = {dataset.checksums.file} if dataset.checksums else set()
-        for item in backend.walk(copy.path):
-            if isinstance(item, WalkProblem):
-                listing.problems.append(item)
-                continue
-            if item.path in skip or _excluded(item.path, dataset.exclude):
-                continue
-            if item.kind is EntryKind.FILE:
-                listing.files[item.path] = item
-            else:
-                listing.others[item.path] = item
-        return listing
-
-    def _make_reference(self, backend: Backend, dataset: Dataset, copy: CopySpec,
-                        listing: _Listing, algorithms: Sequence[str],
-                        reference: _Reference, result: CopyResult) -> None:
-        """Hash the whole primary and record it as the reference (first audit)."""
-        _report_walk_problems(listing, result)
-        _report_others(listing, {}, result, extra_warning=True)
-        files = list(listing.files.values())
-        result.files.present = result.files.expected = len(files)
-        if not files and not listing.problems:
-            result.state = CopyState.ERROR
-            result.detail = ("the primary copy has no files on its first audit; refusing to "
-                             "record an empty reference (is the disk mounted?)")
-            return
-        made: dict[str, ReferenceFile] = {}
-        seen: list[tuple[str, SeenFile]] = []
-        now = self.options.clock()
-        for hashed in backend.hash_files(copy.path, files, algorithms,
-                                         workers=self.options.workers, force_full=True,
-                                         progress=self.progress):
-            entry = listing.files[hashed.path]
-            result.methods = _add_method(result.methods, hashed)
-            if hashed.error:
-                result.problems.append(Problem(hashed.path, ProblemKind.UNREADABLE,
-                                               hashed.error))
-                continue
-            made[hashed.path] = ReferenceFile(hashed.path, hashed.size, dict(hashed.digests))
-            result.bytes += hashed.size
-            seen.append((hashed.path, SeenFile(entry.size, entry.mtime_ns, entry.ident,
-                                               now, "ok")))
-        result.verified_files = len(made)
-        result.verification = Verification.FULL
-        result.verified_at = now
-        if result.problems or listing.problems:
-            result.state = CopyState.ERROR
-            result.detail = ("not every file of the primary could be read; no reference "
-                             "recorded")
-            return
-        reference.files = made
-        self.catalog.save_reference(dataset.name, reference.source, made.values(),
-                                    user=self.options.user)
-        self.catalog.record_files(copy_key(dataset.name, copy), dataset.name, seen,
-                                  result.state.value, now, replace=True)
-
-    def _compare(self, backend: Backend, dataset: Dataset, copy: CopySpec,
-                 listing: _Listing, reference: _Reference, result: CopyResult) -> None:
-        ref_files = reference.files
-        files = result.files
-        files.expected = len(ref_files)
-        _report_walk_problems(listing, result)
-        unlisted_dirs = [p.path for p in listing.problems]
-        key = copy_key(dataset.name, copy)
-        seen_before = self.catalog.seen_files(key)
-        now = self.options.clock()
-        candidates: list[tuple[Entry, SeenFile | None]] = []
-        updates: list[tuple[str, SeenFile]] = []
-        #: Already corrupt by size; hashed only to tell which copies agree (majority view).
-        wrong_size: dict[str, Entry] = {}
-        for path, ref in ref_files.items():
-            entry = listing.files.get(path)
-            if entry is None:
-                if any(_is_below(path, d) for d in unlisted_dirs):
-                    continue  # already reported as an unreadable folder
-                other = listing.others.get(path)
-                detail = ""
-                if other is not None:
-                    detail = ("is a symlink (not followed)" if other.kind is EntryKind.SYMLINK
-                              else "is a FIFO, socket or device (not opened)")
-                result.problems.append(Problem(path, ProblemKind.MISSING, detail))
-                files.missing += 1
-                continue
-            files.present += 1
-            if ref.size is not None and entry.size != ref.size:
-                result.problems.append(Problem(
-                    path, ProblemKind.CORRUPT,
-                    f"size {entry.size} bytes, reference {ref.size} bytes"))
-                files.corrupt += 1
-                updates.append((path, SeenFile(entry.size, entry.mtime_ns, entry.ident, now,
-                                               "corrupt")))
-                wrong_size[path] = entry
-                continue
-            candidates.append((entry, seen_before.get(path)))
-        _report_others(listing, ref_files, result, extra_warning=False)
-        for path in listing.files:
-            if path not in ref_files:
-                files.extra += 1
-                result.problems.append(Problem(path, ProblemKind.EXTRA,
-                                               "not in the reference"))
-        selection = select(candidates, self.options.plan, now,
-                           self.catalog.last_audit_at(key))
-        if reference.source != "manifest":
-            selection.must.extend(wrong_size.values())
-        oldest = now  # the oldest verification among the files, for max_age rules
-        learnt: list[ReferenceFile] = []
-        attempted: set[str] = set()
-        for hashed in self._hash_selected(backend, copy, reference, selection):
-            attempted.add(hashed.path)
-            entry = listing.files[hashed.path]
-            ref = ref_files[hashed.path]
-            if hashed.path in wrong_size:
-                if hashed.digests:
-                    result.mismatches[hashed.path] = _digest_key(hashed, ref)
-                continue
-            result.methods = _add_method(result.methods, hashed)
-            if hashed.error:
-                result.problems.append(Problem(hashed.path, ProblemKind.UNREADABLE,
-                                               hashed.error))
-                continue
-            result.verified_files += 1
-            verdict = _compare_digests(hashed, ref)
-            outcome = "ok"
-            if verdict is not None:
-                outcome = "corrupt"
-                files.corrupt += 1
-                before = seen_before.get(hashed.path)
-                if before is not None and unchanged(entry, before):
-                    verdict += (" - content changed without a modification: size and mtime "
-                                "are as when it last verified ok (silent corruption, bit rot)")
-                result.problems.append(Problem(hashed.path, ProblemKind.CORRUPT, verdict))
-                result.mismatches[hashed.path] = _digest_key(hashed, ref)
-            else:
-                result.bytes += entry.size
-                if ref.size is None or set(hashed.digests) - set(ref.digests):
-                    learnt.append(ReferenceFile(hashed.path, entry.size,
-                                                dict(hashed.digests)))
-            updates.append((hashed.path, SeenFile(entry.size, entry.mtime_ns, entry.ident,
-                                                  now, outcome)))
-        for entry, before in selection.cached:
-            result.cached_files += 1
-            result.bytes += entry.size
-            oldest = min(oldest, before.verified_at or 0.0)
-        for entry in selection.scheduled:
-            # Scheduled but cut by --time-limit: still trusted from the catalog.
-            before = seen_before.get(entry.path)
-            if entry.path not in attempted and before is not None:
-                result.cached_files += 1
-                result.bytes += entry.size
-                oldest = min(oldest, before.verified_at or 0.0)
-        if learnt:
-            # Content that matched the reference teaches it sizes and extra digests
-            # (e.g. xxh3_128 next to a producer's md5), so later audits are cheaper.
-            self.catalog.add_reference_digests(dataset.name, learnt)
-        unreadable = sum(1 for p in result.problems if p.problem is ProblemKind.UNREADABLE)
-        if files.corrupt:
-            result.state = CopyState.CORRUPT
-        elif unreadable or listing.problems:
-            result.state = CopyState.ERROR
-            result.detail = "not every file could be read"
-        elif files.missing:
-            result.state = CopyState.INCOMPLETE
-        else:
-            result.state = CopyState.INTACT
-        result.verified_at = oldest
-        if result.cached_files:
-            result.verification = Verification.CACHED
-        elif result.verified_files:
-            digest_only = all(m.startswith("digest") for m in result.methods)
-            result.verification = Verification.DIGEST if digest_only else Verification.FULL
-        removed = [p for p in seen_before if p not in listing.files]
-        self.catalog.record_files(key, dataset.name, updates, result.state.value, now,
-                                  removed=removed)
-
-    def _hash_selected(self, backend: Backend, copy: CopySpec, reference: _Reference,
-                       selection: Selection) -> Iterator[HashResult]:
-        """Hash what must be read, then the scheduled re-reads in slices until
-        --time-limit runs out."""
+    def _context(self, backend: Backend, dataset: Dataset, copy: CopySpec) -> CopyContext:
+        limit = self.options.plan.time_limit
         force = self.options.force_download or bool(
             backend.location.attribute("force_download", False))
+        return CopyContext(
+            backend=backend, dataset=dataset, copy=copy, key=copy_key(dataset.name, copy),
+            workset=self.workset, workers=self.options.workers, force_full=force,
+            now=self.options.clock(),
+            deadline=None if limit is None else self._started + limit,
+            clock=self.options.clock, progress=self.progress)
 
-        def run(entries: Sequence[Entry]) -> Iterator[HashResult]:
-            if not entries:
-                return iter(())
-            return backend.hash_files(copy.path, entries,
-                                      self._algorithms_for(backend, reference, entries),
-                                      workers=self.options.workers, force_full=force,
-                                      progress=self.progress)
-
-        yield from run(selection.must)
-        limit = self.options.plan.time_limit
-        deadline = None if limit is None else self._started + limit
-        scheduled = selection.scheduled
-        step = 256
-        for start in range(0, len(scheduled), step):
-            if deadline is not None and self.options.clock() >= deadline:
-                break
-            yield from run(scheduled[start:start + step])
-
-    def _algorithms_for(self, backend: Backend, reference: _Reference,
-                        entries: Sequence[Entry]) -> list[str]:
-        """What to ask the backend for: algorithms every file to check has in the
-        reference, server-side ones first, then our default."""
-        common: set[str] | None = None
-        for entry in entries:
-            have = set(reference.files[entry.path].digests)
-            common = have if common is None else common & have
-        if not common:
-            common = reference.algorithms() or {DEFAULT_ALGORITHM}
-        order = [*backend.digest_algorithms(), DEFAULT_ALGORITHM, "sha256", "md5", "sha1",
-                 "sha512", "adler32", "crc32"]
-        ordered = [a for a in dict.fromkeys(order) if a in common]
-        return ordered or sorted(common)
+    def _make_reference(self, ctx: CopyContext, algorithms: Sequence[str],
+                        reference: _Reference, result: CopyResult) -> None:
+        """First audit (or accept): the primary's content becomes the reference."""
+        if not make_reference(ctx, algorithms, result):
+            return
+        self.workset.commit_reference(ctx.dataset.name, reference.source, now_iso(),
+                                      self.options.user or current_user())
+        self.workset.commit_copy(ctx.key, ctx.dataset.name, result.state.value, ctx.now,
+                                 replace=True)
+        reference.count = result.verified_files
 
     # -- judging ---------------------------------------------------------------
     def _judge(self, dataset: Dataset, policy: Policy, reference: _Reference,
@@ -564,30 +357,6 @@ class Auditor:
 
 # -- helpers -----------------------------------------------------------------------
 
-def _excluded(path: str, patterns: Iterable[str]) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
-def _is_below(path: str, folder: str) -> bool:
-    return folder == "" or path.startswith(folder + "/")
-
-
-def _add_method(methods: list[str], hashed: HashResult) -> list[str]:
-    label = hashed.via or ("digest" if hashed.method == "digest" else "read")
-    if hashed.method == "digest" and not label.startswith("digest"):
-        label = f"digest: {label}"
-    if label not in methods:
-        methods.append(label)
-    return methods
-
-
-def _digest_key(hashed: HashResult, ref: ReferenceFile) -> str:
-    """"algorithm:digest" on an algorithm the reference has, to group copies."""
-    common = [a for a in hashed.digests if a in ref.digests] or sorted(hashed.digests)
-    return f"{common[0]}:{hashed.digests[common[0]]}"
-
-
 def _manifest_digests(files: Mapping[str, ReferenceFile], algorithm: str
                       ) -> dict[str, str | None]:
     return {path: f.digests.get(algorithm) for path, f in files.items()}
@@ -620,39 +389,6 @@ def _majority_view(copies: Sequence[CopyResult]) -> list[str]:
             notes.append(f"{display(path)}: {', '.join(matching)} match the reference; "
                          "every other copy differs in its own way")
     return notes
-
-
-def _compare_digests(hashed: HashResult, ref: ReferenceFile) -> str | None:
-    """None when the content matches; else the detail of the mismatch."""
-    common = [a for a in hashed.digests if a in ref.digests]
-    if not common:
-        return (f"no comparable checksum (got {', '.join(hashed.digests) or 'none'}, "
-                f"reference has {', '.join(ref.digests)})")
-    for algorithm in common:
-        if hashed.digests[algorithm].lower() != ref.digests[algorithm].lower():
-            how = " (server-side digest)" if hashed.method == "digest" else ""
-            return (f"{algorithm} {hashed.digests[algorithm]}{how}, "
-                    f"reference {ref.digests[algorithm]}")
-    return None
-
-
-def _report_walk_problems(listing: _Listing, result: CopyResult) -> None:
-    for problem in listing.problems:
-        result.problems.append(Problem(problem.path or ".", ProblemKind.UNREADABLE,
-                                       f"folder could not be listed: {problem.detail}"))
-
-
-def _report_others(listing: _Listing, ref_files: Mapping[str, ReferenceFile],
-                   result: CopyResult, extra_warning: bool) -> None:
-    """Symlinks and special files that the reference does not expect are extras."""
-    for path, entry in listing.others.items():
-        if path in ref_files:
-            continue  # reported as missing with the reason
-        what = "symlink, not followed" if entry.kind is EntryKind.SYMLINK else \
-            "FIFO, socket or device, not opened"
-        result.files.extra += 1
-        result.problems.append(Problem(path, ProblemKind.EXTRA, what))
-    del extra_warning
 
 
 def _summary(dataset: DatasetResult) -> dict[str, object]:

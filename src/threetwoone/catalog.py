@@ -188,7 +188,15 @@ class Catalog:
         return _Transaction(self.db)
 
     # -- references ----------------------------------------------------------
+    def reference_info(self, dataset: str) -> tuple[str, str, str | None] | None:
+        """(source, recorded at, recorded by) of the dataset's reference, or None."""
+        row = self.db.execute(
+            "SELECT reference_source, reference_at, reference_by FROM datasets WHERE name=?",
+            (dataset,)).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
     def reference(self, dataset: str) -> Reference | None:
+        """The whole reference in memory: for manifests, not for million-file copies."""
         row = self.db.execute(
             "SELECT reference_source, reference_at, reference_by FROM datasets WHERE name=?",
             (dataset,)).fetchone()

@@ -267,15 +267,15 @@ def history(dataset: str | None, state: str | None, limit: int) -> None:
         rows = [(started, name, policy, status.upper(),
                  ", ".join(f"{label}={st}" for label, st in summary["copies"].items()))
                 for started, name, policy, status, summary in catalog.history(dataset, limit)]
-        accepted = catalog.reference(dataset) if dataset else None
+        accepted = catalog.reference_info(dataset) if dataset else None
     if not rows:
         click.echo("no audits recorded" + (f" for {dataset}" if dataset else ""))
         return
     click.echo(tabulate(rows, headers=["audit started", "dataset", "policy", "status",
                                        "copies"]))
     if accepted:
-        click.echo(f"\nreference: {accepted.source}, recorded {accepted.recorded_at} by "
-                   f"{accepted.recorded_by}")
+        source, recorded_at, recorded_by = accepted
+        click.echo(f"\nreference: {source}, recorded {recorded_at} by {recorded_by}")
 
 
 @main.command()

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 from .policy import Violation
 
+#: Problems kept per copy for the report; the counts stay exact beyond it.
+MAX_PROBLEMS = 1000
+
 
 class CopyState(enum.StrEnum):
     INTACT = "intact"
@@ -55,6 +58,8 @@ class FileCounts:
     missing: int = 0
     corrupt: int = 0
     extra: int = 0
+    #: Files (or folders) that could not be read: the copy is then "error".
+    unreadable: int = 0
 
 
 @dataclass
@@ -86,6 +91,17 @@ class CopyResult:
     #: path -> "algorithm:digest" of files whose content differs from the reference,
     #: so copies that agree with each other can be pointed out (majority view).
     mismatches: dict[str, str] = field(default_factory=dict)
+
+    #: Problems beyond MAX_PROBLEMS are counted, not kept (a copy may miss a million files).
+    problems_omitted: int = 0
+
+    def add_problem(self, problem: Problem) -> None:
+        if problem.problem is ProblemKind.UNREADABLE:
+            self.files.unreadable += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(problem)
+        else:
+            self.problems_omitted += 1
 
     @property
     def label(self) -> str:

@@ -17,17 +17,14 @@ metadata between full reads and spread the re-reads over an interval:
 ``--max-read`` and ``--time-limit`` cap the scheduled re-reads, never the files
 that changed (an unverified change is worse than a late fixity check).
 
-Pure functions, no I/O: tests simulate many nights with an injected clock.
+Pure, no I/O: the auditor offers rows from the catalog; tests simulate many
+nights with an injected clock.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-
-from .backends import Entry
-from .catalog import SeenFile
+from dataclasses import dataclass
 
 VERIFY_MODES = ("scheduled", "changed", "full")
 DEFAULT_INTERVAL = 30 * 86400.0
@@ -65,51 +62,27 @@ class VerifyPlan:
     time_limit: float | None = None
 
 
-@dataclass
-class Selection:
-    #: Must be read tonight: new, changed, or not ok last time.
-    must: list[Entry] = field(default_factory=list)
-    #: Scheduled re-reads, the most overdue first; cut by the caps.
-    scheduled: list[Entry] = field(default_factory=list)
-    #: Trusted from the catalog (unchanged since verified, not scheduled).
-    cached: list[tuple[Entry, SeenFile]] = field(default_factory=list)
+class NightlyPlanner:
+    """Decides, for trusted files offered oldest-verified first, which to re-read
+    tonight under ``scheduled``: every due file, then the oldest until tonight's
+    share is planned, within ``--max-read``."""
 
+    def __init__(self, plan: VerifyPlan, now: float, last_audit_at: float | None,
+                 total_bytes: int) -> None:
+        self.plan = plan
+        self.now = now
+        elapsed = plan.interval if last_audit_at is None else max(now - last_audit_at, 0.0)
+        self.share = (total_bytes * min(elapsed / plan.interval, 1.0) if plan.interval > 0
+                      else float(total_bytes))
+        self.planned = 0
 
-def unchanged(entry: Entry, before: SeenFile | None) -> bool:
-    return (before is not None and before.result == "ok" and before.size == entry.size
-            and before.mtime_ns == entry.mtime_ns and before.ident == entry.ident
-            and before.verified_at is not None)
-
-
-def select(candidates: Sequence[tuple[Entry, SeenFile | None]], plan: VerifyPlan,
-           now: float, last_audit_at: float | None) -> Selection:
-    """Split ``candidates`` (present files with their catalog rows) by ``plan``."""
-    out = Selection()
-    if plan.mode == "full":
-        out.must = [entry for entry, _ in candidates]
-        return out
-    trusted: list[tuple[Entry, SeenFile]] = []
-    for entry, before in candidates:
-        if before is not None and unchanged(entry, before):
-            trusted.append((entry, before))
-        else:
-            out.must.append(entry)
-    if plan.mode == "changed":
-        out.cached = trusted
-        return out
-    trusted.sort(key=lambda item: item[1].verified_at or 0.0)  # oldest first
-    total = sum(entry.size for entry, _ in candidates)
-    elapsed = plan.interval if last_audit_at is None else max(now - last_audit_at, 0.0)
-    share = total * min(elapsed / plan.interval, 1.0) if plan.interval > 0 else total
-    budget = plan.max_read
-    planned = 0
-    for entry, before in trusted:
-        due = now - (before.verified_at or 0.0) >= plan.interval
-        wanted = due or planned < share
-        fits = budget is None or planned + entry.size <= budget
-        if wanted and fits:
-            out.scheduled.append(entry)
-            planned += entry.size
-        else:
-            out.cached.append((entry, before))
-    return out
+    def take(self, size: int, verified_at: float | None) -> bool | None:
+        """True: re-read it; False: trust it (over the read cap); None: trust it
+        and every file after it (newer, not due, tonight's share is planned)."""
+        due = self.now - (verified_at or 0.0) >= self.plan.interval
+        if not due and self.planned >= self.share:
+            return None
+        if self.plan.max_read is not None and self.planned + size > self.plan.max_read:
+            return False
+        self.planned += size
+        return True

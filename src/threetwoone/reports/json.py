@@ -30,9 +30,11 @@ def _copy(copy: CopyResult) -> dict[str, Any]:
         "counted": copy.counted, "state": copy.state.value,
         "verification": copy.verification.value,
         "files": {"expected": files.expected, "present": files.present,
-                  "missing": files.missing, "corrupt": files.corrupt, "extra": files.extra},
+                  "missing": files.missing, "corrupt": files.corrupt, "extra": files.extra,
+                  "unreadable": files.unreadable},
         "bytes": copy.bytes,
         "problems": [_problem(p) for p in copy.problems],
+        "problems_omitted": copy.problems_omitted,
         # Extensions beyond DESIGN.md's minimum:
         "detail": copy.detail, "methods": copy.methods, "same_as": copy.same_as,
         "verified_files": copy.verified_files, "cached_files": copy.cached_files,

@@ -38,8 +38,9 @@ def _dataset_lines(dataset: DatasetResult, quiet: bool) -> list[str]:
         for problem in problems[:MAX_PROBLEMS]:
             detail = f" ({problem.detail})" if problem.detail else ""
             lines.append(f"    {problem.problem.value}: {display(problem.path)}{detail}")
-        if len(problems) > MAX_PROBLEMS:
-            lines.append(f"    ... and {len(problems) - MAX_PROBLEMS} more (see --format json)")
+        more = len(problems) - MAX_PROBLEMS + copy.problems_omitted
+        if more > 0:
+            lines.append(f"    ... and {more} more (see --format json)")
     if not quiet:
         lines.extend(f"  warning: {w}" for w in dataset.warnings)
         lines.extend(f"  attested (not checked by an audit): {a}" for a in dataset.attested)

@@ -1,0 +1,382 @@
+"""Audit one copy: list it, compare it with the reference, hash what must be
+hashed, give it a state.  Or, on a first audit, make the reference from it.
+
+Everything streams through the workset's temporary tables (see workset.py):
+the listing goes in as it is walked, comparisons come back as cursors, files are
+hashed in chunks, outcomes are staged and committed in one transaction at the
+end.  Memory does not grow with the number of files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from .backends import Backend, Entry, EntryKind, HashResult, WalkProblem
+from .checksums import DEFAULT_ALGORITHM
+from .inventory import CopySpec, Dataset
+from .results import CopyResult, CopyState, Problem, ProblemKind, Verification
+from .schedule import NightlyPlanner, VerifyPlan
+from .workset import PresentRow, Workset
+
+#: Files handed to a backend at a time: bounds memory, lets --time-limit act.
+CHUNK = 2000
+
+
+@dataclass
+class CopyContext:
+    """What one copy audit needs from the run."""
+
+    backend: Backend
+    dataset: Dataset
+    copy: CopySpec
+    key: str  # the copy's key in the catalog
+    workset: Workset
+    workers: int
+    force_full: bool
+    now: float
+    deadline: float | None
+    clock: Callable[[], float]
+    progress: Callable[[int, int], None]
+    #: Algorithms the reference holds for every file (most useful first).
+    reference_algorithms: Sequence[str] = (DEFAULT_ALGORITHM,)
+    walk_problems: list[WalkProblem] = field(default_factory=list)
+
+
+def list_copy(ctx: CopyContext) -> None:
+    """Walk the copy into the workset; remember folders that could not be listed."""
+    dataset = ctx.dataset
+    skip = {dataset.checksums.file} if dataset.checksums else set()
+    patterns = dataset.exclude
+
+    def entries() -> Iterator[Entry]:
+        for item in ctx.backend.walk(ctx.copy.path):
+            if isinstance(item, WalkProblem):
+                ctx.walk_problems.append(item)
+            elif item.path not in skip and not (patterns and _excluded(item.path, patterns)):
+                yield item
+
+    ctx.workset.reset()
+    ctx.workset.add_listing(entries())
+
+
+def _excluded(path: str, patterns: Iterable[str]) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _report_walk_problems(ctx: CopyContext, result: CopyResult) -> None:
+    for problem in ctx.walk_problems:
+        result.add_problem(Problem(problem.path or ".", ProblemKind.UNREADABLE,
+                                   f"folder could not be listed: {problem.detail}"))
+
+
+def _chunks(items: Iterable[PresentRow], size: int = CHUNK) -> Iterator[list[PresentRow]]:
+    chunk: list[PresentRow] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _add_method(result: CopyResult, hashed: HashResult) -> None:
+    label = hashed.via or ("digest" if hashed.method == "digest" else "read")
+    if hashed.method == "digest" and not label.startswith("digest"):
+        label = f"digest: {label}"
+    if label not in result.methods:
+        result.methods.append(label)
+
+
+# -- making a reference -----------------------------------------------------------
+
+def make_reference(ctx: CopyContext, algorithms: Sequence[str], result: CopyResult) -> bool:
+    """Hash the whole copy (the primary) into staged reference rows.  True when
+    every file was read: only then may the caller commit it."""
+    _report_walk_problems(ctx, result)
+    for other in ctx.workset.others():
+        result.files.extra += 1
+        result.add_problem(Problem(other.path, ProblemKind.EXTRA, _other_detail(other)))
+    count, _size = ctx.workset.listed_files()
+    result.files.present = result.files.expected = count
+    if not count and not ctx.walk_problems:
+        result.state = CopyState.ERROR
+        result.detail = ("the primary copy has no files on its first audit; refusing to "
+                         "record an empty reference (is the disk mounted?)")
+        return False
+    entries = {}
+    made: list[tuple[str, int, str]] = []
+    outcomes: list[tuple[str, int, int | None, str | None, float, str]] = []
+    files = ctx.workset.files()
+    while True:
+        entries = {e.path: e for e in _take(files, CHUNK)}
+        if not entries:
+            break
+        for hashed in ctx.backend.hash_files(ctx.copy.path, list(entries.values()),
+                                             algorithms, workers=ctx.workers,
+                                             force_full=True, progress=ctx.progress):
+            entry = entries[hashed.path]
+            _add_method(result, hashed)
+            if hashed.error:
+                result.add_problem(Problem(hashed.path, ProblemKind.UNREADABLE, hashed.error))
+                continue
+            made.append((hashed.path, hashed.size, json.dumps(dict(hashed.digests),
+                                                              sort_keys=True)))
+            outcomes.append((hashed.path, entry.size, entry.mtime_ns, entry.ident, ctx.now,
+                             "ok"))
+            result.bytes += hashed.size
+            result.verified_files += 1
+        ctx.workset.record_made(made)
+        ctx.workset.record(outcomes)
+        made.clear()
+        outcomes.clear()
+    result.verification = Verification.FULL
+    result.verified_at = ctx.now
+    if result.files.unreadable or ctx.walk_problems:
+        result.state = CopyState.ERROR
+        result.detail = "not every file of the primary could be read; no reference recorded"
+        return False
+    return True
+
+
+def _take(iterator: Iterator[Entry], count: int) -> list[Entry]:
+    out = []
+    for item in iterator:
+        out.append(item)
+        if len(out) >= count:
+            break
+    return out
+
+
+def _other_detail(entry: Entry) -> str:
+    return ("symlink, not followed" if entry.kind is EntryKind.SYMLINK
+            else "FIFO, socket or device, not opened")
+
+
+# -- comparing with the reference --------------------------------------------------
+
+def compare(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
+            manifest_reference: bool, result: CopyResult) -> None:
+    """Compare the listed copy with the reference in the catalog and give it a state."""
+    ws, dataset = ctx.workset, ctx.dataset
+    files = result.files
+    files.expected = ws.reference_count(dataset.name)
+    _report_walk_problems(ctx, result)
+    unlisted = [p.path for p in ctx.walk_problems]
+    for path, kind in ws.missing(dataset.name):
+        if any(folder == "" or path.startswith(folder + "/") for folder in unlisted):
+            continue  # reported as an unreadable folder
+        detail = ""
+        if kind is EntryKind.SYMLINK:
+            detail = "is a symlink (not followed)"
+        elif kind is EntryKind.SPECIAL:
+            detail = "is a FIFO, socket or device (not opened)"
+        files.missing += 1
+        result.add_problem(Problem(path, ProblemKind.MISSING, detail))
+    for extra in ws.extras(dataset.name):
+        files.extra += 1
+        detail = "not in the reference" if extra.kind is EntryKind.FILE else \
+            _other_detail(extra)
+        result.add_problem(Problem(extra.path, ProblemKind.EXTRA, detail))
+
+    hasher = _ChunkHasher(ctx, result, manifest_reference)
+    # 1. Files that must be read: new, changed, not ok last time (or everything).
+    must = ws.present(dataset.name, ctx.key,
+                      trusted=None if plan.mode == "full" else False)
+    for chunk in _chunks(must):
+        hasher.run(chunk, scheduled=False)
+    # 2. Trusted files: cached, or re-read by the fixity schedule.
+    if plan.mode == "changed":
+        count, size, oldest = ws.trusted_totals(dataset.name, ctx.key)
+        hasher.cache(count, size, oldest)
+    elif plan.mode == "scheduled":
+        _scheduled(ctx, plan, last_audit_at, hasher)
+    ws.record(hasher.outcomes)
+    ws.record_learnt(hasher.learnt)
+    hasher.outcomes.clear()
+    hasher.learnt.clear()
+
+    if files.corrupt:
+        result.state = CopyState.CORRUPT
+    elif files.unreadable or ctx.walk_problems:
+        result.state = CopyState.ERROR
+        result.detail = "not every file could be read"
+    elif files.missing:
+        result.state = CopyState.INCOMPLETE
+    else:
+        result.state = CopyState.INTACT
+    result.verified_at = hasher.oldest
+    if result.cached_files:
+        result.verification = Verification.CACHED
+    elif result.verified_files:
+        digest_only = all(m.startswith("digest") for m in result.methods)
+        result.verification = Verification.DIGEST if digest_only else Verification.FULL
+
+
+def _scheduled(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
+               hasher: _ChunkHasher) -> None:
+    ws, dataset = ctx.workset, ctx.dataset
+    total_files, total_bytes, _oldest = ws.trusted_totals(dataset.name, ctx.key)
+    planner = NightlyPlanner(plan, ctx.now, last_audit_at, ws.listed_files()[1])
+    offered = offered_bytes = 0
+    chunk: list[PresentRow] = []
+    stopped_at: float | None = None
+    rows = ws.present(dataset.name, ctx.key, trusted=True, oldest_first=True)
+    for row in rows:
+        decision = planner.take(row.entry.size, row.before_verified_at)
+        if decision is None:
+            stopped_at = row.before_verified_at
+            break
+        offered += 1
+        offered_bytes += row.entry.size
+        if decision:
+            chunk.append(row)
+            if len(chunk) >= CHUNK:
+                hasher.run_or_cache(chunk)
+                chunk = []
+        else:
+            hasher.cache(1, row.entry.size, row.before_verified_at)
+    if chunk:
+        hasher.run_or_cache(chunk)
+    # Everything after the stop is newer than it: trusted, the oldest being the stop row.
+    hasher.cache(total_files - offered, total_bytes - offered_bytes, stopped_at)
+
+
+class _ChunkHasher:
+    """Hashes chunks of present files and folds the results into the copy result."""
+
+    def __init__(self, ctx: CopyContext, result: CopyResult, manifest_reference: bool) -> None:
+        self.ctx = ctx
+        self.result = result
+        self.manifest_reference = manifest_reference
+        self.oldest = ctx.now
+        self.outcomes: list[tuple[str, int, int | None, str | None, float, str]] = []
+        self.learnt: list[tuple[str, int, str]] = []
+
+    def cache(self, count: int, size: int, oldest: float | None) -> None:
+        if count <= 0:
+            return
+        self.result.cached_files += count
+        self.result.files.present += count
+        self.result.bytes += size
+        if oldest is not None:
+            self.oldest = min(self.oldest, oldest)
+
+    def run_or_cache(self, chunk: list[PresentRow]) -> None:
+        """Scheduled re-reads: once --time-limit has passed, trust the rest."""
+        if self.ctx.deadline is not None and self.ctx.clock() >= self.ctx.deadline:
+            for row in chunk:
+                self.cache(1, row.entry.size, row.before_verified_at)
+            return
+        self.run(chunk, scheduled=True)
+
+    def run(self, chunk: list[PresentRow], scheduled: bool) -> None:
+        ctx, result = self.ctx, self.result
+        rows = {}
+        to_hash = []
+        refs: dict[str, dict[str, str]] = {}
+        for row in chunk:
+            entry = row.entry
+            wrong_size = row.ref_size is not None and entry.size != row.ref_size
+            if wrong_size:
+                result.files.present += 1
+                result.files.corrupt += 1
+                result.add_problem(Problem(entry.path, ProblemKind.CORRUPT,
+                                           f"size {entry.size} bytes, reference "
+                                           f"{row.ref_size} bytes"))
+                self.outcomes.append((entry.path, entry.size, entry.mtime_ns, entry.ident,
+                                      ctx.now, "corrupt"))
+                if self.manifest_reference:
+                    continue  # no need to read it; with a recorded reference, read it
+                    # below only to tell which copies agree (majority view)
+            rows[entry.path] = (row, wrong_size)
+            refs[entry.path] = json.loads(row.ref_digests)
+            to_hash.append(entry)
+        if not to_hash:
+            return
+        algorithms = _algorithms_for(ctx, refs.values())
+        for hashed in ctx.backend.hash_files(ctx.copy.path, to_hash, algorithms,
+                                             workers=ctx.workers, force_full=ctx.force_full,
+                                             progress=ctx.progress):
+            row, wrong_size = rows[hashed.path]
+            ref = refs[hashed.path]
+            if wrong_size:
+                if hashed.digests:
+                    result.mismatches[hashed.path] = _digest_key(hashed, ref)
+                continue
+            self._fold(row, hashed, ref)
+
+    def _fold(self, row: PresentRow, hashed: HashResult, ref: dict[str, str]) -> None:
+        ctx, result = self.ctx, self.result
+        entry = row.entry
+        result.files.present += 1
+        _add_method(result, hashed)
+        if hashed.error:
+            result.add_problem(Problem(hashed.path, ProblemKind.UNREADABLE, hashed.error))
+            return
+        if not any(a in ref for a in hashed.digests):
+            # Nothing to compare with: unverified, never "corrupt".
+            result.add_problem(Problem(
+                hashed.path, ProblemKind.UNREADABLE,
+                f"no comparable checksum (got {', '.join(hashed.digests) or 'none'}, "
+                f"reference has {', '.join(ref)})"))
+            return
+        result.verified_files += 1
+        verdict = _compare_digests(hashed, ref)
+        if verdict is not None:
+            result.files.corrupt += 1
+            if row.trusted:
+                verdict += (" - content changed without a modification: size and mtime are "
+                            "as when it last verified ok (silent corruption, bit rot)")
+            result.add_problem(Problem(hashed.path, ProblemKind.CORRUPT, verdict))
+            result.mismatches[hashed.path] = _digest_key(hashed, ref)
+            outcome = "corrupt"
+        else:
+            outcome = "ok"
+            result.bytes += entry.size
+            if row.ref_size is None or set(hashed.digests) - set(ref):
+                # Content that matched teaches the reference its size and extra
+                # digests (xxh3_128 next to a producer's md5): later audits are cheaper.
+                self.learnt.append((hashed.path, entry.size,
+                                    json.dumps(dict(hashed.digests), sort_keys=True)))
+        self.outcomes.append((entry.path, entry.size, entry.mtime_ns, entry.ident, ctx.now,
+                              outcome))
+        if len(self.outcomes) >= CHUNK:
+            ctx.workset.record(self.outcomes)
+            ctx.workset.record_learnt(self.learnt)
+            self.outcomes.clear()
+            self.learnt.clear()
+
+
+def _algorithms_for(ctx: CopyContext, refs: Iterable[dict[str, str]]) -> list[str]:
+    """What to ask the backend for: algorithms every file of the chunk has in the
+    reference, server-side ones first, then our default."""
+    common: set[str] | None = None
+    for ref in refs:
+        common = set(ref) if common is None else common & set(ref)
+    if not common:
+        common = set(ctx.reference_algorithms) or {DEFAULT_ALGORITHM}
+    order = [*ctx.backend.digest_algorithms(), DEFAULT_ALGORITHM, "sha256", "md5", "sha1",
+             "sha512", "adler32", "crc32"]
+    ordered = [a for a in dict.fromkeys(order) if a in common]
+    return ordered or sorted(common)
+
+
+def _digest_key(hashed: HashResult, ref: dict[str, str]) -> str:
+    """"algorithm:digest" on an algorithm the reference has, to group copies."""
+    common = [a for a in hashed.digests if a in ref] or sorted(hashed.digests)
+    return f"{common[0]}:{hashed.digests[common[0]]}"
+
+
+def _compare_digests(hashed: HashResult, ref: dict[str, str]) -> str | None:
+    """None when the content matches; else the detail of the mismatch."""
+    for algorithm in (a for a in hashed.digests if a in ref):
+        if hashed.digests[algorithm].lower() != ref[algorithm].lower():
+            how = " (server-side digest)" if hashed.method == "digest" else ""
+            return (f"{algorithm} {hashed.digests[algorithm]}{how}, "
+                    f"reference {ref[algorithm]}")
+    return None

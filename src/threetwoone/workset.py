@@ -1,0 +1,227 @@
+"""The listing of the copy being audited, as temporary tables next to the catalog.
+
+A copy may hold millions of files.  Holding its listing, its reference and its
+catalog rows as Python dicts costs about a kilobyte a file; instead the listing
+streams into a temporary SQLite table and every comparison is a join, read back
+through cursors in the order the auditor needs.  Memory stays flat (SQLite's
+page cache and one chunk of files being hashed), whatever the size of the copy.
+
+Temporary tables live in SQLite's temp database: never in the catalog file,
+gone when the connection closes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from .backends import Entry, EntryKind
+
+KIND_CODES = {EntryKind.FILE: 0, EntryKind.SYMLINK: 1, EntryKind.SPECIAL: 2}
+CODE_KINDS = {code: kind for kind, code in KIND_CODES.items()}
+
+#: Rows per executemany: large enough to amortise the call, small enough to stream.
+BATCH = 5000
+
+_SCHEMA = """
+CREATE TEMP TABLE IF NOT EXISTS listing (
+    path BLOB PRIMARY KEY, kind INTEGER NOT NULL, size INTEGER NOT NULL,
+    mtime_ns INTEGER, ident TEXT) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS updates (
+    path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER, ident TEXT,
+    verified_at REAL, result TEXT) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS made (
+    path BLOB PRIMARY KEY, size INTEGER NOT NULL, digests TEXT NOT NULL) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS learnt (
+    path BLOB PRIMARY KEY, size INTEGER NOT NULL, digests TEXT NOT NULL) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PresentRow:
+    """A listed file that the reference expects, with what the catalog knows."""
+
+    entry: Entry
+    ref_size: int | None
+    ref_digests: str  # JSON, decoded only for files that get hashed
+    before_verified_at: float | None
+    before_result: str | None
+    trusted: bool  # unchanged since it last verified ok
+
+
+class Workset:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+
+    def _batched(self, sql: str, rows: Iterable[tuple[object, ...]]) -> None:
+        batch: list[tuple[object, ...]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= BATCH:
+                self._write(sql, batch)
+                batch = []
+        if batch:
+            self._write(sql, batch)
+
+    def _write(self, sql: str, batch: list[tuple[object, ...]]) -> None:
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany(sql, batch)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    # -- the listing ------------------------------------------------------------
+    def reset(self) -> None:
+        self.db.execute("DELETE FROM temp.listing")
+        self.db.execute("DELETE FROM temp.updates")
+        self.db.execute("DELETE FROM temp.made")
+        self.db.execute("DELETE FROM temp.learnt")
+
+    def add_listing(self, entries: Iterable[Entry]) -> None:
+        self._batched("INSERT OR REPLACE INTO temp.listing VALUES (?, ?, ?, ?, ?)",
+                      ((os.fsencode(e.path), KIND_CODES[e.kind], e.size, e.mtime_ns, e.ident)
+                       for e in entries))
+
+    def listed_files(self) -> tuple[int, int]:
+        """(files, bytes) of regular files listed."""
+        count, size = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM temp.listing WHERE kind=0"
+        ).fetchone()
+        return int(count), int(size)
+
+    def files(self) -> Iterator[Entry]:
+        for path, size, mtime, ident in self.db.execute(
+                "SELECT path, size, mtime_ns, ident FROM temp.listing WHERE kind=0 "
+                "ORDER BY path"):
+            yield Entry(os.fsdecode(path), EntryKind.FILE, size, mtime, ident)
+
+    def others(self) -> Iterator[Entry]:
+        """Symlinks and special files."""
+        for path, kind in self.db.execute(
+                "SELECT path, kind FROM temp.listing WHERE kind != 0 ORDER BY path"):
+            yield Entry(os.fsdecode(path), CODE_KINDS[kind])
+
+    # -- joins with the reference and the catalog ---------------------------------
+    def reference_count(self, dataset: str) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM reference_files WHERE dataset=?",
+                                   (dataset,)).fetchone()[0])
+
+    def missing(self, dataset: str) -> Iterator[tuple[str, EntryKind | None]]:
+        """Reference files not listed as regular files (with what is there instead)."""
+        for path, kind in self.db.execute(
+                "SELECT r.path, l.kind FROM reference_files r "
+                "LEFT JOIN temp.listing l ON l.path = r.path "
+                "WHERE r.dataset = ? AND (l.path IS NULL OR l.kind != 0) ORDER BY r.path",
+                (dataset,)):
+            yield os.fsdecode(path), (CODE_KINDS[kind] if kind is not None else None)
+
+    def extras(self, dataset: str) -> Iterator[Entry]:
+        """Listed entries the reference does not name."""
+        for path, kind in self.db.execute(
+                "SELECT l.path, l.kind FROM temp.listing l WHERE NOT EXISTS "
+                "(SELECT 1 FROM reference_files r WHERE r.dataset = ? AND r.path = l.path) "
+                "ORDER BY l.path", (dataset,)):
+            yield Entry(os.fsdecode(path), CODE_KINDS[kind])
+
+    _TRUSTED = ("(s.result = 'ok' AND s.size = l.size AND s.mtime_ns IS l.mtime_ns "
+                "AND s.ident IS l.ident AND s.verified_at IS NOT NULL)")
+
+    def present(self, dataset: str, copy: str, trusted: bool | None = None,
+                oldest_first: bool = False) -> Iterator[PresentRow]:
+        """Listed files the reference expects; ``trusted`` filters on whether they
+        are unchanged since they last verified ok; ``oldest_first`` orders by last
+        verification (the fixity schedule)."""
+        where = ""
+        if trusted is not None:
+            where = f"AND {'' if trusted else 'NOT '}COALESCE({self._TRUSTED}, 0) "
+        order = "ORDER BY s.verified_at, l.path" if oldest_first else ""
+        sql = (f"SELECT l.path, l.size, l.mtime_ns, l.ident, r.size, r.digests, "
+               f"s.verified_at, s.result, COALESCE({self._TRUSTED}, 0) "
+               f"FROM temp.listing l JOIN reference_files r "
+               f"ON r.dataset = ? AND r.path = l.path "
+               f"LEFT JOIN copy_files s ON s.copy = ? AND s.path = l.path "
+               f"WHERE l.kind = 0 {where}{order}")
+        for (path, size, mtime, ident, ref_size, digests, verified_at, result,
+             is_trusted) in self.db.execute(sql, (dataset, copy)):
+            yield PresentRow(Entry(os.fsdecode(path), EntryKind.FILE, size, mtime, ident),
+                             ref_size, digests, verified_at, result, bool(is_trusted))
+
+    def trusted_totals(self, dataset: str, copy: str) -> tuple[int, int, float | None]:
+        """(files, bytes, oldest verification) of trusted files."""
+        count, size, oldest = self.db.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(l.size), 0), MIN(s.verified_at) "
+            f"FROM temp.listing l JOIN reference_files r ON r.dataset = ? AND r.path = l.path "
+            f"JOIN copy_files s ON s.copy = ? AND s.path = l.path "
+            f"WHERE l.kind = 0 AND {self._TRUSTED}", (dataset, copy)).fetchone()
+        return int(count), int(size), oldest
+
+    # -- results ----------------------------------------------------------------
+    def record(self, rows: Iterable[tuple[str, int, int | None, str | None, float, str]]
+               ) -> None:
+        """Stage per-file outcomes (path, size, mtime, ident, verified_at, result)."""
+        self._batched("INSERT OR REPLACE INTO temp.updates VALUES (?, ?, ?, ?, ?, ?)",
+                      ((os.fsencode(p), *rest) for p, *rest in rows))
+
+    def record_made(self, rows: Iterable[tuple[str, int, str]]) -> None:
+        """Stage reference rows (path, size, digests JSON) for a new reference."""
+        self._batched("INSERT OR REPLACE INTO temp.made VALUES (?, ?, ?)",
+                      ((os.fsencode(p), size, digests) for p, size, digests in rows))
+
+    def record_learnt(self, rows: Iterable[tuple[str, int, str]]) -> None:
+        """Stage sizes and extra digests learnt from content that matched the
+        reference (path, size, digests JSON)."""
+        self._batched("INSERT OR REPLACE INTO temp.learnt VALUES (?, ?, ?)",
+                      ((os.fsencode(p), size, digests) for p, size, digests in rows))
+
+    # -- committing (each in one catalog transaction) --------------------------
+    def commit_copy(self, copy: str, dataset: str, state: str, audited_at: float,
+                    replace: bool = False) -> None:
+        """Write the staged outcomes of ``copy``; forget files no longer listed;
+        merge what was learnt into the reference."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if replace:
+                self.db.execute("DELETE FROM copy_files WHERE copy = ?", (copy,))
+            else:
+                self.db.execute(
+                    "DELETE FROM copy_files WHERE copy = ? AND path NOT IN "
+                    "(SELECT path FROM temp.listing WHERE kind = 0)", (copy,))
+            self.db.execute(
+                "INSERT OR REPLACE INTO copy_files SELECT ?, path, size, mtime_ns, ident, "
+                "verified_at, result FROM temp.updates", (copy,))
+            self.db.execute(
+                "UPDATE reference_files SET size = COALESCE(reference_files.size, l.size), "
+                "digests = json_patch(l.digests, reference_files.digests) "
+                "FROM temp.learnt l WHERE reference_files.dataset = ? "
+                "AND reference_files.path = l.path", (dataset,))
+            self.db.execute("INSERT OR REPLACE INTO copies VALUES (?, ?, ?, ?)",
+                            (copy, dataset, audited_at, state))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def commit_reference(self, dataset: str, source: str, recorded_at: str,
+                         user: str) -> None:
+        """Make the staged ``made`` rows the dataset's reference.  What copies
+        verified before was verified against the old one: forget it."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("DELETE FROM reference_files WHERE dataset = ?", (dataset,))
+            self.db.execute("DELETE FROM copy_files WHERE copy IN "
+                            "(SELECT copy FROM copies WHERE dataset = ?)", (dataset,))
+            self.db.execute("INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?)",
+                            (dataset, source, recorded_at, user))
+            self.db.execute("INSERT INTO reference_files SELECT ?, path, size, digests "
+                            "FROM temp.made", (dataset,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
