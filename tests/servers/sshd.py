@@ -220,12 +220,15 @@ Match LocalPort {self.sftp_only_port}
         """Kill the daemon and every connection it serves."""
         if self.process is None:
             return
-        victims = _descendants(self.process.pid)
+        # Freeze the listener first, so no connection is forked while we look
+        # for its children (they would outlive it as orphans).
         with contextlib.suppress(ProcessLookupError):
-            self.process.kill()
-        for pid in victims:
+            os.kill(self.process.pid, signal.SIGSTOP)
+        for pid in _descendants(self.process.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
         self.process.wait(timeout=10)
         if self.process.stderr:
             self.process.stderr.close()

@@ -80,18 +80,15 @@ class _Lost(Exception):
 
 
 class _Budget:
-    """One reconnect per operation (a walk, a hash_files call), shared by workers."""
+    """One reconnect per operation (a walk, a hash_files call), shared by workers.
+    The reconnect happens under ``lock``: workers that lost the same connection
+    wait for it and then see either the new connection or why it failed."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self.left = 1
-
-    def take(self) -> bool:
-        with self._lock:
-            if self.left:
-                self.left -= 1
-                return True
-            return False
+        #: Why the one reconnect failed, so every worker reports the same reason.
+        self.failure: str | None = None
 
 
 def sftp_error(exc: BaseException) -> str:
@@ -208,16 +205,21 @@ class SFTPBackend(Backend):
             attempts += 1
             conn = self.conn
             label = self.target.label
-            if attempts <= 3 and conn.generation != generation and conn.is_active():
-                continue  # another worker already reconnected
-            if attempts > 3 or not budget.take():
-                raise CopyFailed(f"{label}: connection lost again after reconnecting "
-                                 f"({cause})") from None
-            try:
-                conn.reconnect(generation)
-            except LocationUnreachable as exc:
-                raise CopyFailed(f"{label}: connection lost ({cause}) and reconnecting "
-                                 f"failed: {str(exc).removeprefix(label + ': ')}") from None
+            with budget.lock:
+                if attempts <= 3 and conn.generation != generation and conn.is_active():
+                    continue  # another worker already reconnected
+                if budget.failure:
+                    raise CopyFailed(budget.failure) from None
+                if attempts > 3 or not budget.left:
+                    raise CopyFailed(f"{label}: connection lost again after reconnecting "
+                                     f"({cause})") from None
+                budget.left -= 1
+                try:
+                    conn.reconnect(generation)
+                except LocationUnreachable as exc:
+                    budget.failure = (f"{label}: connection lost ({cause}) and reconnecting "
+                                      f"failed: {str(exc).removeprefix(label + ': ')}")
+                    raise CopyFailed(budget.failure) from None
 
     def _sftp_call(self, fn: Callable[[paramiko.SFTPClient], T], budget: _Budget) -> T:
         def operation(generation: int) -> T:
@@ -304,8 +306,7 @@ class SFTPBackend(Backend):
             raise CopyFailed(f"{self.target.label}: {describe(exc)}") from None
         try:
             handle = client.open(full, "r")
-            size = handle.stat().st_size or 0
-            handle.prefetch(size, max_concurrent_requests=PREFETCH_REQUESTS)
+            _prefetch(handle, handle.stat().st_size or 0)
         except BaseException:
             client.close()
             raise
@@ -472,12 +473,27 @@ def _stream_one(client: paramiko.SFTPClient, full: bytes, entry: Entry,
         if not stat.S_ISREG(before.st_mode or 0):
             return HashResult(entry.path, {}, error="no longer a regular file (not read)")
         size = before.st_size or 0
-        handle.prefetch(size, max_concurrent_requests=PREFETCH_REQUESTS)
+        _prefetch(handle, size)
         digests, total = hash_stream(handle.read, algorithms)
         after = handle.stat()
     if total != size or after.st_size != size or after.st_mtime != before.st_mtime:
         return HashResult(entry.path, {}, error="changed while being read")
     return HashResult(entry.path, digests, size=total, method="full", via=VIA_STREAM)
+
+
+def _prefetch(handle: paramiko.SFTPFile, size: int) -> None:
+    """``SFTPFile.prefetch`` whose request thread dies quietly when the
+    connection drops: the reader sees the failure and reports it in one line;
+    paramiko's thread would print a traceback to stderr."""
+    raw = cast(Any, handle)
+    original = raw._prefetch_thread
+
+    def quiet(*args: Any) -> None:
+        with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
+            original(*args)
+
+    raw._prefetch_thread = quiet  # an instance attribute: this file only
+    handle.prefetch(size, max_concurrent_requests=PREFETCH_REQUESTS)
 
 
 class _RemoteFile(io.RawIOBase):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import getpass
+import logging
 import os
 import socket
 import threading
@@ -34,6 +35,11 @@ from .ssh_hostkeys import (
     host_entry_name,
     known_key_types,
 )
+
+# paramiko logs a dropped connection as ERROR with a traceback; with no handler
+# configured Python would print that to stderr.  Our errors say it in one line;
+# ``--debug`` (a root handler) still sees paramiko's records.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 DEFAULT_TIMEOUT = 30.0
 #: OpenSSH allows 10 sessions per connection (MaxSessions); stay below.
@@ -198,11 +204,24 @@ class _Opened:
     #: Jump hosts' transports, closed with the main one.
     hops: list[paramiko.Transport] = field(default_factory=list)
     host_key_note: str = ""
+    #: A ProxyCommand process, reaped on close (paramiko only signals it).
+    proxy: paramiko.ProxyCommand | None = None
 
     def close(self) -> None:
         for transport in [self.transport, *reversed(self.hops)]:
             with contextlib.suppress(Exception):
                 transport.close()
+        if self.proxy is not None:
+            # The transport's thread closes (signals) the proxy as it ends.
+            with contextlib.suppress(Exception):
+                self.transport.join(timeout=5)
+            process = self.proxy.process
+            with contextlib.suppress(Exception):
+                process.wait(timeout=5)
+            for pipe in (process.stdin, process.stdout, process.stderr):
+                if pipe is not None:
+                    with contextlib.suppress(Exception):
+                        pipe.close()
 
 
 def _open_socket(target: Target) -> tuple[Any, list[paramiko.Transport]]:
@@ -275,7 +294,8 @@ def _open(target: Target, via: paramiko.Transport | None = None) -> _Opened:
         sock, hops = _open_socket(target)
     transport = paramiko.Transport(sock, default_window_size=WINDOW_SIZE,
                                    default_max_packet_size=MAX_PACKET)
-    opened = _Opened(transport, hops)
+    opened = _Opened(transport, hops,
+                     proxy=sock if isinstance(sock, paramiko.ProxyCommand) else None)
     try:
         _handshake(target, transport, opened)
         _authenticate(target, transport)
@@ -308,7 +328,15 @@ def _handshake(target: Target, transport: paramiko.Transport, opened: _Opened) -
     except (paramiko.SSHException, OSError, EOFError) as exc:
         raise LocationUnreachable(f"{target.label}: SSH handshake failed: "
                                   f"{describe(exc)}") from None
-    key = transport.get_remote_server_key()
+    if not transport.is_active() or not getattr(transport, "initial_kex_done", False):
+        # start_client returns quietly when its timeout expires mid-negotiation.
+        raise LocationUnreachable(f"{target.label}: SSH handshake failed: timed out after "
+                                  f"{target.timeout:g}s")
+    try:
+        key = transport.get_remote_server_key()
+    except paramiko.SSHException as exc:
+        raise LocationUnreachable(f"{target.label}: SSH handshake failed: "
+                                  f"{describe(exc)}") from None
     server = ServerKey(key.get_name(), key.asbytes())
     host = target.host_key_alias or target.hostname
     try:

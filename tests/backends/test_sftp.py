@@ -1,0 +1,528 @@
+"""The SFTP backend against a real OpenSSH sshd on loopback (servers/sshd.py)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backends.conftest_sftp import SftpFactory, make_location
+from servers.sshd import SSHHome, SSHServer
+from threetwoone.backends import remote_hash
+from threetwoone.backends.interface import (
+    CopyFailed,
+    Entry,
+    EntryKind,
+    HashResult,
+    LocationUnreachable,
+    WalkProblem,
+)
+from threetwoone.backends.sftp import VIA_STREAM, SFTPBackend
+from threetwoone.checksums import hash_bytes
+
+ODD_NAMES: dict[str, bytes] = {
+    "plain.txt": b"plain",
+    "with space.txt": b"space",
+    "it's quoted.txt": b"quote",
+    'double "quoted".txt': b"dquote",
+    "new\nline.txt": b"newline",
+    "back\\slash.txt": b"backslash",
+    "$(touch pwned).txt": b"command substitution",
+    "`touch pwned2`; touch pwned3 &.txt": b"backticks",
+    "-n leading dash": b"dash",
+    "tab\there": b"tab",
+    os.fsdecode(b"latin1-\xe9t\xe9.bin"): b"not utf-8",
+    "sub dir/nested $HOME.txt": b"nested",
+    "sub dir/deeper/x": b"x" * 300_000,
+}
+
+
+def write(root: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        path = os.path.join(os.fsencode(root), os.fsencode(name))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(data)
+
+
+def files_of(entries: list[Entry | WalkProblem]) -> list[Entry]:
+    return [e for e in entries if isinstance(e, Entry) and e.kind is EntryKind.FILE]
+
+
+def hash_all(backend: SFTPBackend, path: str, algorithms: list[str], **kwargs: object
+             ) -> dict[str, HashResult]:
+    entries = files_of(list(backend.walk(path)))
+    results = list(backend.hash_files(path, entries, algorithms, **kwargs))  # type: ignore[arg-type]
+    assert len(results) == len(entries)
+    return {r.path: r for r in results}
+
+
+@pytest.fixture
+def odd_tree(sshd: SSHServer) -> Path:
+    root = sshd.data_dir("odd")
+    write(root / "ds", ODD_NAMES)
+    # The login user may write here: if a name were executed, `touch` would succeed.
+    for folder in (root / "ds", root / "ds" / "sub dir"):
+        folder.chmod(0o777)
+    return root
+
+
+# -- listing ---------------------------------------------------------------
+
+
+def test_walk_lists_files_links_and_special_files_sorted(sshd: SSHServer,
+                                                         sftp_backend: SftpFactory) -> None:
+    root = sshd.data_dir("walk")
+    write(root / "ds", {"b.txt": b"b", "a/z.txt": b"zz", "a.txt": b"a"})
+    os.symlink("/etc/passwd", root / "ds" / "link-out")
+    os.symlink("a", root / "ds" / "link-dir")  # a link to a folder: listed, not entered
+    os.mkfifo(root / "ds" / "fifo")
+    backend = sftp_backend(root)
+    entries = list(backend.walk("ds"))
+    assert [(e.path, e.kind) for e in entries if isinstance(e, Entry)] == [
+        ("a/z.txt", EntryKind.FILE), ("a.txt", EntryKind.FILE), ("b.txt", EntryKind.FILE),
+        ("fifo", EntryKind.SPECIAL), ("link-dir", EntryKind.SYMLINK),
+        ("link-out", EntryKind.SYMLINK)]
+    sizes = {e.path: e.size for e in files_of(entries)}
+    assert sizes == {"a/z.txt": 2, "a.txt": 1, "b.txt": 1}
+    mtime = (root / "ds" / "a.txt").stat().st_mtime_ns
+    entry = next(e for e in files_of(entries) if e.path == "a.txt")
+    assert entry.mtime_ns == (mtime // 1_000_000_000) * 1_000_000_000
+
+
+def test_walk_keeps_odd_names_exactly(odd_tree: Path, sftp_backend: SftpFactory) -> None:
+    backend = sftp_backend(odd_tree)
+    paths = {e.path for e in files_of(list(backend.walk("ds")))}
+    assert paths == set(ODD_NAMES)
+    # Non-UTF-8 names survive a round trip through os.fsdecode/fsencode.
+    assert os.fsencode(os.fsdecode(b"latin1-\xe9t\xe9.bin")) in {os.fsencode(p) for p in paths}
+
+
+def test_unreadable_folder_is_a_walk_problem(sshd: SSHServer,
+                                             sftp_backend: SftpFactory) -> None:
+    root = sshd.data_dir("closed")
+    write(root / "ds", {"ok.txt": b"ok", "locked/secret.txt": b"s"})
+    (root / "ds" / "locked").chmod(0)
+    try:
+        entries = list(sftp_backend(root).walk("ds"))
+    finally:
+        (root / "ds" / "locked").chmod(0o755)
+    problems = [e for e in entries if isinstance(e, WalkProblem)]
+    assert [(p.path, p.detail) for p in problems] == [("locked", "permission denied")]
+    assert [e.path for e in files_of(entries)] == ["ok.txt"]
+
+
+def test_stat_root_identity_and_missing(sshd: SSHServer, sftp_backend: SftpFactory) -> None:
+    root = sshd.data_dir("ident")
+    (root / "ds").mkdir(exist_ok=True)
+    if not (root / "alias").exists():
+        os.symlink("ds", root / "alias")
+    backend = sftp_backend(root)
+    real = backend.stat_root("ds")
+    via_link = backend.stat_root("alias")
+    assert real is not None and via_link is not None
+    assert real.identity == via_link.identity == f"sftp:127.0.0.1:{sshd.port}:{root}/ds"
+    assert backend.stat_root("not-there") is None
+    (root / "file").write_bytes(b"")
+    with pytest.raises(CopyFailed, match="not a directory"):
+        backend.stat_root("file")
+
+
+def test_missing_location_root_is_unreachable(sshd: SSHServer,
+                                              sftp_backend: SftpFactory) -> None:
+    with pytest.raises(LocationUnreachable, match=r"location root .*/gone: no such file"):
+        sftp_backend(sshd.workdir / "gone")
+
+
+def test_open_read(sshd: SSHServer, sftp_backend: SftpFactory) -> None:
+    root = sshd.data_dir("read")
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    write(root / "ds", {"checksums.md5": data})
+    with sftp_backend(root).open_read("ds", "checksums.md5") as handle:
+        assert handle.read() == data
+
+
+# -- hashing -----------------------------------------------------------------
+
+
+def test_remote_and_streamed_hashes_agree_on_odd_names_and_nothing_executes(
+        sshd: SSHServer, odd_tree: Path, sftp_backend: SftpFactory) -> None:
+    algorithms = ["xxh3_128", "md5"]
+    remote = hash_all(sftp_backend(odd_tree), "ds", algorithms)
+    streamed = hash_all(sftp_backend(odd_tree, sftp_only=True), "ds", algorithms)
+    expected = {name: hash_bytes(data, algorithms) for name, data in ODD_NAMES.items()}
+    assert {p: dict(r.digests) for p, r in remote.items()} == expected
+    assert {p: dict(r.digests) for p, r in streamed.items()} == expected
+    assert {r.via for r in remote.values()} == {"remote xxhsum -H2, remote md5sum"}
+    assert {r.via for r in streamed.values()} == {VIA_STREAM}
+    assert all(r.method == "full" and r.error is None for r in remote.values())
+    assert {p: r.size for p, r in remote.items()} == {n: len(d) for n, d in ODD_NAMES.items()}
+    # Had a name been run by the remote shell, `touch` would have left a file.
+    left = {p.name for p in odd_tree.rglob("*pwned*") if p.name.startswith("pwned")}
+    home = Path(os.path.expanduser(f"~{sshd.user}"))
+    left |= {p.name for p in home.glob("pwned*")} if home.is_dir() else set()
+    assert left == set()
+
+
+def test_remote_hash_false_streams(sshd: SSHServer, sftp_backend: SftpFactory) -> None:
+    root = sshd.data_dir("noremote")
+    write(root / "ds", {"a": b"a"})
+    results = hash_all(sftp_backend(root, remote_hash=False), "ds", ["xxh3_128"])
+    assert results["a"].via == VIA_STREAM
+    assert results["a"].digests == hash_bytes(b"a", ["xxh3_128"])
+
+
+def test_sha256_remote_and_adler32_falls_back(sshd: SSHServer,
+                                              sftp_backend: SftpFactory) -> None:
+    root = sshd.data_dir("algos")
+    write(root / "ds", {"a": b"abc"})
+    backend = sftp_backend(root)
+    sha = hash_all(backend, "ds", ["sha256"])["a"]
+    assert sha.via == "remote sha256sum" and sha.digests == hash_bytes(b"abc", ["sha256"])
+    adler = hash_all(backend, "ds", ["adler32"])["a"]  # no remote tool for adler32
+    assert adler.via == VIA_STREAM and adler.digests == hash_bytes(b"abc", ["adler32"])
+
+
+def test_many_files_in_batches_with_workers(sshd: SSHServer,
+                                            sftp_backend: SftpFactory) -> None:
+    root = sshd.data_dir("many")
+    files = {f"d{i % 7}/f{i:04d}": os.urandom(i % 50) for i in range(600)}
+    write(root / "ds", files)
+    expected = {name: hash_bytes(data, ["xxh3_128"]) for name, data in files.items()}
+    for sftp_only in (False, True):
+        backend = sftp_backend(root, sftp_only=sftp_only)
+        results = hash_all(backend, "ds", ["xxh3_128"], workers=4)
+        assert {p: dict(r.digests) for p, r in results.items()} == expected
+
+
+def test_permission_denied_file_is_an_error_not_corrupt(sshd: SSHServer,
+                                                        sftp_backend: SftpFactory) -> None:
+    root = sshd.data_dir("perm")
+    write(root / "ds", {"ok": b"ok", "secret": b"secret"})
+    (root / "ds" / "secret").chmod(0)
+    try:
+        for sftp_only in (False, True):
+            results = hash_all(sftp_backend(root, sftp_only=sftp_only), "ds", ["xxh3_128"])
+            assert results["secret"].error == "permission denied"
+            assert results["secret"].digests == {}
+            assert results["ok"].digests == hash_bytes(b"ok", ["xxh3_128"])
+    finally:
+        (root / "ds" / "secret").chmod(0o644)
+
+
+def test_file_removed_after_listing_is_an_error(sshd: SSHServer,
+                                                sftp_backend: SftpFactory) -> None:
+    root = sshd.data_dir("vanish")
+    write(root / "ds", {"a": b"a", "b": b"b"})
+    backend = sftp_backend(root)
+    entries = files_of(list(backend.walk("ds")))
+    (root / "ds" / "b").unlink()
+    results = {r.path: r for r in backend.hash_files("ds", entries, ["xxh3_128"])}
+    assert results["b"].error and "no such file" in results["b"].error
+    assert results["a"].via == "remote xxhsum -H2"
+
+
+def test_nothing_is_written_on_the_remote(sshd: SSHServer, odd_tree: Path,
+                                          sftp_backend: SftpFactory) -> None:
+    def snapshot() -> dict[bytes, tuple[int, int, int]]:
+        out = {}
+        for folder, dirs, names in os.walk(os.fsencode(odd_tree)):
+            for name in dirs + names:
+                st = os.lstat(os.path.join(folder, name))
+                out[os.path.join(folder, name)] = (st.st_size, st.st_mtime_ns, st.st_mode)
+        return out
+
+    before = snapshot()
+    for sftp_only in (False, True):
+        backend = sftp_backend(odd_tree, sftp_only=sftp_only)
+        hash_all(backend, "ds", ["xxh3_128", "sha256"])
+        backend.stat_root("ds")
+    assert snapshot() == before
+
+
+# -- remote output parsing (pure) ---------------------------------------------
+
+
+def test_parse_output_plain_and_escaped_forms() -> None:
+    names = [b"a", b"new\nline", b"back\\slash"]
+    plain = b"%s  a\n%s  new\nline\n%s  back\\slash\n" % (b"1" * 32, b"2" * 32, b"3" * 32)
+    escaped = b"%s  a\n\\%s  new\\nline\n\\%s  back\\\\slash\n" % (
+        b"1" * 32, b"2" * 32, b"3" * 32)
+    for output in (plain, escaped):
+        assert remote_hash.parse_output(output, names, 32) == {
+            0: "1" * 32, 1: "2" * 32, 2: "3" * 32}
+
+
+def test_parse_output_skips_failed_files_and_distrusts_leftovers() -> None:
+    # "a" failed: its line is missing, the others are still trusted.
+    assert remote_hash.parse_output(b"%s  b\n" % (b"2" * 32), [b"a", b"b"], 32) == {
+        1: "2" * 32}
+    # An unescaping tool printing "a\nb" for a failed "a" must not lend "a" a digest.
+    assert remote_hash.parse_output(b"%s  a\nb\n" % (b"2" * 32), [b"a", b"a\nb"], 32) is None
+    # A login banner or anything unexpected: nothing is trusted.
+    assert remote_hash.parse_output(b"Welcome!\n%s  a\n" % (b"1" * 32), [b"a"], 32) is None
+    # Wrong digest length (an xxhsum without -H2 printing XXH64).
+    assert remote_hash.parse_output(b"%s  a\n" % (b"1" * 16), [b"a"], 32) is None
+
+
+def test_probe_requires_marker_and_known_empty_digests() -> None:
+    good = (remote_hash.PROBE_MARKER + b"\n99aa06d3014798d86001c324468d497f  stdin\n"
+            b"d41d8cd98f00b204e9800998ecf8427e  -\n")
+    assert remote_hash.parse_probe(good) == {"xxh3_128", "md5"}
+    assert remote_hash.parse_probe(b"This account is restricted\n" + good) == frozenset()
+    wrong = remote_hash.PROBE_MARKER + b"\nef46db3751d8e999  stdin\n"  # XXH64, not XXH128
+    assert remote_hash.parse_probe(wrong) == frozenset()
+
+
+def test_batch_command_quotes_every_name() -> None:
+    command = remote_hash.batch_command(remote_hash.TOOLS["md5"], b"/data/x y",
+                                        [b"$(id)", b"it's", b"\xff"])
+    assert command == (b"cd -- '/data/x y' && exec md5sum -- '$(id)' 'it'\"'\"'s' '\xff'")
+
+
+def test_batches_respect_limits() -> None:
+    items = [remote_hash.Item(i, b"f%d" % i, 10) for i in range(10)]
+    sizes = [len(b) for b in remote_hash.batches(items, max_files=4)]
+    assert sizes == [4, 4, 2]
+    assert [len(b) for b in remote_hash.batches(items, max_bytes=25)] == [2, 2, 2, 2, 2]
+
+
+# -- host keys and authentication -------------------------------------------------
+
+
+def test_unknown_host_key_is_refused_with_fingerprint_and_how_to_trust(
+        sshd: SSHServer, ssh_home: SSHHome) -> None:
+    backend = SFTPBackend("backup", make_location(sshd, sshd.workdir))
+    with pytest.raises(LocationUnreachable) as info:
+        backend.connect()
+    message = str(info.value)
+    assert "\n" not in message
+    assert "is not known" in message
+    fingerprint = _fingerprint(sshd.workdir / "host_ed25519.pub")
+    assert fingerprint in message
+    assert f"ssh-keyscan -p {sshd.port} -t ed25519 127.0.0.1 >> " in message
+
+
+def test_changed_host_key_is_refused(sshd: SSHServer, ssh_home: SSHHome) -> None:
+    other = sshd.host_keys["other-ed25519"]
+    ssh_home.trust(f"[127.0.0.1]:{sshd.port} {other}\n")
+    backend = SFTPBackend("backup", make_location(sshd, sshd.workdir))
+    with pytest.raises(LocationUnreachable, match="has CHANGED") as info:
+        backend.connect()
+    assert _fingerprint(sshd.workdir / "other_ed25519.pub") in str(info.value)
+    assert f"ssh-keygen -R '[127.0.0.1]:{sshd.port}'" in str(info.value)
+
+
+def test_revoked_host_key_is_refused(sshd: SSHServer, ssh_home: SSHHome) -> None:
+    ssh_home.trust(sshd.known_hosts())
+    ssh_home.trust(f"@revoked * {sshd.host_keys['ed25519']}\n")
+    with pytest.raises(LocationUnreachable, match="@revoked"):
+        SFTPBackend("backup", make_location(sshd, sshd.workdir)).connect()
+
+
+def test_known_hosts_key_from_inventory_hashed_and_rsa_only(
+        sshd: SSHServer, ssh_home: SSHHome, tmp_path: Path) -> None:
+    known = tmp_path / "inventory_known_hosts"
+    known.write_text(sshd.known_hosts(keytypes=("rsa",)))
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(known)], check=True,
+                   capture_output=True)
+    assert "127.0.0.1" not in known.read_text()  # hashed names only
+    backend = SFTPBackend("backup", make_location(sshd, sshd.workdir, known_hosts=str(known)))
+    try:
+        backend.connect()  # the server prefers Ed25519; we ask for the RSA key we know
+        assert backend.stat_root(".") is not None
+    finally:
+        backend.close()
+
+
+def test_pinned_host_key(sshd: SSHServer, ssh_home: SSHHome) -> None:
+    fingerprint = _fingerprint(sshd.workdir / "host_ed25519.pub")
+    for pin in (fingerprint, sshd.host_keys["ed25519"]):
+        backend = SFTPBackend("backup", make_location(sshd, sshd.workdir, host_key=pin))
+        backend.connect()
+        backend.close()
+    wrong = _fingerprint(sshd.workdir / "other_ed25519.pub")
+    with pytest.raises(LocationUnreachable, match="does not match the inventory's host_key"):
+        SFTPBackend("backup", make_location(sshd, sshd.workdir, host_key=wrong)).connect()
+
+
+def test_wrong_key_is_refused(sshd: SSHServer, trusted_home: SSHHome) -> None:
+    location = make_location(sshd, sshd.workdir, identity_file=str(sshd.wrong_key))
+    with pytest.raises(LocationUnreachable) as info:
+        SFTPBackend("backup", location).connect()
+    assert str(info.value) == (f"{sshd.user}@[127.0.0.1]:{sshd.port}: authentication "
+                               f"failed (tried {sshd.wrong_key})")
+
+
+def test_default_key_from_home_is_used(sshd: SSHServer, trusted_home: SSHHome) -> None:
+    for suffix in ("", ".pub"):
+        target = trusted_home.ssh / f"id_ed25519{suffix}"
+        target.write_bytes(Path(f"{sshd.client_key}{suffix}").read_bytes())
+        target.chmod(0o600)
+    backend = SFTPBackend("backup", make_location(sshd, sshd.workdir, identity_file=None))
+    backend.connect()
+    backend.close()
+
+
+def test_ssh_config_alias_and_proxyjump(sshd: SSHServer, trusted_home: SSHHome) -> None:
+    trusted_home.config(f"""\
+Host backup-alias
+    HostName 127.0.0.1
+    Port {sshd.port}
+    User {sshd.user}
+    IdentityFile {sshd.client_key}
+
+Host via-jump
+    HostName 127.0.0.1
+    Port {sshd.port}
+    User {sshd.user}
+    IdentityFile {sshd.client_key}
+    ProxyJump backup-alias
+""")
+    root = sshd.data_dir("config")
+    write(root / "ds", {"a": b"a"})
+    for host in ("backup-alias", "via-jump"):
+        location = make_location(sshd, root, host=host, port=None, user=None,
+                                 identity_file=None)
+        backend = SFTPBackend("backup", location)
+        try:
+            backend.connect()
+            assert backend.target.hostname == "127.0.0.1"
+            result = hash_all(backend, "ds", ["xxh3_128"])["a"]
+            assert result.digests == hash_bytes(b"a", ["xxh3_128"])
+        finally:
+            backend.close()
+
+
+def test_ssh_config_proxycommand(sshd: SSHServer, trusted_home: SSHHome) -> None:
+    known = trusted_home.ssh / "known_hosts"
+    trusted_home.config(f"""\
+Host through-command
+    HostName 127.0.0.1
+    Port {sshd.port}
+    User {sshd.user}
+    IdentityFile {sshd.client_key}
+    ProxyCommand ssh -q -i {sshd.client_key} -o BatchMode=yes -o UserKnownHostsFile={known} -p {sshd.port} {sshd.user}@127.0.0.1 -W %h:%p
+""")  # noqa: E501
+    location = make_location(sshd, sshd.workdir, host="through-command", port=None,
+                             user=None, identity_file=None)
+    backend = SFTPBackend("backup", location)
+    try:
+        backend.connect()
+        assert backend.stat_root(".") is not None
+    finally:
+        backend.close()
+
+
+# -- faults ------------------------------------------------------------------------
+
+
+def test_connection_refused_dns_and_timeout_are_unreachable(
+        sshd: SSHServer, trusted_home: SSHHome) -> None:
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        free_port = closed.getsockname()[1]
+    with pytest.raises(LocationUnreachable, match="connection refused"):
+        SFTPBackend("b", make_location(sshd, "/", port=free_port)).connect()
+    with pytest.raises(LocationUnreachable, match="cannot resolve host name"):
+        SFTPBackend("b", make_location(sshd, "/", host="no-such-host.invalid")).connect()
+    with socket.socket() as silent:  # accepts (kernel backlog) but never speaks SSH
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        with pytest.raises(LocationUnreachable, match="handshake failed") as info:
+            SFTPBackend("b", make_location(sshd, "/", port=port, timeout=0.5)).connect()
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("sftp_only", [False, True], ids=["remote-hash", "stream"])
+def test_dropped_connection_is_retried_once(sshd_private: SSHServer, ssh_home: SSHHome,
+                                            sftp_only: bool) -> None:
+    ssh_home.trust(sshd_private.known_hosts())
+    root = sshd_private.data_dir("drop")
+    files = {f"f{i:03d}": os.urandom(1000 + i) for i in range(600)}
+    write(root / "ds", files)
+    backend = SFTPBackend("b", make_location(sshd_private, root, sftp_only=sftp_only))
+    backend.connect()
+    killed: list[int] = []
+
+    def progress(count: int, size: int) -> None:
+        if not killed:
+            killed.append(sshd_private.kill_sessions())
+
+    try:
+        entries = files_of(list(backend.walk("ds")))
+        results = list(backend.hash_files("ds", entries, ["xxh3_128"], progress=progress))
+    finally:
+        backend.close()
+    assert killed and killed[0] > 0
+    assert {r.path: dict(r.digests) for r in results} == {
+        name: hash_bytes(data, ["xxh3_128"]) for name, data in files.items()}
+
+
+@pytest.mark.parametrize("sftp_only", [False, True], ids=["remote-hash", "stream"])
+@pytest.mark.parametrize("how", ["sshd-killed", "dropped-twice"])
+def test_sshd_killed_mid_hash_is_copy_failed(sshd_private: SSHServer, ssh_home: SSHHome,
+                                             sftp_only: bool, how: str) -> None:
+    ssh_home.trust(sshd_private.known_hosts())
+    root = sshd_private.data_dir("kill")
+    write(root / "ds", {f"f{i:03d}": b"%d" % i for i in range(600)})
+    backend = SFTPBackend("b", make_location(sshd_private, root, sftp_only=sftp_only))
+    backend.connect()
+    done: list[int] = []
+
+    def progress(count: int, size: int) -> None:
+        done.append(count)
+        if how == "sshd-killed" and len(done) == 1:
+            sshd_private.stop()
+        elif how == "dropped-twice":
+            sshd_private.kill_sessions()
+
+    entries = files_of(list(backend.walk("ds")))
+    try:
+        with pytest.raises(CopyFailed) as info:
+            # One worker for "dropped-twice": the second drop must hit pending work.
+            list(backend.hash_files("ds", entries, ["xxh3_128"], progress=progress,
+                                    workers=2 if how == "sshd-killed" else 1))
+    finally:
+        backend.close()
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{sshd_private.user}@")
+    assert "connection lost" in message
+    if how == "sshd-killed":
+        assert "reconnecting failed" in message
+    assert len(done) < len(entries)
+
+
+def test_paramiko_is_not_imported_for_local_locations(tmp_path: Path) -> None:
+    code = ("import sys; from threetwoone.backends import open_backend; "
+            "from threetwoone.inventory import Location; "
+            f"b = open_backend(Location('l', 'local', 'disk', 's', {{'root': {str(tmp_path)!r}}}));"
+            "b.connect(); print('paramiko' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def _fingerprint(pub: Path) -> str:
+    out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub)],
+                         capture_output=True, text=True, check=True).stdout
+    return out.split()[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_modes(sshd_session: SSHServer) -> Iterator[None]:
+    yield
+    # A failed test must not leave unreadable files that break cleanup.
+    for folder, dirs, names in os.walk(sshd_session.workdir / "data"):
+        for name in dirs + names:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path) and stat.S_IMODE(os.lstat(path).st_mode) == 0:
+                os.chmod(path, 0o755)
