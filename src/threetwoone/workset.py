@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -85,9 +86,14 @@ class Workset:
         self.db.execute("DELETE FROM temp.learnt")
 
     def add_listing(self, entries: Iterable[Entry]) -> None:
+        # Hot loop (once per file): identity checks instead of hashing enums, and
+        # str.encode instead of os.fsencode's extra call.
+        encoding = sys.getfilesystemencoding()
+        file_kind, symlink_kind = EntryKind.FILE, EntryKind.SYMLINK
         self._batched("INSERT OR REPLACE INTO temp.listing VALUES (?, ?, ?, ?, ?)",
-                      ((os.fsencode(e.path), KIND_CODES[e.kind], e.size, e.mtime_ns, e.ident)
-                       for e in entries))
+                      ((e.path.encode(encoding, "surrogateescape"),
+                        0 if e.kind is file_kind else 1 if e.kind is symlink_kind else 2,
+                        e.size, e.mtime_ns, e.ident) for e in entries))
 
     def listed_files(self) -> tuple[int, int]:
         """(files, bytes) of regular files listed."""

@@ -23,8 +23,9 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import BinaryIO, ClassVar
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import BinaryIO, ClassVar, NamedTuple
 
 from ..inventory import Location
 
@@ -51,9 +52,11 @@ class EntryKind(enum.Enum):
     SPECIAL = "special"
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One non-directory entry below a copy's root."""
+class Entry(NamedTuple):
+    """One non-directory entry below a copy's root.
+
+    A NamedTuple, not a frozen dataclass: walks make millions of these, and a
+    frozen dataclass's ``__init__`` costs several times a tuple's."""
 
     path: str
     kind: EntryKind
@@ -62,7 +65,7 @@ class Entry:
     #: Changes when the object is replaced: inode number, ETag, ... (None if unknown).
     ident: str | None = None
     #: Digests the server already reported in the listing, ``{algorithm: lowercase hex}``.
-    digests: Mapping[str, str] = field(default_factory=dict)
+    digests: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +140,8 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
         """Yield every non-directory entry below ``path``, recursing into
-        directories but never following symlinks, in a stable (sorted) order."""
+        directories but never following symlinks, in a stable order (each
+        folder sorted; the auditor sorts what it reports)."""
 
     @abc.abstractmethod
     def open_read(self, path: str, relpath: str) -> BinaryIO:

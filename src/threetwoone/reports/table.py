@@ -6,8 +6,6 @@ escaped onto one line, long problem lists cut with a count of the rest.
 
 from __future__ import annotations
 
-from tabulate import tabulate
-
 from ..pathnames import display
 from ..results import AuditResult, CopyState, DatasetResult, ProblemKind, Status
 
@@ -53,6 +51,8 @@ def render_table(result: AuditResult, quiet: bool = False) -> str:
     shown = [d for d in result.datasets if not quiet or d.status is not Status.PASS]
     if not shown:
         return ""
+    from tabulate import tabulate  # 15 ms to import: only when there is a table to draw
+
     rows = []
     for dataset in shown:
         rows.append([dataset.name, dataset.policy, dataset.status.value.upper(),
