@@ -35,8 +35,9 @@ def s3_lab(lab: Lab, server: MotoS3, files: dict[str, bytes] | None = None,
            checksum: str | None = "SHA256", **settings: Any) -> str:
     """Primary on a NAS and a tape at site-a; the S3 copy at site-b."""
     files = FILES if files is None else files
+    tree: dict[str | bytes, bytes] = {name: data for name, data in files.items()}
     for name, media in (("nas", "disk"), ("tape", "tape")):
-        write_tree(lab.location(name, media, "site-a") / "P1" / "run1", files)
+        write_tree(lab.location(name, media, "site-a") / "P1" / "run1", tree)
     bucket = server.new_bucket("archive")
     server.put_tree(bucket, "projects/P1/run1/", files, checksum=checksum)
     lab.locations["archive"] = {"kind": "s3", "endpoint_url": server.endpoint_url,

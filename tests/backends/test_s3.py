@@ -146,8 +146,9 @@ def test_unusable_keys_are_walk_problems(moto_s3: MotoS3,
     moto_s3.put_tree(bucket, "projects/odd/", {"good.txt": b"ok", "a//b.txt": b"?"})
     backend.connect()
     items = list(backend.walk("odd"))
-    assert [type(i) for i in items] == [WalkProblem, Entry]
-    assert "a//b.txt" in items[0].detail
+    problem, entry = items
+    assert isinstance(problem, WalkProblem) and isinstance(entry, Entry)
+    assert "a//b.txt" in problem.detail and entry.path == "good.txt"
 
 
 # -- content: digests and downloads ------------------------------------------------------
