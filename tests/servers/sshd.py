@@ -259,14 +259,21 @@ def start_sshd() -> SSHServer:
     return server
 
 
-@pytest.fixture(scope="session")
-def sshd_session() -> Iterator[SSHServer]:
+@contextlib.contextmanager
+def running_sshd() -> Iterator[SSHServer]:
+    """A started server, stopped and removed on exit (for fixtures anywhere)."""
     server = start_sshd()
     try:
         yield server
     finally:
         server.stop()
         shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sshd_session() -> Iterator[SSHServer]:
+    with running_sshd() as server:
+        yield server
 
 
 @pytest.fixture
@@ -280,12 +287,8 @@ def sshd(sshd_session: SSHServer) -> SSHServer:
 @pytest.fixture
 def sshd_private() -> Iterator[SSHServer]:
     """A server of its own, for tests that kill it."""
-    server = start_sshd()
-    try:
+    with running_sshd() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 @dataclass
@@ -306,8 +309,7 @@ class SSHHome:
         (self.ssh / "config").write_text(text)
 
 
-@pytest.fixture
-def ssh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SSHHome:
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SSHHome:
     """HOME points to an empty tmp home without ssh-agent, so the user's real
     keys and known_hosts never leak into a test."""
     home = tmp_path / "home"
@@ -315,3 +317,8 @@ def ssh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SSHHome:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     return SSHHome(home)
+
+
+@pytest.fixture
+def ssh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SSHHome:
+    return isolated_home(tmp_path, monkeypatch)

@@ -1,0 +1,205 @@
+"""End to end: ``threetwoone audit`` on inventories mixing local and SFTP copies,
+against a real OpenSSH sshd (tests/servers/sshd.py)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Lab, copy_by_location, dataset_of, run_subprocess, write_tree
+from servers.sshd import SSHHome, SSHServer, isolated_home, running_sshd
+from threetwoone.backends.sftp import SFTPBackend
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[SSHServer]:
+    with running_sshd() as started:
+        yield started
+
+
+@pytest.fixture
+def private_server() -> Iterator[SSHServer]:
+    """A server of its own, for the test that kills it."""
+    with running_sshd() as started:
+        yield started
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SSHHome:
+    return isolated_home(tmp_path, monkeypatch)
+
+FILES = {"run/reads_R1.fastq": b"@r1\nACGT\n+\nIIII\n" * 500,
+         "run/reads_R2.fastq": b"@r2\nTTGA\n+\nIIII\n" * 500,
+         "it's $(touch pwned) odd\nname.txt": b"odd"}
+
+
+def sftp_location(server: SSHServer, root: Path, *, sftp_only: bool = False,
+                  **extra: Any) -> dict[str, Any]:
+    return {"kind": "sftp", "host": "127.0.0.1",
+            "port": server.sftp_only_port if sftp_only else server.port,
+            "user": server.user, "root": str(root),
+            "identity_file": str(server.client_key), "media": "tape", "site": "site-b",
+            "timeout": 10, **extra}
+
+
+def mixed_lab(lab: Lab, server: SSHServer, remote_root: Path, *,
+              sftp_only: bool = False, **extra: Any) -> None:
+    """Four datasets, each with a local primary, a local tape copy at the same
+    site and an SFTP copy off-site, whose state differs per dataset."""
+    nas = lab.location("nas", "disk", "site-a")
+    usb = lab.location("usb", "disk", "site-a")
+    lab.locations["backup"] = sftp_location(server, remote_root, sftp_only=sftp_only, **extra)
+    for name in ("intact", "corrupt", "incomplete", "missing"):
+        write_tree(nas / name, FILES)
+        write_tree(usb / name, FILES)
+        lab.dataset(name, [{"location": "nas", "path": name, "primary": True},
+                           {"location": "usb", "path": name},
+                           {"location": "backup", "path": name}])
+
+
+@pytest.fixture
+def remote_tree(server: SSHServer) -> Iterator[Path]:
+    root = server.data_dir(f"cli-{os.urandom(4).hex()}")
+    write_tree(root / "intact", FILES)
+    write_tree(root / "corrupt", {**FILES, "run/reads_R2.fastq": b"@r2\nTTGX\n+\nIIII\n" * 500})
+    write_tree(root / "incomplete", {k: v for k, v in FILES.items() if "R2" not in k})
+    yield root
+
+
+@pytest.fixture
+def trusted(home: SSHHome, server: SSHServer) -> SSHHome:
+    home.trust(server.known_hosts())
+    return home
+
+
+def states(report: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+    out = {}
+    for ds in report["datasets"]:
+        copy = copy_by_location(report, ds["name"], "backup")
+        out[ds["name"]] = (ds["status"], copy["state"], copy["verification"])
+    return out
+
+
+def test_mixed_audit_remote_hash_and_stream_agree(lab: Lab, server: SSHServer, trusted: SSHHome,
+                                                  remote_tree: Path) -> None:
+    verdicts = {}
+    methods = {}
+    for sftp_only in (False, True):
+        run = Lab(lab.tmp / ("stream" if sftp_only else "remote"))
+        mixed_lab(run, server, remote_tree, sftp_only=sftp_only)
+        code, report = run.audit_json("-j", "3")
+        assert code == 1
+        verdicts[sftp_only] = states(report)
+        copy = copy_by_location(report, "corrupt", "backup")
+        assert [p["path"] for p in copy["problems"]] == ["run/reads_R2.fastq"]
+        assert copy["problems"][0]["problem"] == "corrupt"
+        incomplete = copy_by_location(report, "incomplete", "backup")
+        assert incomplete["files"]["missing"] == 1 and incomplete["files"]["corrupt"] == 0
+        methods[sftp_only] = copy_by_location(report, "intact", "backup")["methods"]
+        assert dataset_of(report, "intact")["counts"] == {"copies": 3, "media": 2,
+                                                          "offsite": 1}
+    assert verdicts[False] == verdicts[True] == {
+        "intact": ("pass", "intact", "full"),
+        "corrupt": ("fail", "corrupt", "full"),
+        "incomplete": ("fail", "incomplete", "full"),
+        "missing": ("fail", "missing", "none"),
+    }
+    assert methods == {False: ["remote xxhsum -H2"], True: ["sftp stream"]}
+    assert not list(remote_tree.rglob("pwned"))
+
+
+def _audit_subprocess(lab: Lab) -> tuple[int, str, dict[str, Any]]:
+    import json
+
+    lab.write()
+    out = run_subprocess("audit", str(lab.inventory), "--state", str(lab.state),
+                         "--format", "json", env={**os.environ})
+    return out.returncode, out.stderr, json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("fault", ["wrong-key", "unknown-host-key", "changed-host-key",
+                                   "refused"])
+def test_unreachable_sftp_copy_exits_3_without_traceback(
+        lab: Lab, server: SSHServer, home: SSHHome, remote_tree: Path, fault: str) -> None:
+    extra: dict[str, Any] = {}
+    if fault == "wrong-key":
+        home.trust(server.known_hosts())
+        extra["identity_file"] = str(server.wrong_key)
+    elif fault == "changed-host-key":
+        home.trust(f"[127.0.0.1]:{server.port} {server.host_keys['other-ed25519']}\n")
+    elif fault == "refused":
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            extra["port"] = sock.getsockname()[1]
+    nas = lab.location("nas", "disk", "site-a")
+    usb = lab.location("usb", "disk", "site-a")
+    write_tree(nas / "intact", FILES)
+    write_tree(usb / "intact", FILES)
+    lab.locations["backup"] = sftp_location(server, remote_tree, **extra)
+    lab.dataset("intact", [{"location": "nas", "path": "intact", "primary": True},
+                           {"location": "usb", "path": "intact"},
+                           {"location": "backup", "path": "intact"}])
+    code, stderr, report = _audit_subprocess(lab)
+    assert code == 3, stderr
+    assert "Traceback" not in stderr
+    copy = copy_by_location(report, "intact", "backup")
+    assert copy["state"] == "unreachable"
+    assert dataset_of(report, "intact")["status"] == "unknown"
+    text = repr(copy) + stderr
+    expected = {"wrong-key": "authentication failed", "unknown-host-key": "is not known",
+                "changed-host-key": "has CHANGED", "refused": "connection refused"}[fault]
+    assert expected in text
+    if fault == "unknown-host-key":
+        assert "SHA256:" in text and "ssh-keyscan" in text
+
+
+def test_sshd_killed_mid_audit_exits_3_and_catalog_survives(
+        lab: Lab, private_server: SSHServer, home: SSHHome,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    home.trust(private_server.known_hosts())
+    remote = private_server.data_dir("killed")
+    many = {f"d/f{i:04d}": b"%d" % i for i in range(1200)}
+    write_tree(remote / "ds", many)
+    nas = lab.location("nas", "disk", "site-a")
+    usb = lab.location("usb", "disk", "site-a")
+    write_tree(nas / "ds", many)
+    write_tree(usb / "ds", many)
+    lab.locations["backup"] = sftp_location(private_server, remote)
+    lab.dataset("ds", [{"location": "nas", "path": "ds", "primary": True},
+                       {"location": "usb", "path": "ds"},
+                       {"location": "backup", "path": "ds"}])
+    code, report = lab.audit_json()
+    assert code == 0, report  # the reference is recorded, all three intact
+
+    original = SFTPBackend.hash_files
+
+    def killing(self: SFTPBackend, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        for count, result in enumerate(original(self, *args, **kwargs)):
+            if count == 10:
+                private_server.stop()
+            yield result
+
+    monkeypatch.setattr(SFTPBackend, "hash_files", killing)
+    result = lab.audit("--format", "json", "--verify", "full")
+    assert result.exit_code == 3
+    assert "Traceback" not in result.stderr
+    report = result.json()
+    copy = copy_by_location(report, "ds", "backup")
+    assert copy["state"] == "error"
+    assert "connection lost" in repr(copy)
+    assert dataset_of(report, "ds")["status"] == "unknown"
+
+    # The catalog is intact: with the server back, the next audit passes again.
+    monkeypatch.setattr(SFTPBackend, "hash_files", original)
+    private_server.start()
+    home.trust(private_server.known_hosts())
+    lab.locations["backup"] = sftp_location(private_server, remote)
+    code, report = lab.audit_json()
+    assert code == 0
+    assert copy_by_location(report, "ds", "backup")["state"] == "intact"
