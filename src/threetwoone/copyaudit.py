@@ -360,10 +360,13 @@ def _algorithms_for(ctx: CopyContext, refs: Iterable[dict[str, str]]) -> list[st
         common = set(ref) if common is None else common & set(ref)
     if not common:
         common = set(ctx.reference_algorithms) or {DEFAULT_ALGORITHM}
-    order = [*ctx.backend.digest_algorithms(), DEFAULT_ALGORITHM, "sha256", "md5", "sha1",
-             "sha512", "adler32", "crc32"]
-    ordered = [a for a in dict.fromkeys(order) if a in common]
-    return ordered or sorted(common)
+    # Server-side digests the backend may answer without reading, then the one
+    # algorithm to compute if it must read: asking for more would make a backend
+    # that reads compute every one of them.
+    server = [a for a in ctx.backend.digest_algorithms() if a in common]
+    preference = [DEFAULT_ALGORITHM, "sha256", "md5", "sha1", "sha512", "adler32", "crc32"]
+    computed = next((a for a in preference if a in common), sorted(common)[0])
+    return list(dict.fromkeys([*server, computed]))
 
 
 def _digest_key(hashed: HashResult, ref: dict[str, str]) -> str:
