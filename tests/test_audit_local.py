@@ -145,15 +145,15 @@ def test_unreadable_file_via_fault(lab: Lab, monkeypatch: pytest.MonkeyPatch) ->
 
     _nas, tape, _ = lab.three_copies(FILES)
     assert lab.audit_json()[0] == 0
-    real_open = checksums.open_readonly
+    real_open = checksums.open_regular
     denied = os.fsencode(tape / "README.txt")
 
-    def fake_open(path: str | bytes, dir_fd: int | None = None) -> int:
+    def fake_open(path: str | bytes, dir_fd: int | None = None) -> tuple[int, os.stat_result]:
         if os.fsencode(path) == denied:
             raise PermissionError(13, "Permission denied")
         return real_open(path, dir_fd)
 
-    monkeypatch.setattr(local, "open_readonly", fake_open)
+    monkeypatch.setattr(local, "open_regular", fake_open)
     code, report = lab.audit_json()
     assert code == 3
     copy = copy_by_location(report, "ds", "tape")

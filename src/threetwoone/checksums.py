@@ -97,10 +97,11 @@ _NOATIME = getattr(os, "O_NOATIME", 0)
 _noatime_allowed = bool(_NOATIME)
 
 
-def open_readonly(path: str | bytes, dir_fd: int | None = None) -> int:
+def open_regular(path: str | bytes, dir_fd: int | None = None) -> tuple[int, os.stat_result]:
     """Open a regular file read-only without following a symlink, without
     blocking on a FIFO and, where the kernel allows it, without touching atime.
-    Raise NotRegularFile for anything that is not a regular file."""
+    Return the descriptor and its stat; raise NotRegularFile for anything that is
+    not a regular file (checked on the open descriptor: no race with a swap)."""
     global _noatime_allowed
     flags = _open_flags()
     if _noatime_allowed:
@@ -118,16 +119,24 @@ def open_readonly(path: str | bytes, dir_fd: int | None = None) -> int:
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, st
+
+
+def open_readonly(path: str | bytes, dir_fd: int | None = None) -> int:
+    """``open_regular`` without the stat."""
+    return open_regular(path, dir_fd)[0]
 
 
 def hash_fd(fd: int, algorithms: Sequence[str], buffer: bytearray,
-            on_bytes: Callable[[int], None] | None = None) -> tuple[dict[str, str], int]:
+            on_bytes: Callable[[int], None] | None = None,
+            before: os.stat_result | None = None) -> tuple[dict[str, str], int]:
     """Hash an open file descriptor with every algorithm in one pass.
 
-    ``buffer`` is reused between files (no allocation per read).  Raise
-    FileChanged when the size or mtime moved while reading."""
-    before = os.fstat(fd)
+    ``buffer`` is reused between files (no allocation per read).  ``before`` is
+    the descriptor's stat when the caller already has it.  Raise FileChanged when
+    the size or mtime moved while reading."""
+    if before is None:
+        before = os.fstat(fd)
     hashers = [FACTORIES[name]() for name in algorithms]
     view = memoryview(buffer)
     total = 0

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .backends import Entry, EntryKind
 
@@ -40,8 +40,7 @@ CREATE TEMP TABLE IF NOT EXISTS learnt (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class PresentRow:
+class PresentRow(NamedTuple):
     """A listed file that the reference expects, with what the catalog knows."""
 
     entry: Entry

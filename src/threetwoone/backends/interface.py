@@ -85,8 +85,7 @@ class RootInfo:
     identity: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class HashResult:
+class HashResult(NamedTuple):
     """The content of one file as established by ``hash_files``.
 
     ``digests`` maps algorithm names (see :mod:`threetwoone.checksums`) to

@@ -13,7 +13,14 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import BinaryIO
 
-from ..checksums import BUFFER_SIZE, FileChanged, NotRegularFile, hash_fd, open_readonly
+from ..checksums import (
+    BUFFER_SIZE,
+    FileChanged,
+    NotRegularFile,
+    hash_fd,
+    open_readonly,
+    open_regular,
+)
 from .interface import (
     Backend,
     CopyFailed,
@@ -174,10 +181,11 @@ class LocalBackend(Backend):
     def _hash_batch(top: str, entries: Sequence[Entry], algorithms: Sequence[str],
                     progress: ProgressCallback | None) -> Iterator[HashResult]:
         buffer = bytearray(BUFFER_SIZE)
+        top = top.rstrip("/") + "/"
         for entry in entries:
-            full = os.path.join(top, entry.path)
+            full = top + entry.path
             try:
-                fd = open_readonly(full)
+                fd, before = open_regular(full)
             except NotRegularFile:
                 yield HashResult(entry.path, {}, error="no longer a regular file (not opened)")
                 continue
@@ -189,8 +197,9 @@ class LocalBackend(Backend):
                 yield HashResult(entry.path, {}, error=detail)
                 continue
             try:
-                os.set_blocking(fd, True)
-                digests, size = hash_fd(fd, algorithms, buffer)
+                # O_NONBLOCK (set so a FIFO cannot hang the open) does nothing to
+                # reads of a regular file: no need to clear it.
+                digests, size = hash_fd(fd, algorithms, buffer, before=before)
             except FileChanged:
                 yield HashResult(entry.path, {}, error="changed while being read")
                 continue
