@@ -283,6 +283,20 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def source_state() -> str:
+    """The commit the measured code is at, and whether src/ has local changes."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=20).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "source: unknown"
+    if not head:
+        return "source: not a git checkout"
+    return f"source: git {head}" + (" + uncommitted changes in src/" if dirty else "")
+
+
 def write_yaml(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
@@ -696,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     present, missing = find_peers()
     t321 = threetwoone_binary()
-    print(f"threetwoone: {version_of(t321, ['--version'])} ({t321})")
+    print(f"threetwoone: {version_of(t321, ['--version'])} ({t321}), {source_state()}")
     for name, (binary, package) in PEERS.items():
         if name in present:
             extra = version_of(present[name], VERSION_ARGS[name]) if name in VERSION_ARGS else ""
