@@ -381,3 +381,54 @@ def test_problem_list_is_capped_but_counts_are_exact(lab: Lab) -> None:
     assert len(copy["problems"]) == MAX_PROBLEMS and copy["problems_omitted"] == 250
     from threetwoone.reports.table import MAX_PROBLEMS as SHOWN
     assert f"... and {MAX_PROBLEMS + 250 - SHOWN} more" in lab.audit().stdout
+
+
+def test_file_changed_while_read_is_unreadable_not_corrupt(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real change in the middle of a read: after the first chunk of one file,
+    append to it (the hook only picks the moment; the file really changes)."""
+    from threetwoone import checksums
+
+    big = {"big.bin": os.urandom(3 * checksums.BUFFER_SIZE), "small.txt": b"s"}
+    _, tape, _ = lab.three_copies(big)
+    assert lab.audit_json()[0] == 0
+    victim = tape / "big.bin"
+    victim_ino = victim.stat().st_ino
+    real_read = checksums._readinto
+    grown: list[bool] = []
+
+    def read_then_grow(fd: int, view: memoryview) -> int:
+        count = real_read(fd, view)
+        if not grown and count and os.fstat(fd).st_ino == victim_ino:
+            grown.append(True)
+            with open(victim, "ab") as handle:
+                handle.write(b"appended by a running rsync")
+        return count
+
+    monkeypatch.setattr(checksums, "_readinto", read_then_grow)
+    code, report = lab.audit_json("--verify", "full")
+    assert code == 3
+    copy = copy_by_location(report, "ds", "tape")
+    assert copy["state"] == "error"
+    assert copy["problems"] == [{"path": "big.bin", "problem": "unreadable",
+                                 "detail": "changed while being read"}]
+    assert grown == [True]
+
+
+def test_progress_line_only_on_a_terminal() -> None:
+    import io
+
+    from threetwoone.progress import ProgressLine
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    line = ProgressLine(term, interval=0)
+    line.as_progress()(3, 5 * 1024 * 1024)
+    assert "hashed 3 files, 5.0 MiB" in term.getvalue()
+    line.clear()
+    assert term.getvalue().endswith("\r\x1b[K")
+    quiet = ProgressLine(None)
+    assert quiet.as_progress().callback is None
