@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # The WebDAV fixtures (servers on loopback) live with the backend tests.
 pytest_plugins = ["servers.webdav_plugin"]
 
-FILES = {
+FILES: dict[str | bytes, bytes] = {
     "run1/sample_R1.fastq.gz": os.urandom(70_000),
     "run1/sample_R2.fastq.gz": os.urandom(50_000),
     "README.txt": b"sequencing run 1\n",
@@ -34,7 +34,7 @@ def site(request: pytest.FixtureRequest) -> DavSite:
     return value
 
 
-def lab_with_dav(lab: Lab, site: DavSite, files: dict[str, bytes] | None = None,
+def lab_with_dav(lab: Lab, site: DavSite, files: dict[str | bytes, bytes] | None = None,
                  **dav: Any) -> str:
     """Primary + tape copy on local disks, the off-site copy on ``site``."""
     files = FILES if files is None else files
@@ -58,8 +58,8 @@ def damage(site: DavSite, path: str, how: str) -> None:
         data[12345] ^= 0x01
         # A new file, as a bad transfer leaves it (same size, new mtime).
         (root / "tmp").write_bytes(bytes(data))
-        (root / "tmp").chmod(0o644)
         os.replace(root / "tmp", target)
+        site.readable(target)
     elif how == "incomplete":
         target.unlink()
     elif how == "missing":

@@ -51,8 +51,16 @@ class DavSite:
             with open(full, "wb") as handle:
                 handle.write(content)
         os.makedirs(root, exist_ok=True)
-        make_readable(self.data / name)
+        self.readable(self.data / name)
         return name
+
+    def readable(self, path: Path) -> None:
+        """After writing below ``path``: let the server read (and own) it."""
+        adopt = getattr(self.server, "adopt", None)
+        if adopt is not None:
+            adopt(path)
+        else:
+            make_readable(path)
 
     def local(self, path: str) -> Path:
         return self.data / path

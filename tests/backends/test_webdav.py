@@ -209,7 +209,7 @@ def test_intact_corrupt_incomplete_missing(dav_site: DavSite, connected: WebDAVB
     victim = dav_site.local(corrupt) / "sub/b.bin"
     (victim.parent / "tmp").write_bytes(bytes(damaged))
     os.replace(victim.parent / "tmp", victim)
-    victim.chmod(0o644)
+    dav_site.readable(victim)
     incomplete = dav_site.tree({k: v for k, v in FILES.items() if k != "a.txt"})
 
     expected_method = "digest" if dav_site.digests and not force_full else "full"
@@ -295,6 +295,29 @@ def test_5xx_is_retried(wsgidav_private_factory: Any, fast_retries: None) -> Non
     assert results["a"].digests == hash_bytes(b"A", ["md5"])
 
 
+def test_a_transfer_cut_half_way_is_retried(wsgidav_private_factory: Any,
+                                            fast_retries: None) -> None:
+    site: DavSite = wsgidav_private_factory(cut_gets=2)
+    data = os.urandom(300_000)
+    path = site.tree({"big": data})
+    backend = site.backend()
+    backend.connect()
+    result = hash_all(backend, path, ["md5"])["big"]
+    assert result.error is None
+    assert result.digests == hash_bytes(data, ["md5"]) and result.size == len(data)
+
+
+def test_a_transfer_cut_every_time_stops_the_copy(wsgidav_private_factory: Any,
+                                                  fast_retries: None) -> None:
+    site: DavSite = wsgidav_private_factory(cut_gets=1000)
+    path = site.tree({"big": os.urandom(300_000)})
+    backend = site.backend()
+    backend.connect()
+    entries = files_of(backend, path)
+    with pytest.raises(CopyFailed, match=r"closed the connection before the end|lost"):
+        list(backend.hash_files(path, entries, ["md5"]))
+
+
 def test_a_persistent_5xx_is_a_file_error(wsgidav_private_factory: Any,
                                           fast_retries: None) -> None:
     site: DavSite = wsgidav_private_factory(fail_gets=1000)
@@ -307,8 +330,8 @@ def test_a_persistent_5xx_is_a_file_error(wsgidav_private_factory: Any,
 
 
 def test_server_stopped_mid_audit(xrootd_private: DavSite, fast_retries: None) -> None:
-    files = {f"f{i:02d}": os.urandom(1000) for i in range(10)}
-    path = xrootd_private.tree(dict(files))
+    files: dict[str | bytes, bytes] = {f"f{i:02d}": os.urandom(1000) for i in range(10)}
+    path = xrootd_private.tree(files)
     backend = xrootd_private.backend()
     backend.connect()
     entries = files_of(backend, path)

@@ -13,6 +13,7 @@ Two options produce what a plain WsgiDAV cannot:
   "pool", like dCache's doors and pools) that serves the bytes only with the
   one-time ``?pool-ticket=`` the door put in the redirect, and no credentials.
 * ``--fail-gets N``: the first N GET requests answer ``503`` (a busy server).
+* ``--cut-gets N``: the first N GET requests stop half-way through the body.
 """
 
 from __future__ import annotations
@@ -76,6 +77,31 @@ class FailFirstGets:
         return self.app(environ, start_response)
 
 
+class CutFirstGets:
+    """The first ``count`` GETs of a file send half the body, then the connection
+    drops (a reset in the middle of a transfer)."""
+
+    def __init__(self, app: App, count: int) -> None:
+        self.app, self.left, self.lock = app, count, threading.Lock()
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        with self.lock:
+            cut = environ["REQUEST_METHOD"] == "GET" and self.left > 0
+            self.left -= cut
+        body = self.app(environ, start_response)
+        if not cut:
+            return body
+        return self._half(body)
+
+    @staticmethod
+    def _half(body: Iterable[bytes]) -> Iterable[bytes]:
+        data = b"".join(body)
+        if hasattr(body, "close"):
+            body.close()
+        yield data[: len(data) // 2]
+        raise ConnectionAbortedError("test: connection cut in the middle of the body")
+
+
 class Door:
     """Redirects reads of files to the pool with a ticket; everything else is DAV."""
 
@@ -132,6 +158,8 @@ def serve(args: argparse.Namespace) -> None:
     app = _make_dav_app(args.root, args.user, password)
     if args.fail_gets:
         app = FailFirstGets(app, args.fail_gets)
+    if args.cut_gets:
+        app = CutFirstGets(app, args.cut_gets)
     servers: list[Any] = []
     if args.pool:
         ticket = secrets.token_hex(8)
@@ -155,12 +183,13 @@ class WsgiDAVServer:
 
     def __init__(self, root: Path, user: str | None = "auditor",
                  password: str | None = None, *, tls: bool = False,
-                 pool: bool = False, fail_gets: int = 0) -> None:
+                 pool: bool = False, fail_gets: int = 0, cut_gets: int = 0) -> None:
         self.root = root
         self.user = user
         self.password = password if password is not None else secrets.token_urlsafe(12)
         self.pool = pool
         self.fail_gets = fail_gets
+        self.cut_gets = cut_gets
         self.tls_dir: Path | None = None
         self.cert: Path | None = None
         if tls:
@@ -186,6 +215,8 @@ class WsgiDAVServer:
             args.append("--pool")
         if self.fail_gets:
             args += ["--fail-gets", str(self.fail_gets)]
+        if self.cut_gets:
+            args += ["--cut-gets", str(self.cut_gets)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env, stdin=subprocess.DEVNULL)
         assert self.proc.stdout is not None
@@ -239,6 +270,7 @@ def main() -> None:
     parser.add_argument("--key")
     parser.add_argument("--pool", action="store_true")
     parser.add_argument("--fail-gets", type=int, default=0)
+    parser.add_argument("--cut-gets", type=int, default=0)
     serve(parser.parse_args())
 
 
