@@ -203,6 +203,8 @@ class Case:
     targets: list[Target]
     warm: list[Path]
     skipped: str | None = None
+    #: for the markdown table
+    short: str = ""
 
     def command(self, key: str) -> Command | None:
         return next((c for c in self.commands if c.key == key), None)
@@ -228,7 +230,8 @@ def fmt_time(seconds: float) -> str:
 
 
 def fmt_rss(kb: int) -> str:
-    return "?" if kb < 0 else f"{kb / 1024:.0f} MiB" if kb >= 10240 else f"{kb / 1024:.1f} MiB"
+    return "?" if kb < 0 else f"{kb * 1.024:,.0f} kB" if kb < 1000 else (
+        f"{kb * 1.024 / 1000:.0f} MB" if kb >= 10_000 else f"{kb * 1.024 / 1000:.1f} MB")
 
 
 def fmt_rate(nbytes: int, seconds: float) -> str:
@@ -430,7 +433,8 @@ def build_cases(args: argparse.Namespace, sizes: Sizes, data: dict[str, DataSet]
                 tree.bytes),
     ], [Target("xxhsum", "time", 1.2, "<= 1.2x"),
         Target("hashdeep", "time", 0.2, "<= 0.2x (5x faster)"),
-        Target("md5sum", "time", None)], [tree.path]))
+        Target("md5sum", "time", None)], [tree.path],
+        short=f"full audit, {tree.files:,} files, {human_bytes(tree.bytes)}"))
 
     # the large file
     state = workdir / "big.sqlite3"
@@ -442,7 +446,8 @@ def build_cases(args: argparse.Namespace, sizes: Sizes, data: dict[str, DataSet]
                 check=report_check(t321, argv, workdir, env, 1, drop_state(state))),
         Command("xxhsum", "xxhsum -H2 FILE",
                 [peers.get("xxhsum", "xxhsum"), "-H2", str(big_file)], ("xxhsum",), big.bytes),
-    ], [Target("xxhsum", "throughput", 0.9, ">= 0.9x throughput", ">=")], [big.path]))
+    ], [Target("xxhsum", "throughput", 0.9, ">= 0.9x throughput", ">=")], [big.path],
+        short=f"one {datagen.gib(big.bytes)} file"))
 
     # unchanged nightly audit, warm catalog
     state = workdir / "nightly.sqlite3"
@@ -461,7 +466,8 @@ def build_cases(args: argparse.Namespace, sizes: Sizes, data: dict[str, DataSet]
                 check=warm_catalog),
         Command("find", "find -type f -printf '%s %T@\\n'",
                 [find, str(tree.path), "-type", "f", "-printf", "%s %T@\\n"], ("find",)),
-    ], [Target("find", "time", 4.0, "<= 4x")], [tree.path]))
+    ], [Target("find", "time", 4.0, "<= 4x")], [tree.path],
+        short=f"nightly `--verify changed`, {tree.files:,} unchanged files"))
 
     if "scale" in data:
         scale = data["scale"]
@@ -478,7 +484,8 @@ def build_cases(args: argparse.Namespace, sizes: Sizes, data: dict[str, DataSet]
                        f"{xargs} -0 {peers.get('xxhsum', 'xxhsum')} -H2 > /dev/null"),
                     ("find", "xargs", "xxhsum"), scale.bytes),
         ], [Target("t321", "rss", 150.0, "peak RSS <= 150 MB"),
-            Target("xxhsum", "time", None)], [scale.path]))
+            Target("xxhsum", "time", None)], [scale.path],
+            short=f"{scale.files:,} small files"))
 
     # the tree as an SFTP copy
     sftp_cases = [("sftp-hash", "hashed on the host (xxhsum over ssh)", False),
@@ -509,7 +516,8 @@ def build_cases(args: argparse.Namespace, sizes: Sizes, data: dict[str, DataSet]
                 "rclone", "rclone md5sum :sftp:", rclone_argv, ("rclone",), tree.bytes,
                 check=rclone_check(rclone_argv, env, tree.files))],
                 [Target("rclone", "time", 1.0, "< 1x (faster)", "<"),
-                 Target("full/t321", "time", 2.0, "<= 2x")], [tree.path]))
+                 Target("full/t321", "time", 2.0, "<= 2x")], [tree.path],
+                short=f"sftp over loopback, host hashes, {tree.files:,} files"))
         else:
             cat_argv = sh(shlex.join(ssh.ssh_argv(peers.get("ssh", "ssh"), "cat",
                                                   q(str(big_file)))) + " > /dev/null")
@@ -517,7 +525,8 @@ def build_cases(args: argparse.Namespace, sizes: Sizes, data: dict[str, DataSet]
                 "sshcat", f"ssh host cat {datagen.gib(big.bytes)} FILE > /dev/null", cat_argv,
                 ("ssh",), big.bytes)],
                 [Target("sshcat", "throughput", 0.5, ">= 0.5x throughput", ">=")],
-                [tree.path, big.path]))
+                [tree.path, big.path],
+                short=f"sftp over loopback, streamed, {tree.files:,} files"))
     return cases
 
 
@@ -537,6 +546,8 @@ def rclone_check(argv: list[str], env: dict[str, str], files: int) -> Callable[[
 def run_case(case: Case, timer: Timer, runs: int, budget: float, present: dict[str, str],
              missing: dict[str, str]) -> None:
     print(f"\n## {case.key}: {case.title}", flush=True)
+    # Other work on the machine shows up as noise (min-max): say how busy it was.
+    print("  load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     if case.skipped:
         print(f"  SKIPPED: {case.skipped}")
         return
@@ -647,6 +658,11 @@ def cell(command: Command, metric: str) -> str:
 def print_ratios(rows: list[Row]) -> None:
     print("\n## ratios")
     for row in rows:
+        if row.target.metric == "rss":
+            print(f"ratio: {row.case.key} peak RSS: {fmt_rss(row.t321.rss_kb)} "
+                  f"(threetwoone {cell(row.t321, 'rss')}); target {row.target.text}: "
+                  f"{met_text(row)}")
+            continue
         print(f"ratio: {row.case.key} vs {row.peer_title}: {ratio_text(row)} "
               f"(threetwoone {cell(row.t321, row.target.metric)}, "
               f"peer {cell(row.peer, row.target.metric)}); target {row.target.text}: "
@@ -660,15 +676,20 @@ def markdown(rows: list[Row], cases: list[Case]) -> str:
     lines = ["| case | threetwoone median | peer median | ratio | target | met |",
              "|---|---|---|---|---|---|"]
     for row in rows:
-        what = f"{row.case.key}: {row.case.title} vs `{row.peer_title}`"
-        if row.peer_title.startswith("threetwoone"):
-            what = f"{row.case.key}: {row.case.title} vs {row.peer_title}"
+        label = row.case.short or row.case.title
+        what = f"{label} vs `{row.peer_title}`"
+        if row.target.metric == "rss":
+            what = f"{label}: peak RSS"
+        elif row.peer_title.startswith("threetwoone"):
+            what = f"{label} vs {row.peer_title}"
         lines.append("| " + " | ".join(esc(text) for text in (
-            what, cell(row.t321, row.target.metric), cell(row.peer, row.target.metric),
+            what, cell(row.t321, row.target.metric),
+            "-" if row.target.metric == "rss" else cell(row.peer, row.target.metric),
             ratio_text(row), row.target.text, met_text(row))) + " |")
     for case in cases:
         if case.skipped:
-            lines.append(f"| {case.key}: {esc(case.title)} | skipped | | | | {esc(case.skipped)} |")
+            lines.append(f"| {esc(case.short or case.title)} | skipped | | | | "
+                         f"{esc(case.skipped)} |")
     return "\n".join(lines)
 
 
