@@ -26,7 +26,6 @@ import errno
 import functools
 import io
 import os
-import socket
 import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -69,6 +68,8 @@ PREFETCH_REQUESTS = 128
 #: A remote hash of a big file prints nothing until done: allow this slow a disk.
 SLOWEST_REMOTE_DISK = 8 * 1024 * 1024
 VIA_STREAM = "sftp stream"
+_CONNECTION_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ENOTCONN,
+                      errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH}
 
 
 class _Lost(Exception):
@@ -174,15 +175,19 @@ class SFTPBackend(Backend):
 
     # -- error handling ---------------------------------------------------------
     def _lost(self, generation: int, exc: BaseException) -> _Lost | None:
-        """_Lost if ``exc`` means the connection died; None if it is about a file."""
-        if isinstance(exc, (TimeoutError, socket.timeout)):
+        """_Lost if ``exc`` means the connection died; None if it is about a file
+        (an SFTP status: no such file, permission denied) or a refused channel."""
+        if isinstance(exc, TimeoutError):
             self.conn.drop(generation)
             return _Lost(generation, exc)
-        if isinstance(exc, (paramiko.SSHException, EOFError, OSError)) and \
-                not self.conn.is_active():
+        if isinstance(exc, paramiko.ChannelException):
+            return None
+        if isinstance(exc, (paramiko.SSHException, EOFError)):
+            # Raised before the transport's thread has marked it inactive.
             return _Lost(generation, exc)
-        if isinstance(exc, (paramiko.SSHException, EOFError)) and \
-                self.conn.generation != generation:
+        if isinstance(exc, OSError) and (
+                not self.conn.is_active() or exc.errno in _CONNECTION_ERRNOS
+                or str(exc) == "Socket is closed"):
             return _Lost(generation, exc)
         return None
 
@@ -200,6 +205,8 @@ class SFTPBackend(Backend):
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 found = self._lost(generation, exc)
                 if found is None:
+                    if isinstance(exc, (paramiko.SSHException, EOFError)):
+                        raise CopyFailed(f"{self.target.label}: {describe(exc)}") from None
                     raise
                 cause = found
             attempts += 1
