@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from ..checksums import (
     BUFFER_SIZE,
+    LARGE_BUFFER_SIZE,
     FileChanged,
     NotRegularFile,
     hash_fd,
@@ -180,7 +181,7 @@ class LocalBackend(Backend):
     @staticmethod
     def _hash_batch(top: str, entries: Sequence[Entry], algorithms: Sequence[str],
                     progress: ProgressCallback | None) -> Iterator[HashResult]:
-        buffer = bytearray(BUFFER_SIZE)
+        small, large = bytearray(BUFFER_SIZE), None
         top = top.rstrip("/") + "/"
         for entry in entries:
             full = top + entry.path
@@ -199,6 +200,10 @@ class LocalBackend(Backend):
             try:
                 # O_NONBLOCK (set so a FIFO cannot hang the open) does nothing to
                 # reads of a regular file: no need to clear it.
+                buffer = small
+                if before.st_size > BUFFER_SIZE:
+                    large = large or bytearray(LARGE_BUFFER_SIZE)
+                    buffer = large
                 digests, size = hash_fd(fd, algorithms, buffer, before=before)
             except FileChanged:
                 yield HashResult(entry.path, {}, error="changed while being read")
