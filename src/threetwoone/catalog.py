@@ -114,15 +114,6 @@ class Reference:
     files: dict[str, ReferenceFile]
 
 
-@dataclass(frozen=True, slots=True)
-class SeenFile:
-    size: int
-    mtime_ns: int | None
-    ident: str | None
-    verified_at: float | None
-    result: str | None
-
-
 class Catalog:
     """One open catalog.  Use as a context manager; writes happen in explicit
     transactions so a killed run leaves the last committed state."""
@@ -225,50 +216,11 @@ class Catalog:
                                                                     sort_keys=True))
                  for f in files))
 
-    def add_reference_digests(self, dataset: str, files: Iterable[ReferenceFile]) -> None:
-        """Merge newly computed digests (e.g. adler32 for a WebDAV copy) into the
-        reference without changing what it says."""
-        with self.transaction():
-            for f in files:
-                row = self.db.execute(
-                    "SELECT size, digests FROM reference_files WHERE dataset=? AND path=?",
-                    (dataset, os.fsencode(f.path))).fetchone()
-                if row is None:
-                    continue
-                merged = {**dict(f.digests), **json.loads(row[1])}
-                self.db.execute(
-                    "UPDATE reference_files SET size=COALESCE(size, ?), digests=? "
-                    "WHERE dataset=? AND path=?",
-                    (f.size, json.dumps(merged, sort_keys=True), dataset, os.fsencode(f.path)))
-
     # -- per-copy file state -------------------------------------------------
-    def seen_files(self, copy: str) -> dict[str, SeenFile]:
-        return {os.fsdecode(bytes(path)): SeenFile(size, mtime, ident, verified, result)
-                for path, size, mtime, ident, verified, result in self.db.execute(
-                    "SELECT path, size, mtime_ns, ident, verified_at, result FROM copy_files "
-                    "WHERE copy=?", (copy,))}
-
     def last_audit_at(self, copy: str) -> float | None:
         row = self.db.execute("SELECT last_audit_at FROM copies WHERE copy=?",
                               (copy,)).fetchone()
         return None if row is None else row[0]
-
-    def record_files(self, copy: str, dataset: str, rows: Iterable[tuple[str, SeenFile]],
-                     state: str, audited_at: float, replace: bool = False,
-                     removed: Iterable[str] = ()) -> None:
-        """Record what was seen of ``copy``: only the rows that changed (an
-        unchanged nightly audit writes almost nothing), minus ``removed``."""
-        with self.transaction():
-            if replace:
-                self.db.execute("DELETE FROM copy_files WHERE copy=?", (copy,))
-            self.db.executemany("DELETE FROM copy_files WHERE copy=? AND path=?",
-                                ((copy, os.fsencode(p)) for p in removed))
-            self.db.executemany(
-                "INSERT OR REPLACE INTO copy_files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                ((copy, os.fsencode(path), s.size, s.mtime_ns, s.ident, s.verified_at,
-                  s.result) for path, s in rows))
-            self.db.execute("INSERT OR REPLACE INTO copies VALUES (?, ?, ?, ?)",
-                            (copy, dataset, audited_at, state))
 
     def copy_status(self, interval: float, now: float
                     ) -> list[tuple[str, str, float | None, str | None, int, float | None, int,
