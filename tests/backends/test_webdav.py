@@ -220,6 +220,25 @@ def test_intact_corrupt_incomplete_missing(dav_site: DavSite, connected: WebDAVB
     assert copy_state(connected, "never-copied", ref, force_full) == ("missing", "none")
 
 
+@pytest.mark.parametrize("force_full", [False, True], ids=["digest", "download"])
+def test_many_requests_on_one_connection(xrootd_site: DavSite, force_full: bool) -> None:
+    """Regression: XRootD 5.5 answers ``Want-Digest`` on GET with a wrong 404
+    ("Could not run read request") or crashes after a few dozen such requests;
+    the forced download asks for the server digest with a HEAD instead."""
+    files: dict[str | bytes, bytes] = {f"d{i % 7}/f{i:03d}": os.urandom(512)
+                                       for i in range(150)}
+    path = xrootd_site.tree(files)
+    backend = xrootd_site.backend(timeout=10)
+    backend.connect()
+    algorithms = ["xxh3_128", *backend.digest_algorithms()]
+    results = hash_all(backend, path, algorithms, force_full=force_full)
+    assert [r for r in results.values() if r.error] == []
+    assert {r.method for r in results.values()} == {"full" if force_full else "digest"}
+    for name, data in files.items():
+        result = results[os.fsdecode(name)]
+        assert all(hash_bytes(data, [a])[a] == v for a, v in result.digests.items())
+
+
 def test_a_server_that_lies_is_told_apart_by_a_forced_download(xrootd_site: DavSite) -> None:
     """The bytes are intact, the server's stored adler32 is wrong."""
     path = xrootd_site.tree(FILES)

@@ -251,8 +251,6 @@ class WebDAVBackend(Backend):
         self._auth: requests.auth.AuthBase | None = None
         self._server_algorithms: tuple[str, ...] | None = None
         self._literal_hrefs = False
-        #: Whether the server reads a PROPFIND body; None until the first PROPFIND.
-        self._reads_body: bool | None = None
         self._connected = False
 
     # -- sessions and requests ------------------------------------------------
@@ -362,27 +360,13 @@ class WebDAVBackend(Backend):
         """PROPFIND a collection (or file); follows same-server redirects only,
         keeping the method (requests would turn a 302 into a GET)."""
         url = self._url(server_path)
-
-        # XRootD 5.5 ignores a PROPFIND body and then parses it as the next
-        # request: the connection desynchronises (a later HEAD hangs, or gets a
-        # wrong 404).  So the first PROPFIND sends the body on a connection of its
-        # own (Connection: close); only a server that shows it read the body (by
-        # answering about the Checksums property, 200 or 404) gets it again.
-        # Without a body a PROPFIND means allprop (RFC 4918 section 9.1).
-        probe = self._reads_body is None
-        headers = {"Depth": str(depth)}
-        data: bytes | None = None
-        if probe or self._reads_body:
-            headers["Content-Type"] = "application/xml"
-            data = PROPFIND_BODY
-        if probe:
-            headers["Connection"] = "close"
+        headers = {"Depth": str(depth), "Content-Type": "application/xml"}
 
         def send(session: requests.Session) -> tuple[int, bytes]:
             target = url
             for _hop in range(6):
                 response = session.request(
-                    "PROPFIND", target, data=data, allow_redirects=False,
+                    "PROPFIND", target, data=PROPFIND_BODY, allow_redirects=False,
                     headers=headers, timeout=self._timeout)
                 if response.status_code in (301, 302, 303, 307, 308) and \
                         response.headers.get("Location"):
@@ -400,8 +384,6 @@ class WebDAVBackend(Backend):
         status, body = self._call(send)
         if status != 207:
             return status, []
-        if probe:
-            self._reads_body = b"Checksums" in body
         try:
             resources, literal = parse_multistatus(body, self._literal_hrefs)
         except ListingError as exc:
