@@ -399,6 +399,22 @@ def test_nothing_listening_is_unreachable_at_once() -> None:
         WebDAVBackend("dav", location).connect()
 
 
+def test_a_server_that_never_answers_is_unreachable_after_the_timeout() -> None:
+    import socket
+    import time
+
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        location = Location("dav", "webdav", "object", "x",
+                            {"url": f"http://127.0.0.1:{port}/", "timeout": 0.5})
+        start = time.monotonic()
+        with pytest.raises(LocationUnreachable, match=r"did not answer within 0\.5 s"):
+            WebDAVBackend("dav", location).connect()
+        assert time.monotonic() - start < 5  # not retried at connect
+
+
 def test_unknown_host_is_unreachable() -> None:
     location = Location("dav", "webdav", "object", "x",
                         {"url": "https://no-such-host.invalid/data", "timeout": 5})

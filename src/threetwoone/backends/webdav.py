@@ -323,7 +323,8 @@ class WebDAVBackend(Backend):
     def _call(self, fn: Callable[[requests.Session], T], *, retry_connect: bool = True) -> T:
         """Run ``fn`` (one request, body included) with retries on 5xx, resets and
         lost connections.  ``retry_connect=False`` gives up at once when the
-        server cannot be reached at all (connect: report, do not wait)."""
+        server cannot be reached or does not answer in time (connect: report,
+        do not wait)."""
         delays = self.retry_delays
         attempt = 0
         while True:
@@ -337,7 +338,8 @@ class WebDAVBackend(Backend):
                 log.debug("%s: %s, retrying", self._where, exc)
             except _TRANSPORT_ERRORS as exc:
                 message, fatal = describe_transport_error(exc, self._where, self._timeout)
-                refused = message.startswith(("connection refused", "connecting to"))
+                refused = message.startswith(("connection refused", "connecting to")) \
+                    or " did not answer within " in message
                 if fatal or attempt >= len(delays) or (refused and not retry_connect):
                     raise _TransportError(message, fatal) from None
                 log.debug("%s: %s, retrying", self._where, message)
@@ -355,7 +357,7 @@ class WebDAVBackend(Backend):
             response.close()
             raise error
 
-    def _propfind(self, server_path: str, depth: int
+    def _propfind(self, server_path: str, depth: int, *, retry_connect: bool = True
                   ) -> tuple[int, list[DavResource]]:
         """PROPFIND a collection (or file); follows same-server redirects only,
         keeping the method (requests would turn a 302 into a GET)."""
@@ -381,7 +383,7 @@ class WebDAVBackend(Backend):
                 return response.status_code, response.content
             raise _TransportError(f"{self._where}: too many redirects while listing")
 
-        status, body = self._call(send)
+        status, body = self._call(send, retry_connect=retry_connect)
         if status != 207:
             return status, []
         try:
@@ -406,7 +408,9 @@ class WebDAVBackend(Backend):
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._auth = self._make_auth()
         try:
-            status, _resources = self._propfind(self._base + "/", 0)
+            # Nothing listening, or no answer: say so now rather than after
+            # the backoff (a restarting server mid-audit is retried, though).
+            status, _resources = self._propfind(self._base + "/", 0, retry_connect=False)
         except _TransportError as exc:
             raise LocationUnreachable(str(exc)) from None
         except _StatusError as exc:
