@@ -177,6 +177,53 @@ def test_remote_hash_false_streams(sshd: SSHServer, sftp_backend: SftpFactory) -
     assert results["a"].digests == hash_bytes(b"a", ["xxh3_128"])
 
 
+
+def test_streaming_large_files_and_short_reads(sshd: SSHServer, sftp_backend: SftpFactory,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files of many READs, empty files and exact multiples of the read size
+    hash right, also when the server answers each READ with less than asked
+    (OpenSSH caps a READ at 255 KiB: asking for 300 KiB makes it do that)."""
+    from threetwoone.backends import sftp as sftp_module
+
+    root = sshd.data_dir("bigstream")
+    size = sftp_module.READ_SIZE
+    files = {"empty": b"", "one": b"1", "exact": os.urandom(2 * size),
+             "odd": os.urandom(5 * size + 12345), "big": os.urandom(9 * 1024 * 1024 + 7)}
+    write(root / "ds", files)
+    expected = {name: hash_bytes(data, ["xxh3_128", "md5"]) for name, data in files.items()}
+    for read_size, inflight in ((size, sftp_module.INFLIGHT_BYTES), (300 * 1024, 1 << 20)):
+        monkeypatch.setattr(sftp_module, "READ_SIZE", read_size)
+        monkeypatch.setattr(sftp_module, "INFLIGHT_BYTES", inflight)
+        results = hash_all(sftp_backend(root, sftp_only=True), "ds", ["xxh3_128", "md5"])
+        assert {p: dict(r.digests) for p, r in results.items()} == expected
+        assert {p: r.size for p, r in results.items()} == {n: len(d) for n, d in files.items()}
+
+
+@pytest.mark.parametrize("change", ["grown", "shrunk", "rewritten", "now a folder"])
+def test_file_changed_after_listing_is_unreadable_not_corrupt(
+        sshd: SSHServer, sftp_backend: SftpFactory, change: str) -> None:
+    root = sshd.data_dir("changed-" + change.replace(" ", "-"))
+    write(root / "ds", {"a": b"a" * 1000, "f": b"f" * 300_000})
+    backend = sftp_backend(root, sftp_only=True)
+    entries = files_of(list(backend.walk("ds")))
+    target = root / "ds" / "f"
+    if change == "grown":
+        target.write_bytes(b"f" * 300_001)
+    elif change == "shrunk":
+        target.write_bytes(b"f" * 299_999)
+    elif change == "rewritten":  # same size, later mtime
+        target.write_bytes(b"g" * 300_000)
+        os.utime(target, (target.stat().st_atime, target.stat().st_mtime + 5))
+    else:
+        target.unlink()
+        target.mkdir()
+    results = {r.path: r for r in backend.hash_files("ds", entries, ["xxh3_128"])}
+    assert results["a"].digests == hash_bytes(b"a" * 1000, ["xxh3_128"])
+    assert results["f"].digests == {}
+    expected = ("no longer a regular file (not read)" if change == "now a folder"
+                else "changed while being read")
+    assert results["f"].error == expected
+
 def test_sha256_remote_and_adler32_falls_back(sshd: SSHServer,
                                               sftp_backend: SftpFactory) -> None:
     root = sshd.data_dir("algos")

@@ -27,15 +27,29 @@ import functools
 import io
 import os
 import stat
+import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO, TypeVar, cast
 
 import paramiko
-from paramiko.sftp import CMD_CLOSE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
+from paramiko.sftp import (
+    CMD_ATTRS,
+    CMD_CLOSE,
+    CMD_DATA,
+    CMD_FSTAT,
+    CMD_HANDLE,
+    CMD_NAME,
+    CMD_OPEN,
+    CMD_OPENDIR,
+    CMD_READ,
+    CMD_READDIR,
+    CMD_STATUS,
+    SFTP_FLAG_READ,
+)
 
-from ..checksums import hash_stream
+from ..checksums import FACTORIES
 from . import remote_hash
 from .interface import (
     Backend,
@@ -61,9 +75,18 @@ from .ssh_connect import (
 
 T = TypeVar("T")
 
-#: Streaming: files per task and read requests kept in flight per file.
-STREAM_BATCH_FILES = 64
-STREAM_BATCH_BYTES = 64 * 1024 * 1024
+#: Streaming: files per task (one SFTP session each, requests pipelined).
+STREAM_BATCH_FILES = 512
+STREAM_BATCH_BYTES = 256 * 1024 * 1024
+#: Bytes per READ: OpenSSH's sftp-server answers at most 255 KiB (a server that
+#: sends less is asked for the rest, and then for pieces of the size it sends).
+READ_SIZE = 255 * 1024
+#: Read bytes asked for and not yet received, per session: below the channel
+#: window, so the server never blocks on us while we send it requests.
+INFLIGHT_BYTES = 8 * 1024 * 1024
+#: Files open at once per session (OpenSSH allows hundreds of handles).
+OPEN_AHEAD = 64
+#: open_read: read requests kept in flight (paramiko prefetch).
 PREFETCH_REQUESTS = 128
 #: A remote hash of a big file prints nothing until done: allow this slow a disk.
 SLOWEST_REMOTE_DISK = 8 * 1024 * 1024
@@ -426,20 +449,24 @@ class SFTPBackend(Backend):
     def _stream_batch(self, folder: bytes, entries: Sequence[Entry], algorithms: list[str],
                       budget: _Budget, progress: ProgressCallback | None
                       ) -> list[HashResult]:
-        results: list[HashResult] = []
-        for entry in entries:
-            full = _join(folder, entry.path)
-            try:
-                result = self._sftp_call(
-                    functools.partial(_stream_one, full=full, entry=entry,
-                                      algorithms=algorithms), budget)
-            except OSError as exc:
-                result = HashResult(entry.path, {}, error=sftp_error(exc))
+        """Stream ``entries`` on one SFTP session, many requests in flight.  After
+        a lost connection only the files not finished yet are read again."""
+        results: dict[int, HashResult] = {}
+
+        def finished(file: _StreamFile) -> None:
+            result = file.result(algorithms)
+            results[file.index] = result
             if progress and result.error is None:
                 progress(1, result.size)
-            results.append(result)
-        return results
 
+        def operation(generation: int) -> None:
+            files = (_StreamFile(i, entry, _join(folder, entry.path), algorithms)
+                     for i, entry in enumerate(entries) if i not in results)
+            with self.conn.sftp() as (client, _gen):
+                _Streamer(client, files, finished).run()
+
+        self._retrying(operation, budget)
+        return [results[i] for i in range(len(entries))]
 
 def _readdir(client: paramiko.SFTPClient, folder: bytes
              ) -> list[tuple[str, paramiko.SFTPAttributes]]:
@@ -471,21 +498,6 @@ def _readdir(client: paramiko.SFTPClient, folder: bytes
     raw._request(CMD_CLOSE, handle)
     found.sort(key=lambda pair: pair[0])
     return found
-
-
-def _stream_one(client: paramiko.SFTPClient, full: bytes, entry: Entry,
-                algorithms: list[str]) -> HashResult:
-    with client.open(full, "r") as handle:
-        before = handle.stat()
-        if not stat.S_ISREG(before.st_mode or 0):
-            return HashResult(entry.path, {}, error="no longer a regular file (not read)")
-        size = before.st_size or 0
-        _prefetch(handle, size)
-        digests, total = hash_stream(handle.read, algorithms)
-        after = handle.stat()
-    if total != size or after.st_size != size or after.st_mtime != before.st_mtime:
-        return HashResult(entry.path, {}, error="changed while being read")
-    return HashResult(entry.path, digests, size=total, method="full", via=VIA_STREAM)
 
 
 def _prefetch(handle: paramiko.SFTPFile, size: int) -> None:
@@ -525,6 +537,296 @@ class _RemoteFile(io.RawIOBase):
             finally:
                 self._client.close()
         super().close()
+
+
+# -- pipelined streaming -------------------------------------------------------------
+#
+# One request per round trip (open, fstat, prefetch, fstat, close per file) left
+# the link idle most of the time (10 MB/s over loopback).  _Streamer keeps many
+# files and many reads in flight on one SFTP session and hashes each file's
+# replies in order, as they come.
+
+_HEAD = struct.Struct(">IBI")
+_U32 = struct.Struct(">I")
+_READ_AT = struct.Struct(">QI")
+#: Counted against INFLIGHT_BYTES for a reply that carries no data.
+_SMALL_REPLY = 256
+#: A reply longer than this is garbage (OpenSSH sends at most 256 KiB).
+_MAX_REPLY = 16 * 1024 * 1024
+
+
+class _Wire:
+    """SFTP packets on a session's channel, without waiting for each reply.
+
+    Request ids continue the client's own numbering; a run consumes every reply
+    it asked for before the client is used again, and on an exception the
+    session is discarded (``Connection.sftp`` does not reuse it)."""
+
+    def __init__(self, client: paramiko.SFTPClient) -> None:
+        self.client = cast(Any, client)
+        channel = client.get_channel()
+        if channel is None:
+            raise EOFError("the SFTP session has no channel")
+        self.channel = channel
+        self.next_id: int = self.client.request_number
+        self.out: list[bytes] = []
+        self.buf = b""
+        self.pos = 0
+
+    def request(self, kind: int, body: bytes) -> int:
+        rid = self.next_id
+        self.next_id = (rid + 1) & 0xFFFFFFFF
+        self.out.append(_HEAD.pack(len(body) + 5, kind, rid) + body)
+        return rid
+
+    def flush(self) -> None:
+        if self.out:
+            data = b"".join(self.out)
+            self.out.clear()
+            self.channel.sendall(data)
+
+    def finish(self) -> None:
+        self.client.request_number = self.next_id
+
+    def _more(self, need: int) -> None:
+        """Buffer at least ``need`` unread bytes (sending what is queued first)."""
+        self.flush()
+        have = len(self.buf) - self.pos
+        chunks = [self.buf[self.pos:]] if have else []
+        while have < need:
+            # Everything buffered at once: paramiko's pipe then moves no memory.
+            data = self.channel.recv(1 << 30)
+            if not data:
+                raise EOFError("the server closed the SFTP session")
+            chunks.append(data)
+            have += len(data)
+        self.buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.pos = 0
+
+    def reply(self) -> tuple[int, int, memoryview]:
+        """The next reply: (type, request id, the rest of the packet)."""
+        if len(self.buf) - self.pos < 9:
+            self._more(9)
+        length, kind, rid = _HEAD.unpack_from(self.buf, self.pos)
+        if length < 5 or length > _MAX_REPLY:
+            raise paramiko.SSHException("garbled SFTP reply")
+        if self.pos + 4 + length > len(self.buf):
+            self._more(4 + length)
+        start = self.pos + 9
+        self.pos += 4 + length
+        return kind, rid, memoryview(self.buf)[start:self.pos]
+
+
+def _string(body: memoryview) -> memoryview:
+    (length,) = _U32.unpack_from(body, 0)
+    if 4 + length > len(body):
+        raise paramiko.SSHException("garbled SFTP reply")
+    return body[4:4 + length]
+
+
+class _StreamFile:
+    """One file being streamed: its requests, and its bytes hashed in order."""
+
+    __slots__ = (
+        "attrs",
+        "closing",
+        "entry",
+        "eof",
+        "error",
+        "full",
+        "handle",
+        "hashed",
+        "hashers",
+        "index",
+        "pending",
+        "reads",
+        "requested",
+        "size",
+        "waiting",
+    )
+
+    def __init__(self, index: int, entry: Entry, full: bytes, algorithms: list[str]) -> None:
+        self.index = index
+        self.entry = entry
+        self.full = full
+        self.size = entry.size
+        self.handle: bytes | None = None
+        self.hashers = [FACTORIES[name]() for name in algorithms]
+        self.hashed = 0
+        #: Reads go up to size + 1: no byte past the listed size proves the end.
+        self.requested = 0
+        self.reads = 0
+        self.pending: dict[int, bytes] = {}
+        #: Replies still due (open, reads, fstat, close).
+        self.waiting = 0
+        self.eof = False
+        self.error: str | None = None
+        self.attrs: paramiko.SFTPAttributes | None = None
+        self.closing = False
+
+    def feed(self, offset: int, data: memoryview) -> None:
+        if offset != self.hashed:
+            self.pending[offset] = bytes(data)
+            return
+        for hasher in self.hashers:
+            hasher.update(data)
+        self.hashed += len(data)
+        while self.pending:
+            piece = self.pending.pop(self.hashed, None)
+            if piece is None:
+                break
+            for hasher in self.hashers:
+                hasher.update(piece)
+            self.hashed += len(piece)
+
+    def result(self, algorithms: list[str]) -> HashResult:
+        path = self.entry.path
+        attrs = self.attrs
+        if attrs is not None and not stat.S_ISREG(attrs.st_mode or 0):
+            return HashResult(path, {}, error="no longer a regular file (not read)")
+        if self.error is not None:
+            return HashResult(path, {}, error=self.error)
+        mtime = self.entry.mtime_ns
+        if (attrs is None or not self.eof or self.hashed != self.size
+                or attrs.st_size != self.size
+                or (mtime is not None and attrs.st_mtime is not None
+                    and int(attrs.st_mtime) * 1_000_000_000 != mtime)):
+            return HashResult(path, {}, error="changed while being read")
+        digests = {name: h.hexdigest() for name, h in zip(algorithms, self.hashers,
+                                                           strict=True)}
+        return HashResult(path, digests, size=self.size, method="full", via=VIA_STREAM)
+
+
+class _Streamer:
+    """Hash files over one SFTP session with many requests in flight.
+
+    Each file is OPENed, READ in ``READ_SIZE`` pieces up to one byte past its
+    listed size, then (all reads answered) FSTATed and CLOSEd.  It is "changed
+    while being read" unless its bytes end exactly at the listed size and the
+    fstat after the reads still shows the listed size and mtime, so a file
+    replaced after the walk is never hashed as if it were the listed one."""
+
+    def __init__(self, client: paramiko.SFTPClient, files: Iterator[_StreamFile],
+                 finished: Callable[[_StreamFile], None]) -> None:
+        self.client = client
+        self.wire = _Wire(client)
+        self.todo = files
+        self.finished = finished
+        self.active: list[_StreamFile] = []
+        #: request id -> (file, request type, offset, length)
+        self.expect: dict[int, tuple[_StreamFile, int, int, int]] = {}
+        self.inflight = 0
+        self.read_size = READ_SIZE
+
+    def run(self) -> None:
+        try:
+            while True:
+                self._top_up()
+                if not self.expect:
+                    break
+                kind, rid, body = self.wire.reply()
+                self._answer(kind, rid, body)
+        finally:
+            self.wire.finish()
+
+    def _send(self, file: _StreamFile, what: int, body: bytes, offset: int = 0,
+              length: int = 0) -> None:
+        rid = self.wire.request(what, body)
+        self.expect[rid] = (file, what, offset, length)
+        file.waiting += 1
+        self.inflight += length + _SMALL_REPLY
+
+    def _read(self, file: _StreamFile, offset: int, length: int) -> None:
+        assert file.handle is not None
+        self._send(file, CMD_READ, _U32.pack(len(file.handle)) + file.handle
+                   + _READ_AT.pack(offset, length), offset, length)
+        file.reads += 1
+
+    def _top_up(self) -> None:
+        budget = INFLIGHT_BYTES
+        for file in self.active:
+            if self.inflight >= budget:
+                return
+            if file.handle is None or file.closing:
+                continue
+            end = file.size + 1
+            while file.requested < end and file.error is None and self.inflight < budget:
+                length = min(self.read_size, end - file.requested)
+                self._read(file, file.requested, length)
+                file.requested += length
+            if file.reads == 0 and (file.requested >= end or file.error is not None):
+                handle = _U32.pack(len(file.handle)) + file.handle
+                self._send(file, CMD_FSTAT, handle)
+                self._send(file, CMD_CLOSE, handle)
+                file.closing = True
+        while len(self.active) < OPEN_AHEAD and self.inflight < budget:
+            opening = next(self.todo, None)
+            if opening is None:
+                break
+            self.active.append(opening)
+            self._send(opening, CMD_OPEN, _U32.pack(len(opening.full)) + opening.full
+                       + _U32.pack(SFTP_FLAG_READ) + _U32.pack(0))
+
+    def _answer(self, kind: int, rid: int, body: memoryview) -> None:
+        found = self.expect.pop(rid, None)
+        if found is None:
+            raise paramiko.SSHException(f"SFTP reply to a request never sent ({rid})")
+        file, what, offset, length = found
+        file.waiting -= 1
+        self.inflight -= length + _SMALL_REPLY
+        if what == CMD_READ:
+            file.reads -= 1
+        if kind == CMD_STATUS:
+            problem = self._status(body)
+            if what == CMD_READ and problem == "eof":
+                file.eof = True
+                if offset != file.size:
+                    file.error = file.error or "changed while being read"  # it shrank
+            elif problem == "eof":
+                file.error = file.error or "unexpected end of file"
+            elif problem is not None:
+                file.error = file.error or problem
+            elif what != CMD_CLOSE:
+                raise paramiko.SSHException("unexpected SFTP status reply")
+        elif what == CMD_OPEN and kind == CMD_HANDLE:
+            file.handle = bytes(_string(body))
+        elif what == CMD_READ and kind == CMD_DATA:
+            self._data(file, offset, length, _string(body))
+        elif what == CMD_FSTAT and kind == CMD_ATTRS:
+            file.attrs = cast(Any, paramiko.SFTPAttributes)._from_msg(
+                paramiko.Message(bytes(body)))
+        else:
+            raise paramiko.SSHException(f"unexpected SFTP reply type {kind}")
+        if file.waiting == 0 and (file.closing or file.handle is None):
+            self.active.remove(file)
+            self.finished(file)
+
+    def _data(self, file: _StreamFile, offset: int, length: int, data: memoryview) -> None:
+        got = len(data)
+        if file.error is None:
+            file.feed(offset, data)
+        if offset + got > file.size:
+            file.error = file.error or "changed while being read"  # it grew
+        elif offset + got == file.size:
+            file.eof = True  # a short read that stops at the listed size
+        elif not got:
+            file.error = file.error or "changed while being read"
+        elif got < length and file.error is None:
+            # The server sends less per read than asked: ask for the rest,
+            # and from now on for pieces of the size it sends.
+            if 4096 <= got < self.read_size:
+                self.read_size = got
+            self._read(file, offset + got, length - got)
+
+    def _status(self, body: memoryview) -> str | None:
+        """None for OK, "eof" for end of file, or the one-line error."""
+        try:
+            cast(Any, self.client)._convert_status(paramiko.Message(bytes(body)))
+        except EOFError:
+            return "eof"
+        except OSError as exc:
+            return sftp_error(exc)
+        return None
 
 
 def _stream_batches(entries: Sequence[Entry]) -> Iterator[list[Entry]]:
