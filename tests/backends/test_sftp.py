@@ -103,6 +103,68 @@ def test_walk_keeps_odd_names_exactly(odd_tree: Path, sftp_backend: SftpFactory)
     assert os.fsencode(os.fsdecode(b"latin1-\xe9t\xe9.bin")) in {os.fsencode(p) for p in paths}
 
 
+
+def _depth_first(top: Path) -> list[str]:
+    """The walk's order, computed locally: each folder sorted by name, a
+    subfolder walked where its name comes."""
+    out: list[str] = []
+
+    def visit(folder: Path, prefix: str) -> None:
+        for name in sorted(os.listdir(folder)):
+            path = folder / name
+            if path.is_dir() and not path.is_symlink():
+                visit(path, prefix + name + "/")
+            else:
+                out.append(prefix + name)
+
+    visit(top, "")
+    return out
+
+
+def test_walk_of_many_folders_keeps_depth_first_order(sshd: SSHServer,
+                                                      sftp_backend: SftpFactory,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Folders are listed many at a time and in rounds; the order is still
+    the depth-first one, also when a folder holds more names than one READDIR
+    answers (OpenSSH sends 100 at most)."""
+    from threetwoone.backends import sftp as sftp_module
+
+    root = sshd.data_dir("deep")
+    files = {f"r{i % 3}/{'ab'[i % 2]}{i % 11}/x{i % 4}/f{i}": b"%d" % i for i in range(700)}
+    files.update({f"wide/{i:04d}": b"w" for i in range(450)})
+    files.update({"r1.txt": b"top", "r1-/a": b"dash sorts before slash"})
+    write(root / "ds", files)
+    (root / "ds" / "empty").mkdir()
+    for ahead, per_round in ((sftp_module.LIST_AHEAD, sftp_module.LIST_ROUND_FOLDERS), (3, 5)):
+        monkeypatch.setattr(sftp_module, "LIST_AHEAD", ahead)
+        monkeypatch.setattr(sftp_module, "LIST_ROUND_FOLDERS", per_round)
+        entries = list(sftp_backend(root).walk("ds"))
+        assert [e.path for e in entries] == _depth_first(root / "ds")
+        assert {e.path: e.size for e in files_of(entries)} == {
+            name: len(data) for name, data in files.items()}
+
+
+def test_walk_survives_a_dropped_connection(sshd_private: SSHServer, ssh_home: SSHHome,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from threetwoone.backends import sftp as sftp_module
+
+    monkeypatch.setattr(sftp_module, "LIST_ROUND_FOLDERS", 4)
+    ssh_home.trust(sshd_private.known_hosts())
+    root = sshd_private.data_dir("walkdrop")
+    write(root / "ds", {f"d{i:02d}/f": b"x" for i in range(40)})
+    backend = SFTPBackend("b", make_location(sshd_private, root))
+    backend.connect()
+    try:
+        seen = []
+        for entry in backend.walk("ds"):
+            seen.append(entry)
+            if len(seen) == 10:
+                assert sshd_private.kill_sessions() > 0
+        assert backend.conn.generation == 2  # reconnected once
+    finally:
+        backend.close()
+    assert [e.path for e in seen] == [f"d{i:02d}/f" for i in range(40)]
+
 def test_unreadable_folder_is_a_walk_problem(sshd: SSHServer,
                                              sftp_backend: SftpFactory) -> None:
     root = sshd.data_dir("closed")
