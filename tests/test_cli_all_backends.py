@@ -1,0 +1,97 @@
+"""One inventory, every kind of location: a local primary, an SFTP host (real
+sshd), dCache-like WebDAV with server digests (real XRootD) and S3 (moto's real
+server), audited together through the CLI in one run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from conftest import Lab, copy_by_location, dataset_of, write_tree
+from servers.moto_s3 import MotoS3, fake_aws_environment
+from servers.sshd import SSHHome, SSHServer, isolated_home, running_sshd
+
+if TYPE_CHECKING:
+    from backends.conftest_webdav import DavSite
+
+pytest_plugins = ["servers.webdav_plugin"]
+
+FILES: dict[str, bytes] = {
+    "run1/sample_R1.fastq.gz": os.urandom(90_000),
+    "run1/sample_R2.fastq.gz": os.urandom(60_000),
+    "SampleSheet.csv": b"Lane,Sample_ID\n1,S1\n",
+}
+
+
+@pytest.fixture(scope="module")
+def sshd_server() -> Iterator[SSHServer]:
+    with running_sshd() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[MotoS3]:
+    server = MotoS3()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def every_kind(lab: Lab, sshd_server: SSHServer, s3: MotoS3, xrootd_site: DavSite,
+               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    fake_aws_environment(monkeypatch, tmp_path / "aws")
+    home: SSHHome = isolated_home(tmp_path, monkeypatch)
+    home.trust(sshd_server.known_hosts())
+    nas = lab.location("nas", "disk", "uppsala")
+    write_tree(nas / "run1", FILES)  # type: ignore[arg-type]
+    remote = sshd_server.data_dir(f"all-{os.urandom(4).hex()}")
+    write_tree(remote / "run1", FILES)  # type: ignore[arg-type]
+    lab.locations["backup"] = {
+        "kind": "sftp", "host": "127.0.0.1", "port": sshd_server.port,
+        "user": sshd_server.user, "root": str(remote),
+        "identity_file": str(sshd_server.client_key), "media": "tape", "site": "kth"}
+    dav_path = xrootd_site.tree(FILES)  # type: ignore[arg-type]
+    lab.locations["swestore"] = {**xrootd_site.settings(), "site": "nsc"}
+    bucket = s3.new_bucket("archive")
+    s3.put_tree(bucket, "projects/run1/", FILES, checksum="SHA256")
+    lab.locations["archive"] = {"kind": "s3", "endpoint_url": s3.endpoint_url,
+                                "bucket": bucket, "prefix": "projects/", "media": "object",
+                                "site": "other-region"}
+    lab.dataset("run1", [{"location": "nas", "path": "run1", "primary": True},
+                         {"location": "backup", "path": "run1"},
+                         {"location": "swestore", "path": dav_path},
+                         {"location": "archive", "path": "run1"}],
+                policy="ndsa-storage-2")
+    return {"remote": remote, "dav": xrootd_site.local(dav_path)}
+
+
+def test_every_kind_in_one_audit(lab: Lab, every_kind: dict[str, object]) -> None:
+    code, report = lab.audit_json()
+    assert code == 0, report
+    ds = dataset_of(report, "run1")
+    assert ds["status"] == "pass"
+    assert ds["counts"]["copies"] == 4 and ds["counts"]["offsite"] == 3
+    states = {c["location"]: (c["state"], c["verification"]) for c in ds["copies"]}
+    assert states == {"nas": ("intact", "full"), "backup": ("intact", "full"),
+                      "swestore": ("intact", "digest"), "archive": ("intact", "digest")}
+    assert copy_by_location(report, "run1", "backup")["methods"] == ["remote xxhsum -H2"]
+
+    # Damage two remote copies; the next audit names exactly those files.
+    remote = every_kind["remote"]
+    dav = every_kind["dav"]
+    assert isinstance(remote, Path) and isinstance(dav, Path)
+    (remote / "run1" / "SampleSheet.csv").write_bytes(b"Lane,Sample_ID\n1,S2\n")
+    os.unlink(dav / "run1" / "sample_R2.fastq.gz")
+    code, report = lab.audit_json("--verify", "full")
+    assert code == 1
+    backup = copy_by_location(report, "run1", "backup")
+    assert backup["state"] == "corrupt"
+    assert [p["path"] for p in backup["problems"]] == ["SampleSheet.csv"]
+    swestore = copy_by_location(report, "run1", "swestore")
+    assert swestore["state"] == "incomplete"
+    assert [p["path"] for p in swestore["problems"]] == ["run1/sample_R2.fastq.gz"]
+    assert copy_by_location(report, "run1", "archive")["state"] == "intact"
