@@ -195,3 +195,10 @@ def test_every_format_has_a_formatter() -> None:
     from threetwoone.reports import FORMATTERS
     choices = next(p for p in audit.params if p.name == "fmt").type.choices  # type: ignore
     assert set(choices) == set(FORMATTERS)
+
+
+@pytest.mark.parametrize("example", sorted(
+    str(p) for p in (Path(__file__).parent.parent / "examples").glob("*/inventory.yaml")))
+def test_every_example_inventory_is_valid(example: str) -> None:
+    result = run_cli("validate", example)
+    assert result.exit_code == 0, result.stderr
