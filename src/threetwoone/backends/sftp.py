@@ -21,6 +21,7 @@ connection lost later is retried once on a new connection, then
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import functools
@@ -453,7 +454,7 @@ class SFTPBackend(Backend):
         results: dict[int, HashResult] = {}
 
         def finished(file: _StreamFile) -> None:
-            result = file.result(algorithms)
+            result = file.result()
             results[file.index] = result
             if progress and result.error is None:
                 progress(1, result.size)
@@ -605,28 +606,15 @@ def _string(body: memoryview) -> memoryview:
 class _StreamFile:
     """One file being streamed: its requests, and its bytes hashed in order."""
 
-    __slots__ = (
-        "attrs",
-        "closing",
-        "entry",
-        "eof",
-        "error",
-        "full",
-        "handle",
-        "hashed",
-        "hashers",
-        "index",
-        "pending",
-        "reads",
-        "requested",
-        "size",
-        "waiting",
-    )
+    __slots__ = ("algorithms", "attrs", "closing", "entry", "eof", "error", "full", "handle",
+                 "hashed", "hashers", "index", "pending", "reads", "redo", "requested", "size",
+                 "waiting")
 
     def __init__(self, index: int, entry: Entry, full: bytes, algorithms: list[str]) -> None:
         self.index = index
         self.entry = entry
         self.full = full
+        self.algorithms = algorithms
         self.size = entry.size
         self.handle: bytes | None = None
         self.hashers = [FACTORIES[name]() for name in algorithms]
@@ -641,6 +629,11 @@ class _StreamFile:
         self.error: str | None = None
         self.attrs: paramiko.SFTPAttributes | None = None
         self.closing = False
+        #: Closed before a short read asked for the rest: read it again.
+        self.redo = False
+
+    def again(self) -> _StreamFile:
+        return _StreamFile(self.index, self.entry, self.full, self.algorithms)
 
     def feed(self, offset: int, data: memoryview) -> None:
         if offset != self.hashed:
@@ -657,7 +650,7 @@ class _StreamFile:
                 hasher.update(piece)
             self.hashed += len(piece)
 
-    def result(self, algorithms: list[str]) -> HashResult:
+    def result(self) -> HashResult:
         path = self.entry.path
         attrs = self.attrs
         if attrs is not None and not stat.S_ISREG(attrs.st_mode or 0):
@@ -670,7 +663,7 @@ class _StreamFile:
                 or (mtime is not None and attrs.st_mtime is not None
                     and int(attrs.st_mtime) * 1_000_000_000 != mtime)):
             return HashResult(path, {}, error="changed while being read")
-        digests = {name: h.hexdigest() for name, h in zip(algorithms, self.hashers,
+        digests = {name: h.hexdigest() for name, h in zip(self.algorithms, self.hashers,
                                                            strict=True)}
         return HashResult(path, digests, size=self.size, method="full", via=VIA_STREAM)
 
@@ -678,11 +671,17 @@ class _StreamFile:
 class _Streamer:
     """Hash files over one SFTP session with many requests in flight.
 
-    Each file is OPENed, READ in ``READ_SIZE`` pieces up to one byte past its
-    listed size, then (all reads answered) FSTATed and CLOSEd.  It is "changed
-    while being read" unless its bytes end exactly at the listed size and the
-    fstat after the reads still shows the listed size and mtime, so a file
-    replaced after the walk is never hashed as if it were the listed one."""
+    Each file is OPENed; once its handle comes, it is READ in ``READ_SIZE``
+    pieces up to one byte past its listed size, then FSTATed and CLOSEd in the
+    same burst (the server answers in order, so the fstat follows the reads).
+    It is "changed while being read" unless its bytes end exactly at the listed
+    size and that fstat still shows the listed size and mtime, so a file
+    replaced after the walk is never hashed as if it were the listed one.
+
+    A server that answers a READ with less than asked (OpenSSH never does
+    below 255 KiB, except at the end of a file) is asked for the rest; a file
+    already closed by then is read again, and later files are closed only
+    after their reads are answered."""
 
     def __init__(self, client: paramiko.SFTPClient, files: Iterator[_StreamFile],
                  finished: Callable[[_StreamFile], None]) -> None:
@@ -690,11 +689,16 @@ class _Streamer:
         self.wire = _Wire(client)
         self.todo = files
         self.finished = finished
-        self.active: list[_StreamFile] = []
+        #: Files to read again (a short read came after their close).
+        self.again: collections.deque[_StreamFile] = collections.deque()
+        #: Files with a handle and reads left to ask for, oldest first.
+        self.reading: collections.deque[_StreamFile] = collections.deque()
+        self.open_files = 0
         #: request id -> (file, request type, offset, length)
         self.expect: dict[int, tuple[_StreamFile, int, int, int]] = {}
         self.inflight = 0
         self.read_size = READ_SIZE
+        self.early_close = True
 
     def run(self) -> None:
         try:
@@ -720,28 +724,34 @@ class _Streamer:
                    + _READ_AT.pack(offset, length), offset, length)
         file.reads += 1
 
+    def _close(self, file: _StreamFile) -> None:
+        assert file.handle is not None
+        handle = _U32.pack(len(file.handle)) + file.handle
+        self._send(file, CMD_FSTAT, handle)
+        self._send(file, CMD_CLOSE, handle)
+        file.closing = True
+
     def _top_up(self) -> None:
         budget = INFLIGHT_BYTES
-        for file in self.active:
-            if self.inflight >= budget:
-                return
-            if file.handle is None or file.closing:
-                continue
+        reading = self.reading
+        while reading and self.inflight < budget:
+            file = reading[0]
             end = file.size + 1
             while file.requested < end and file.error is None and self.inflight < budget:
                 length = min(self.read_size, end - file.requested)
                 self._read(file, file.requested, length)
                 file.requested += length
-            if file.reads == 0 and (file.requested >= end or file.error is not None):
-                handle = _U32.pack(len(file.handle)) + file.handle
-                self._send(file, CMD_FSTAT, handle)
-                self._send(file, CMD_CLOSE, handle)
-                file.closing = True
-        while len(self.active) < OPEN_AHEAD and self.inflight < budget:
-            opening = next(self.todo, None)
+            if file.requested < end and file.error is None:
+                return  # the budget is spent
+            reading.popleft()
+            if file.reads == 0 or (self.early_close and file.error is None):
+                self._close(file)
+            # else: closed when its last read is answered
+        while self.open_files < OPEN_AHEAD and self.inflight < budget:
+            opening = self.again.popleft() if self.again else next(self.todo, None)
             if opening is None:
                 break
-            self.active.append(opening)
+            self.open_files += 1
             self._send(opening, CMD_OPEN, _U32.pack(len(opening.full)) + opening.full
                        + _U32.pack(SFTP_FLAG_READ) + _U32.pack(0))
 
@@ -768,6 +778,7 @@ class _Streamer:
                 raise paramiko.SSHException("unexpected SFTP status reply")
         elif what == CMD_OPEN and kind == CMD_HANDLE:
             file.handle = bytes(_string(body))
+            self.reading.append(file)
         elif what == CMD_READ and kind == CMD_DATA:
             self._data(file, offset, length, _string(body))
         elif what == CMD_FSTAT and kind == CMD_ATTRS:
@@ -775,9 +786,15 @@ class _Streamer:
                 paramiko.Message(bytes(body)))
         else:
             raise paramiko.SSHException(f"unexpected SFTP reply type {kind}")
+        if (what == CMD_READ and file.reads == 0 and not file.closing
+                and file not in self.reading):
+            self._close(file)  # every read was asked for and is answered
         if file.waiting == 0 and (file.closing or file.handle is None):
-            self.active.remove(file)
-            self.finished(file)
+            self.open_files -= 1
+            if file.redo:
+                self.again.append(file.again())
+            else:
+                self.finished(file)
 
     def _data(self, file: _StreamFile, offset: int, length: int, data: memoryview) -> None:
         got = len(data)
@@ -790,13 +807,15 @@ class _Streamer:
         elif not got:
             file.error = file.error or "changed while being read"
         elif got < length and file.error is None:
-            # The server sends less per read than asked: ask for the rest,
-            # and from now on for pieces of the size it sends.
+            # The server sends less per read than asked: from now on ask for
+            # pieces of the size it sends, and close files after their reads.
             if 4096 <= got < self.read_size:
                 self.read_size = got
-            self._read(file, offset + got, length - got)
-
-
+            self.early_close = False
+            if file.closing:
+                file.redo = True
+            else:
+                self._read(file, offset + got, length - got)
 
 # -- pipelined listing ---------------------------------------------------------------
 
