@@ -143,3 +143,39 @@ def test_password_variable_in_the_environment_only(lab: Lab, wsgidav_site: DavSi
     inventory = lab.write().read_text()
     assert password not in inventory
     assert lab.audit_json(write=False)[0] == 0
+
+
+def test_fixity_schedule_reads_the_bytes_under_stored_checksums(
+        lab: Lab, xrootd_site: DavSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nightly schedule catches a byte flipped in place under a checksum the
+    storage keeps from ingest: its re-reads download, while new or changed files
+    may still be settled by server digests."""
+    from servers.xrootd import forge_checksum
+    from threetwoone.checksums import hash_bytes
+
+    path = lab_with_dav(lab, xrootd_site)
+    now = 1_800_000_000.0
+    monkeypatch.setenv("THREETWOONE_NOW", str(now))
+    code, report = lab.audit_json()
+    assert code == 0
+    assert copy_by_location(report, "ds", "dav")["verification"] == "digest"
+    victim = xrootd_site.local(path) / "run1" / "sample_R1.fastq.gz"
+    original = FILES["run1/sample_R1.fastq.gz"]
+    for algorithm in ("adler32", "md5"):  # what the storage recorded at ingest
+        forge_checksum(victim, algorithm, hash_bytes(original, [algorithm])[algorithm])
+    before = os.stat(victim)
+    with open(victim, "r+b") as handle:
+        handle.seek(5000)
+        handle.write(bytes([original[5000] ^ 0x80]))
+    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
+    # Unchanged metadata, stored checksum: the next nights trust it...
+    monkeypatch.setenv("THREETWOONE_NOW", str(now + 86400))
+    code, report = lab.audit_json("--verify", "changed")
+    assert code == 0
+    # ...until the schedule re-reads it (every file is due after the interval).
+    monkeypatch.setenv("THREETWOONE_NOW", str(now + 31 * 86400))
+    code, report = lab.audit_json()
+    assert code == 1
+    dav = copy_by_location(report, "ds", "dav")
+    assert dav["state"] == "corrupt"
+    assert [p["path"] for p in dav["problems"]] == ["run1/sample_R1.fastq.gz"]

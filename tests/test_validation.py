@@ -202,3 +202,16 @@ def test_every_format_has_a_formatter() -> None:
 def test_every_example_inventory_is_valid(example: str) -> None:
     result = run_cli("validate", example)
     assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("ftp://example.org/x", "must be an http:// or https:// URL"),
+    ("https://alice:hunter2@example.org/x", "must not carry a password"),
+])
+def test_webdav_url_checked_without_echoing_secrets(tmp_path: Path, url: str,
+                                                     message: str) -> None:
+    text = GOOD.replace("datasets:\n", f"  dav:\n    kind: webdav\n    url: {url}\n"
+                        "    media: object\n    site: nsc\ndatasets:\n", 1)
+    code, out = validate(write(tmp_path, text))
+    assert code == 4 and "locations.dav.url: " + message in out
+    assert "hunter2" not in out

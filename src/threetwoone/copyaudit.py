@@ -304,8 +304,12 @@ class _ChunkHasher:
         if not to_hash:
             return
         algorithms = _algorithms_for(ctx, refs.values())
+        # A fixity re-read must read the bytes: a checksum the storage recorded at
+        # write time cannot see bits that rotted since (dCache, XRootD, S3 all keep
+        # theirs).  New and changed files may be settled by server digests.
+        force_full = ctx.force_full or scheduled
         for hashed in ctx.backend.hash_files(ctx.copy.path, to_hash, algorithms,
-                                             workers=ctx.workers, force_full=ctx.force_full,
+                                             workers=ctx.workers, force_full=force_full,
                                              progress=ctx.progress):
             row, wrong_size = rows[hashed.path]
             ref = refs[hashed.path]

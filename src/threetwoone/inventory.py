@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError, ConfigErrors
 from .yamlload import Document, join, load_file
@@ -59,6 +60,19 @@ def _string_list(value: Any) -> str | None:
     return "must be a list of non-empty strings"
 
 
+def _http_url(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL"
+    if parts.password is not None:
+        # The message never repeats the value: it holds a secret.
+        return ("must not carry a password; use auth: {type: basic, username, "
+                "password_env}")
+    return None
+
+
 def _mapping(value: Any) -> str | None:
     return None if isinstance(value, dict) else "must be a mapping"
 
@@ -91,7 +105,7 @@ KIND_KEYS: dict[str, dict[str, tuple[Check, bool]]] = {
         "remote_hash": (_bool, False),
     },
     "webdav": {
-        "url": (_string, True),
+        "url": (_http_url, True),
         "auth": (_mapping, False),
         "ca_bundle": (_string, False),
         "verify_tls": (_bool, False),
@@ -247,6 +261,9 @@ class _Validator:
         auth = value.get("auth")
         if isinstance(auth, dict):
             self.auth(auth, join(keypath, "auth"))
+            if auth.get("type") == "cert" and "cert" not in value:
+                self.error(join(keypath, "auth"), "auth type 'cert' needs the location's "
+                           "'cert' (a certificate, or a proxy file holding the key too)")
         settings = dict(value)
         if kind == "local" and isinstance(settings.get("root"), str):
             settings["root"] = self.resolve_path(settings["root"])
