@@ -325,6 +325,14 @@ def _handshake(target: Target, transport: paramiko.Transport, opened: _Opened) -
             available = list(options.key_types)
             first = [t for t in preferred if t in available]
             options.key_types = first + [t for t in available if t not in first]
+    options = transport.get_security_options()
+    ciphers = list(options.ciphers)
+    # AES-GCM first (the first of ours that the server also offers is used):
+    # one AEAD call per packet instead of AES-CTR plus an HMAC object that
+    # paramiko builds per packet in Python.  Streaming the benchmark's 20k-file
+    # tree over loopback: 2.5 s instead of 3.4 s (medians of 4).
+    options.ciphers = [c for c in ciphers if "-gcm@" in c] + [c for c in ciphers
+                                                              if "-gcm@" not in c]
     transport.banner_timeout = target.timeout
     transport.auth_timeout = target.timeout
     try:
