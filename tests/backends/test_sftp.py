@@ -579,7 +579,10 @@ def test_dropped_connection_is_retried_once(sshd_private: SSHServer, ssh_home: S
 @pytest.mark.parametrize("sftp_only", [False, True], ids=["remote-hash", "stream"])
 @pytest.mark.parametrize("how", ["sshd-killed", "dropped-twice"])
 def test_sshd_killed_mid_hash_is_copy_failed(sshd_private: SSHServer, ssh_home: SSHHome,
-                                             sftp_only: bool, how: str) -> None:
+                                             sftp_only: bool, how: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # Several remote batches, so that work is left when sshd goes away.
+    monkeypatch.setattr(remote_hash, "MAX_BATCH_FILES", 256)
     ssh_home.trust(sshd_private.known_hosts())
     root = sshd_private.data_dir("kill")
     write(root / "ds", {f"f{i:03d}": b"%d" % i for i in range(600)})

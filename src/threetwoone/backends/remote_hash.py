@@ -149,10 +149,13 @@ class Item:
     size: int
 
 
-def batches(items: Iterable[Item], *, max_files: int = MAX_BATCH_FILES,
+def batches(items: Iterable[Item], *, max_files: int | None = None,
             max_bytes: int = MAX_BATCH_BYTES,
             max_command: int = MAX_COMMAND_BYTES) -> Iterator[list[Item]]:
-    """Group files so that one exec hashes many of them, within limits."""
+    """Group files so that one exec hashes many of them, within limits
+    (``max_files`` defaults to MAX_BATCH_FILES as it is when called)."""
+    if max_files is None:
+        max_files = MAX_BATCH_FILES
     batch: list[Item] = []
     size = 0
     length = 0

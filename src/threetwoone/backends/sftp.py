@@ -10,7 +10,8 @@ How a file's content is established, per file and reported in ``via``:
 * ``remote xxhsum -H2`` (or ``sha256sum``, ``md5sum``...): the host hashes its
   own disk, many files per exec; used when the probe proved the tool exists and
   computes the requested algorithm;
-* ``sftp stream``: the bytes are read over SFTP with prefetch and hashed here;
+* ``sftp stream``: the bytes are read over SFTP and hashed here, many files and
+  reads in flight on one session (see :class:`_Streamer`);
   used when there is no tool, no shell (``ForceCommand internal-sftp``), when
   ``remote_hash: false``, and for every file the tool did not answer for.
 
