@@ -31,7 +31,6 @@ import base64
 import binascii
 import calendar
 import errno
-import io
 import re
 import socket
 import ssl
@@ -61,6 +60,7 @@ from .interface import (
     RootInfo,
     WalkProblem,
 )
+from .streams import buffered
 
 #: Seconds for connecting and for each read when the inventory sets no ``timeout``.
 DEFAULT_TIMEOUT = 30.0
@@ -225,26 +225,6 @@ def _error_code(exc: bexc.ClientError) -> tuple[str, int]:
     code = str(response.get("Error", {}).get("Code", ""))
     status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     return code, status
-
-
-class _BodyReader(io.RawIOBase):
-    """A botocore StreamingBody as a raw binary stream (for ``open_read``)."""
-
-    def __init__(self, body: Any) -> None:
-        self._body = body
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._body.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._body.close()
-        super().close()
 
 
 class S3Backend(Backend):
@@ -433,7 +413,8 @@ class S3Backend(Backend):
             raise OSError(errno.EIO, _last_line(exc), key) from None
         except Exception as exc:
             raise self._failed(exc, f"reading {relpath!r}") from None
-        return io.BufferedReader(_BodyReader(answer["Body"]), BUFFER_SIZE)
+        body = answer["Body"]
+        return buffered(body.read, body.close)
 
     def hash_files(
         self,

@@ -27,7 +27,6 @@ import contextlib
 import errno
 import functools
 import heapq
-import io
 import os
 import stat
 import struct
@@ -75,6 +74,7 @@ from .ssh_connect import (
     release,
     resolve_target,
 )
+from .streams import buffered
 
 T = TypeVar("T")
 
@@ -341,8 +341,13 @@ class SFTPBackend(Backend):
         except BaseException:
             client.close()
             raise
-        return cast(BinaryIO, io.BufferedReader(_RemoteFile(client, handle),
-                                                buffer_size=1 << 20))
+        def close() -> None:  # the file has a session of its own: close both
+            try:
+                handle.close()
+            finally:
+                client.close()
+
+        return buffered(handle.read, close, size=1 << 20)
 
     # -- hashing ------------------------------------------------------------------
     def _remote_tools(self, algorithms: Sequence[str], budget: _Budget) -> list[Tool]:
@@ -482,30 +487,6 @@ def _prefetch(handle: paramiko.SFTPFile, size: int) -> None:
 
     raw._prefetch_thread = quiet  # an instance attribute: this file only
     handle.prefetch(size, max_concurrent_requests=PREFETCH_REQUESTS)
-
-
-class _RemoteFile(io.RawIOBase):
-    """An SFTP file with its own session, closed together."""
-
-    def __init__(self, client: paramiko.SFTPClient, handle: paramiko.SFTPFile) -> None:
-        self._client = client
-        self._handle = handle
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._handle.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                self._handle.close()
-            finally:
-                self._client.close()
-        super().close()
 
 
 # -- pipelined streaming -------------------------------------------------------------

@@ -25,7 +25,6 @@ a message.
 from __future__ import annotations
 
 import errno
-import io
 import logging
 import os
 import socket
@@ -34,7 +33,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, BinaryIO, TypeVar, cast
+from functools import partial
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
@@ -54,6 +54,7 @@ from .interface import (
     RootInfo,
     WalkProblem,
 )
+from .streams import buffered
 
 log = logging.getLogger(__name__)
 
@@ -178,27 +179,6 @@ _TRANSPORT_ERRORS = (
     urllib3.exceptions.HTTPError,
     OSError,
 )
-
-
-class _RawResponse(io.RawIOBase):
-    """A streamed GET body as a binary file (for the producer manifest)."""
-
-    def __init__(self, response: requests.Response) -> None:
-        self._response = response
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._response.raw.read(len(buffer), decode_content=True)
-        count = len(data)
-        buffer[:count] = data
-        return count
-
-    def close(self) -> None:
-        if not self.closed:
-            self._response.close()
-        super().close()
 
 
 class _Session(requests.Session):
@@ -597,7 +577,8 @@ class WebDAVBackend(Backend):
         except _StatusError as exc:
             raise OSError(errno.EIO, str(exc), relpath) from None
         if response.status_code == 200:
-            return cast(BinaryIO, io.BufferedReader(_RawResponse(response), CHUNK))
+            return buffered(partial(response.raw.read, decode_content=True), response.close,
+                            CHUNK)
         response.close()
         status = response.status_code
         if status == 404:
