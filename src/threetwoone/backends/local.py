@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from functools import partial
 from typing import BinaryIO
 
 from ..checksums import (
@@ -33,6 +33,7 @@ from .interface import (
     RootInfo,
     WalkProblem,
 )
+from .parallel import batches, run_bounded
 
 #: A worker takes files in batches of about this many bytes (or BATCH_FILES
 #: files): one task per small file costs more in scheduling than it hashes.
@@ -156,27 +157,9 @@ class LocalBackend(Backend):
     def _hash_parallel(self, top: str, entries: Sequence[Entry], algorithms: Sequence[str],
                        workers: int, progress: ProgressCallback | None
                        ) -> Iterator[HashResult]:
-        # Bounded in flight, so a million-file copy does not queue a million futures.
-        batches = iter(_batches(entries))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash") as pool:
-            running: set[Future[list[HashResult]]] = set()
-
-            def submit_next() -> bool:
-                batch = next(batches, None)
-                if batch is None:
-                    return False
-                running.add(pool.submit(_hash_batch_list, top, batch, algorithms, progress))
-                return True
-
-            for _ in range(workers * 2):
-                if not submit_next():
-                    break
-            while running:
-                done, _pending = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    running.discard(future)
-                    yield from future.result()
-                    submit_next()
+        tasks = (partial(_hash_batch_list, top, batch, algorithms, progress)
+                 for batch in batches(entries, BATCH_BYTES, BATCH_FILES))
+        yield from run_bounded(tasks, workers, "hash")
 
     @staticmethod
     def _hash_batch(top: str, entries: Sequence[Entry], algorithms: Sequence[str],
@@ -225,16 +208,3 @@ def _name(entry: os.DirEntry[str]) -> str:
 def _hash_batch_list(top: str, entries: Sequence[Entry], algorithms: Sequence[str],
                      progress: ProgressCallback | None) -> list[HashResult]:
     return list(LocalBackend._hash_batch(top, entries, algorithms, progress))
-
-
-def _batches(entries: Sequence[Entry]) -> Iterator[list[Entry]]:
-    batch: list[Entry] = []
-    size = 0
-    for entry in entries:
-        batch.append(entry)
-        size += entry.size
-        if size >= BATCH_BYTES or len(batch) >= BATCH_FILES:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch

@@ -36,10 +36,9 @@ import socket
 import ssl
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, BinaryIO, ClassVar
 
 import boto3
@@ -60,6 +59,7 @@ from .interface import (
     RootInfo,
     WalkProblem,
 )
+from .parallel import run_bounded
 from .streams import buffered
 
 #: Seconds for connecting and for each read when the inventory sets no ``timeout``.
@@ -438,20 +438,8 @@ class S3Backend(Backend):
             for entry in entries:
                 yield one(entry)
             return
-        pending: deque[Entry] = deque(entries)
-        with ThreadPoolExecutor(max_workers=workers,
-                                thread_name_prefix=f"s3-{self.name}") as pool:
-            running: set[Future[HashResult]] = set()
-            try:
-                while pending or running:
-                    while pending and len(running) < 2 * workers:
-                        running.add(pool.submit(one, pending.popleft()))
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        yield future.result()
-            finally:
-                for future in running:
-                    future.cancel()
+        tasks = (partial(_as_list, one, entry) for entry in entries)
+        yield from run_bounded(tasks, workers, f"s3-{self.name}")
 
     def _hash_one(self, client: Any, prefix: str, entry: Entry, algorithms: Sequence[str],
                   computable: Sequence[str], full: bool,
@@ -540,3 +528,7 @@ class S3Backend(Backend):
         else:
             detail = f"{code or status}: {_last_line(exc)}"
         return HashResult(entry.path, {}, entry.size, error=detail)
+
+
+def _as_list(func: Callable[[Entry], HashResult], entry: Entry) -> list[HashResult]:
+    return [func(entry)]

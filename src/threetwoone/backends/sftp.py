@@ -32,7 +32,6 @@ import stat
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO, TypeVar, cast
 
 import paramiko
@@ -64,6 +63,7 @@ from .interface import (
     RootInfo,
     WalkProblem,
 )
+from .parallel import batches, run_bounded
 from .remote_hash import TOOLS, Item, Tool
 from .ssh_connect import (
     MAX_CHANNELS,
@@ -397,13 +397,13 @@ class SFTPBackend(Backend):
         else:
             tasks = (functools.partial(self._stream_batch, folder, batch, algorithms, budget,
                                        progress)
-                     for batch in _stream_batches(entries))
+                     for batch in batches(entries, STREAM_BATCH_BYTES, STREAM_BATCH_FILES))
         workers = max(1, min(workers, MAX_CHANNELS))
         if workers == 1:
             for task in tasks:
                 yield from task()
             return
-        yield from _parallel(tasks, workers)
+        yield from run_bounded(tasks, workers, "sftp")
 
     def _remote_batch(self, folder: bytes, entries: Sequence[Entry], batch: list[Item],
                       tools: list[Tool], algorithms: list[str], budget: _Budget,
@@ -962,45 +962,3 @@ class _Lister:
                 if stat.S_ISDIR(mode):
                     heapq.heappush(self.todo, (_key(prefix + name), prefix + name))
             self.ready[folder.rel] = folder.items
-
-
-def _stream_batches(entries: Sequence[Entry]) -> Iterator[list[Entry]]:
-    batch: list[Entry] = []
-    size = 0
-    for entry in entries:
-        batch.append(entry)
-        size += entry.size
-        if size >= STREAM_BATCH_BYTES or len(batch) >= STREAM_BATCH_FILES:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
-
-
-def _parallel(tasks: Iterator[Callable[[], list[HashResult]]], workers: int
-              ) -> Iterator[HashResult]:
-    """Run tasks on ``workers`` threads, a bounded number in flight; the first
-    CopyFailed stops the rest."""
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sftp") as pool:
-        running: set[Future[list[HashResult]]] = set()
-
-        def submit_next() -> bool:
-            task = next(tasks, None)
-            if task is None:
-                return False
-            running.add(pool.submit(task))
-            return True
-
-        for _ in range(workers * 2):
-            if not submit_next():
-                break
-        try:
-            while running:
-                done, _pending = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    running.discard(future)
-                    yield from future.result()
-                    submit_next()
-        finally:
-            for future in running:
-                future.cancel()
