@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from functools import partial
 from typing import TypeVar
 
 from .interface import Entry
@@ -58,3 +59,14 @@ def run_bounded(tasks: Iterator[Callable[[], list[T]]], workers: int, name: str
         finally:
             for future in running:
                 future.cancel()
+
+
+def map_bounded(func: Callable[[Entry], T], entries: Sequence[Entry], workers: int,
+                name: str) -> Iterator[T]:
+    """``func`` over each entry on ``workers`` threads (one task per file: for
+    backends whose cost per file is a network round trip, not a read)."""
+    return run_bounded((partial(_one, func, entry) for entry in entries), workers, name)
+
+
+def _one(func: Callable[[Entry], T], entry: Entry) -> list[T]:
+    return [func(entry)]

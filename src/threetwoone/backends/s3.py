@@ -36,9 +36,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from functools import partial
 from typing import Any, BinaryIO, ClassVar
 
 import boto3
@@ -59,7 +58,7 @@ from .interface import (
     RootInfo,
     WalkProblem,
 )
-from .parallel import run_bounded
+from .parallel import map_bounded
 from .streams import buffered
 
 #: Seconds for connecting and for each read when the inventory sets no ``timeout``.
@@ -438,8 +437,7 @@ class S3Backend(Backend):
             for entry in entries:
                 yield one(entry)
             return
-        tasks = (partial(_as_list, one, entry) for entry in entries)
-        yield from run_bounded(tasks, workers, f"s3-{self.name}")
+        yield from map_bounded(one, entries, workers, f"s3-{self.name}")
 
     def _hash_one(self, client: Any, prefix: str, entry: Entry, algorithms: Sequence[str],
                   computable: Sequence[str], full: bool,
@@ -528,7 +526,3 @@ class S3Backend(Backend):
         else:
             detail = f"{code or status}: {_last_line(exc)}"
         return HashResult(entry.path, {}, entry.size, error=detail)
-
-
-def _as_list(func: Callable[[Entry], HashResult], entry: Entry) -> list[HashResult]:
-    return [func(entry)]

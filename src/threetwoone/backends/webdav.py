@@ -32,7 +32,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from functools import partial
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -54,6 +53,7 @@ from .interface import (
     RootInfo,
     WalkProblem,
 )
+from .parallel import map_bounded
 from .streams import buffered
 
 log = logging.getLogger(__name__)
@@ -613,7 +613,7 @@ class WebDAVBackend(Backend):
                 for entry in entries:
                     yield one(entry)
                 return
-            yield from _parallel(entries, one, workers)
+            yield from map_bounded(one, entries, workers, "webdav")
         except _TransportError as exc:
             raise CopyFailed(f"stopped: {exc}") from None
 
@@ -698,33 +698,3 @@ class WebDAVBackend(Backend):
         elif server and any(a in digests for a in server):
             via = "download; server checksum agrees"
         return HashResult(entry.path, digests, size=size, method="full", via=via)
-
-
-def _parallel(entries: Sequence[Entry], fn: Callable[[Entry], HashResult],
-              workers: int) -> Iterator[HashResult]:
-    """Run ``fn`` over ``entries`` with at most ``2 * workers`` in flight."""
-    pending = iter(entries)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webdav") as pool:
-        running: set[Future[HashResult]] = set()
-
-        def submit_next() -> bool:
-            entry = next(pending, None)
-            if entry is None:
-                return False
-            running.add(pool.submit(fn, entry))
-            return True
-
-        for _ in range(workers * 2):
-            if not submit_next():
-                break
-        try:
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    running.discard(future)
-                    yield future.result()
-                    submit_next()
-        finally:
-            for future in running:
-                future.cancel()
-
