@@ -318,3 +318,13 @@ def test_primary_unreachable_on_later_audit_uses_catalog_reference(lab: Lab) -> 
     assert copy_by_location(report, "ds", "tape")["state"] == "intact"
     assert copy_by_location(report, "ds", "nas")["state"] == "unreachable"
     write_tree(lab.tmp / "storage" / "nas" / "ds", files(4))
+
+
+def test_warns_when_the_fixity_interval_outruns_max_age(lab: Lab) -> None:
+    lab.three_copies(files(3), policy="fixity-90d")
+    code, report = lab.audit_json("--fixity-interval", "120d")
+    assert code == 0
+    assert any("--fixity-interval (120 days) is longer than policy fixity-90d's max_age 90d"
+               in w for w in dataset_of(report, "ds")["warnings"])
+    code, report = lab.audit_json("--fixity-interval", "30d")
+    assert not any("--fixity-interval" in w for w in dataset_of(report, "ds")["warnings"])

@@ -331,6 +331,13 @@ class Auditor:
                 warnings.append(f"copy {copy.label} not counted: {reason}")
         if reference.source == "none" and reference.detail:
             warnings.insert(0, reference.detail)
+        plan = self.options.plan
+        if (policy.max_age is not None and plan.mode == "scheduled"
+                and plan.interval > policy.max_age):
+            warnings.append(
+                f"--fixity-interval ({plan.interval / 86400:g} days) is longer than policy "
+                f"{policy.name}'s max_age {policy.max_age_text}: copies will drop out of "
+                "the count before the schedule re-reads them")
         if reference.source != "manifest":
             warnings.extend(_majority_view(copies))
         for copy in copies:
