@@ -566,3 +566,18 @@ def test_policies_example_gives_the_documented_verdicts(tmp_path: Path) -> None:
                    "ngs-P1-qc": ("ndsa-storage-1", "pass"),
                    "clinic-imaging": ("sensitive", "fail"),
                    "cohort-archive": ("3-2-1-1-0", "pass")}
+
+
+def test_table_shows_extra_counts_only_for_policies_with_those_rules(lab: Lab) -> None:
+    nas, tape, remote = lab.three_copies({"a.txt": b"a"}, name="plain")
+    for name, zone in (("nas", "z1"), ("tape", "z1"), ("remote", "z2")):
+        lab.locations[name]["zone"] = zone
+    lab.three_copies({"b.txt": b"b"}, name="zoned", policy="ndsa-storage-3")
+    for name, zone in (("nas", "z1"), ("tape", "z1"), ("remote", "z2")):
+        lab.locations[name]["zone"] = zone
+    result = lab.audit()
+    header, _rule, *rows = result.stdout.splitlines()
+    assert header.split()[6] == "zones"
+    plain = next(r for r in rows if r.startswith("plain "))
+    zoned = next(r for r in rows if r.startswith("zoned "))
+    assert plain.split()[6] == "-" and zoned.split()[6] == "2"

@@ -53,13 +53,18 @@ def render_table(result: AuditResult, quiet: bool = False) -> str:
         return ""
     from tabulate import tabulate  # 15 ms to import: only when there is a table to draw
 
+    # Counts beyond copies/media/offsite (zones, immutable, ...) get a column when a
+    # shown dataset's policy has that rule; "-" where another's has not.
+    extra = list(dict.fromkeys(k for d in shown for k in d.counts
+                               if k not in ("copies", "media", "offsite")))
     rows = []
     for dataset in shown:
         rows.append([dataset.name, dataset.policy, dataset.status.value.upper(),
                      dataset.counts["copies"], dataset.counts["media"],
-                     dataset.counts["offsite"], _copies_cell(dataset)])
+                     dataset.counts["offsite"],
+                     *(dataset.counts.get(k, "-") for k in extra), _copies_cell(dataset)])
     out = [tabulate(rows, headers=["dataset", "policy", "status", "copies", "media",
-                                   "offsite", "copy states"], tablefmt="simple")]
+                                   "offsite", *extra, "copy states"], tablefmt="simple")]
     details = []
     for dataset in shown:
         lines = _dataset_lines(dataset, quiet)
