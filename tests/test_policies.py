@@ -569,7 +569,7 @@ def test_policies_example_gives_the_documented_verdicts(tmp_path: Path) -> None:
 
 
 def test_table_shows_extra_counts_only_for_policies_with_those_rules(lab: Lab) -> None:
-    nas, tape, remote = lab.three_copies({"a.txt": b"a"}, name="plain")
+    lab.three_copies({"a.txt": b"a"}, name="plain")
     for name, zone in (("nas", "z1"), ("tape", "z1"), ("remote", "z2")):
         lab.locations[name]["zone"] = zone
     lab.three_copies({"b.txt": b"b"}, name="zoned", policy="ndsa-storage-3")
