@@ -404,4 +404,4 @@ def _summary(dataset: DatasetResult) -> dict[str, object]:
             "copies": {c.label: c.state.value for c in dataset.copies}}
 
 
-__all__ = ["AuditOptions", "Auditor", "Progress", "copy_key", "display"]
+__all__ = ["AuditOptions", "Auditor", "Progress", "copy_key"]

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -146,8 +146,7 @@ class Catalog:
 
     @staticmethod
     def _migrate(db: sqlite3.Connection, path: str) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db):
             db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
                        "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
             row = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
@@ -161,10 +160,6 @@ class Catalog:
                     if statement.strip():
                         db.execute(statement)
                 db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (number, now_iso()))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
         self.db.close()
@@ -175,8 +170,8 @@ class Catalog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+    def transaction(self) -> AbstractContextManager[None]:
+        return transaction(self.db)
 
     # -- references ----------------------------------------------------------
     def reference_info(self, dataset: str) -> tuple[str, str, str | None] | None:
@@ -296,12 +291,15 @@ def exclusive_lock(path: str, timeout: float) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+@contextmanager
+def transaction(db: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
+    """One explicit transaction: committed on success, rolled back on any error
+    (a killed run leaves the last committed state).  ``IMMEDIATE`` takes the
+    write lock at once; ``DEFERRED`` suits writes to temporary tables only."""
+    db.execute(f"BEGIN {mode}")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -70,15 +70,6 @@ FACTORIES: dict[str, Callable[[], Hasher]] = {
 ALGORITHMS = tuple(FACTORIES)
 
 
-def normalize_algorithm(name: str) -> str:
-    """Map common spellings (``SHA-256``, ``xxh128``, ``ADLER32``) to ours."""
-    key = name.strip().lower().replace("-", "").replace("_", "")
-    aliases = {"xxh3128": "xxh3_128", "xxh128": "xxh3_128", "sha256": "sha256",
-               "md5": "md5", "sha1": "sha1", "sha": "sha1", "sha512": "sha512",
-               "adler32": "adler32", "crc32": "crc32"}
-    return aliases.get(key, name.strip().lower())
-
-
 def new_hashers(algorithms: Iterable[str]) -> dict[str, Hasher]:
     return {name: FACTORIES[name]() for name in algorithms}
 

@@ -22,6 +22,7 @@ from .errors import ExitCode, ThreeTwoOneError
 from .inventory import Inventory, load_inventory
 from .policy import Policy, builtin_names, describe, load_policy
 from .policy import resolve_policies as resolve_dataset_policies
+from .schedule import VERIFY_MODES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -163,7 +164,7 @@ def parse_option(parser: Callable[[str], Any], value: str | None, name: str) -> 
               help="Judge every dataset by this policy instead of the inventory's.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Hash with N parallel workers.")
-@click.option("--verify", type=click.Choice(["scheduled", "changed", "full"]),
+@click.option("--verify", type=click.Choice(VERIFY_MODES),
               default="scheduled", show_default=True,
               help="full: re-read every file; changed: re-read only new or changed files "
                    "(size, mtime, inode/ETag); scheduled: changed files plus the files due "

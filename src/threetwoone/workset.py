@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from .backends import Entry, EntryKind
+from .catalog import transaction
 
 KIND_CODES = {EntryKind.FILE: 0, EntryKind.SYMLINK: 1, EntryKind.SPECIAL: 2}
 CODE_KINDS = {code: kind for kind, code in KIND_CODES.items()}
@@ -69,13 +70,8 @@ class Workset:
             self._write(sql, batch)
 
     def _write(self, sql: str, batch: list[tuple[object, ...]]) -> None:
-        self.db.execute("BEGIN")
-        try:
+        with transaction(self.db, "DEFERRED"):
             self.db.executemany(sql, batch)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
     # -- the listing ------------------------------------------------------------
     def reset(self) -> None:
@@ -190,8 +186,7 @@ class Workset:
                     replace: bool = False) -> None:
         """Write the staged outcomes of ``copy``; forget files no longer listed;
         merge what was learnt into the reference."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db):
             if replace:
                 self.db.execute("DELETE FROM copy_files WHERE copy = ?", (copy,))
             else:
@@ -208,17 +203,12 @@ class Workset:
                 "AND reference_files.path = l.path", (dataset,))
             self.db.execute("INSERT OR REPLACE INTO copies VALUES (?, ?, ?, ?)",
                             (copy, dataset, audited_at, state))
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
     def commit_reference(self, dataset: str, source: str, recorded_at: str,
                          user: str) -> None:
         """Make the staged ``made`` rows the dataset's reference.  What copies
         verified before was verified against the old one: forget it."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db):
             self.db.execute("DELETE FROM reference_files WHERE dataset = ?", (dataset,))
             self.db.execute("DELETE FROM copy_files WHERE copy IN "
                             "(SELECT copy FROM copies WHERE dataset = ?)", (dataset,))
@@ -226,7 +216,3 @@ class Workset:
                             (dataset, source, recorded_at, user))
             self.db.execute("INSERT INTO reference_files SELECT ?, path, size, digests "
                             "FROM temp.made", (dataset,))
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
