@@ -8,6 +8,7 @@ go.  Nothing here touches storage: ``threetwoone validate`` runs only this.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,20 @@ def _http_url(value: Any) -> str | None:
     return None
 
 
+#: What a POSIX shell accepts as an environment variable name.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(value: Any) -> str | None:
+    """For every ``*_env`` key.  The message never repeats the value: a value
+    that is not a name is most likely the secret itself, pasted in."""
+    if isinstance(value, str) and _ENV_NAME.fullmatch(value):
+        return None
+    return ("must be the name of an environment variable (letters, digits and _, not "
+            "starting with a digit) that holds the secret, not the secret itself; the "
+            "value is not shown")
+
+
 def _mapping(value: Any) -> str | None:
     return None if isinstance(value, dict) else "must be a mapping"
 
@@ -127,9 +142,9 @@ KIND_KEYS: dict[str, dict[str, tuple[Check, bool]]] = {
 
 AUTH_KEYS: dict[str, tuple[Check, bool]] = {
     "type": (_string, True),
-    "token_env": (_string, False),
+    "token_env": (_env_name, False),
     "username": (_string, False),
-    "password_env": (_string, False),
+    "password_env": (_env_name, False),
 }
 AUTH_TYPES = {"none": (), "bearer": ("token_env",), "basic": ("username", "password_env"),
               "cert": ()}
@@ -231,7 +246,8 @@ class _Validator:
                 known = ", ".join(sorted(schema))
                 self.error(child, f"unknown key {key!r} (expected one of: {known})")
             else:
-                problem = schema[key][0](value[key])
+                check = _env_name if key.endswith("_env") else schema[key][0]
+                problem = check(value[key])
                 if problem:
                     self.error(child, problem)
         for key, (_check, required) in schema.items():
