@@ -179,3 +179,17 @@ def test_fixity_schedule_reads_the_bytes_under_stored_checksums(
     dav = copy_by_location(report, "ds", "dav")
     assert dav["state"] == "corrupt"
     assert [p["path"] for p in dav["problems"]] == ["run1/sample_R1.fastq.gz"]
+
+
+def test_names_that_look_percent_encoded_are_audited_as_they_are(lab: Lab,
+                                                                 site: DavSite) -> None:
+    """``100%25.txt`` is a file name, on a server that percent-encodes hrefs
+    (WsgiDAV) and on one that writes them as they are (XRootD), also in a folder
+    listed after one whose name can only be literal."""
+    files: dict[str | bytes, bytes] = {"a b/f": b"1", "z/100%25.txt": b"2", "z/q%41": b"3",
+                                       "100%25.txt": b"4"}
+    lab_with_dav(lab, site, files)
+    code, report = lab.audit_json("--verify", "full", "--force-download")
+    copy = copy_by_location(report, "ds", "dav")
+    assert code == 0, copy
+    assert copy["state"] == "intact" and copy["files"]["present"] == 4

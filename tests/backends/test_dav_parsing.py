@@ -110,3 +110,29 @@ def test_not_a_multistatus() -> None:
         parse_multistatus(b"<html><body>login page</body></html>")
     with pytest.raises(ListingError):
         parse_multistatus(b"not xml at all")
+
+
+def _listing(*hrefs: str) -> bytes:
+    items = "".join(
+        f"<D:response><D:href>{href}</D:href><D:propstat><D:prop>"
+        f"<D:getcontentlength>1</D:getcontentlength></D:prop>"
+        f"<D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>" for href in hrefs)
+    return (f'<?xml version="1.0" encoding="utf-8"?><D:multistatus xmlns:D="DAV:">'
+            f"{items}</D:multistatus>").encode()
+
+
+def test_literal_mode_reads_every_href_as_it_is() -> None:
+    """Regression: the ``literal`` argument was reset before use, so a server known
+    to send names as they are (XRootD) still had ``100%25.txt`` decoded."""
+    resources, literal = parse_multistatus(_listing("/ds/100%25.txt", "/ds/q%41"), True)
+    assert [r.path for r in resources] == ["/ds/100%25.txt", "/ds/q%41"]
+    assert literal
+
+
+def test_a_literal_href_later_in_an_answer_is_reported() -> None:
+    """Hrefs before the first literal one cannot be told apart by themselves: the
+    caller learns the answer held a literal href and reads the whole answer again."""
+    resources, literal = parse_multistatus(_listing("/ds/100%25.txt", "/ds/a b"))
+    assert literal
+    resources, _ = parse_multistatus(_listing("/ds/100%25.txt", "/ds/a b"), literal)
+    assert [r.path for r in resources] == ["/ds/100%25.txt", "/ds/a b"]

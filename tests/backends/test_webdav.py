@@ -110,6 +110,30 @@ def test_walk_of_nested_copy_path(dav_site: DavSite, connected: WebDAVBackend) -
     assert [e.path for e in files_of(connected, f"{path}/P1/run1")] == ["x", "y/z"]
 
 
+PERCENT_NAMES: dict[str | bytes, bytes] = {
+    "a b/f": b"a folder whose name a URL must encode",
+    "z/100%25.txt": b"a name that looks percent-encoded",
+    "z/q%41": b"another one",
+}
+
+
+@pytest.mark.parametrize("files", [PERCENT_NAMES, {"100%25.txt": b"alone", "q%41": b"q"}],
+                         ids=["after-a-literal-name", "no-literal-name"])
+def test_names_that_look_percent_encoded(dav_site: DavSite, connected: WebDAVBackend,
+                                         files: dict[str | bytes, bytes]) -> None:
+    """XRootD sends names as they are on disk, WsgiDAV percent-encodes them: both
+    must list ``100%25.txt`` as ``100%25.txt``, in every folder, whether or not
+    a name that can only be literal came first (regression: the literal mode
+    was reset while parsing, so ``z/100%25.txt`` became ``z/100%.txt``)."""
+    path = dav_site.tree(files)
+    results = hash_all(connected, path, ["xxh3_128"], force_full=True)
+    assert set(results) == {os.fsdecode(n) for n in files}
+    for name, data in files.items():
+        result = results[os.fsdecode(name)]
+        assert result.error is None, result
+        assert result.digests == hash_bytes(data, ["xxh3_128"])
+
+
 def test_xrootd_names_that_are_not_utf8(xrootd_site: DavSite) -> None:
     path = xrootd_site.tree({b"bad\xff.txt": b"latin-1 name", "ok.txt": b"ok"})
     backend = xrootd_site.backend()

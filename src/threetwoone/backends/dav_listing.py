@@ -133,18 +133,21 @@ def _parse_xml(body: bytes) -> ET.Element:
 
 def parse_multistatus(body: bytes, literal: bool = False) -> tuple[list[DavResource], bool]:
     """Resources of a multistatus body, and whether any href was literal
-    (not percent-encoded).  See :func:`href_to_path` for ``literal``."""
+    (not percent-encoded).  See :func:`href_to_path` for ``literal``: it applies
+    to every href of the answer; without it, each href is judged by itself, so a
+    caller that learns an answer held a literal href reads it again with
+    ``literal=True`` (hrefs before the first literal one were decoded)."""
     root = _parse_xml(body)
     if root.tag != DAV + "multistatus":
         raise ListingError(f"not a WebDAV multistatus (root element {root.tag!r})")
     out: list[DavResource] = []
-    literal = False
+    saw_literal = False
     for response in root.iter(DAV + "response"):
         href = response.findtext(DAV + "href")
         if href is None:
             continue
         path, encoded = href_to_path(_unpark(href), literal)
-        literal = literal or not encoded
+        saw_literal = saw_literal or not encoded
         status = _status_code(response.findtext(DAV + "status"))
         props: dict[str, ET.Element] = {}
         for propstat in response.iter(DAV + "propstat"):
@@ -170,4 +173,4 @@ def parse_multistatus(body: bytes, literal: bool = False) -> tuple[list[DavResou
             digests=parse_digest_header(checksums.text) if checksums is not None else {},
             status=status,
         ))
-    return out, literal
+    return out, saw_literal

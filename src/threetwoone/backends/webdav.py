@@ -71,6 +71,9 @@ CHUNK = 1024 * 1024
 #: How many folders the digest probe may list to find one file.
 PROBE_FOLDERS = 16
 MAX_DEPTH = 512
+#: ``Server`` header prefixes (lowercase) of servers that put names in PROPFIND
+#: hrefs as they are, without percent-encoding (XRootD's XrdHttp, seen in 5.5).
+LITERAL_HREF_SERVERS = ("xrootd/",)
 
 
 class _TransportError(Exception):
@@ -344,7 +347,7 @@ class WebDAVBackend(Backend):
         url = self._url(server_path)
         headers = {"Depth": str(depth), "Content-Type": "application/xml"}
 
-        def send(session: requests.Session) -> tuple[int, bytes]:
+        def send(session: requests.Session) -> tuple[int, bytes, str]:
             target = url
             for _hop in range(6):
                 response = session.request(
@@ -360,12 +363,17 @@ class WebDAVBackend(Backend):
                     target = nxt
                     continue
                 self._check_retryable(response)
-                return response.status_code, response.content
+                return (response.status_code, response.content,
+                        response.headers.get("Server", ""))
             raise _TransportError(f"{self._where}: too many redirects while listing")
 
-        status, body = self._call(send, retry_connect=retry_connect)
+        status, body, server = self._call(send, retry_connect=retry_connect)
         if status != 207:
             return status, []
+        if not self._literal_hrefs and server.lower().startswith(LITERAL_HREF_SERVERS):
+            # Known to write hrefs as the names are on disk, also when every name
+            # of an answer happens to look percent-encoded ("100%25.txt").
+            self._literal_hrefs = True
         try:
             resources, literal = parse_multistatus(body, self._literal_hrefs)
         except ListingError as exc:
