@@ -13,6 +13,7 @@ import pytest
 from conftest import Lab, copy_by_location, dataset_of, run_subprocess, write_tree
 from servers.sshd import SSHHome, SSHServer, isolated_home, running_sshd
 from threetwoone.backends.sftp import SFTPBackend
+from threetwoone.checksums import hash_bytes
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def states(report: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
 def test_mixed_audit_remote_hash_and_stream_agree(lab: Lab, server: SSHServer, trusted: SSHHome,
                                                   remote_tree: Path) -> None:
     verdicts = {}
-    methods = {}
+    methods: dict[bool, set[str]] = {}
     for sftp_only in (False, True):
         run = Lab(lab.tmp / ("stream" if sftp_only else "remote"))
         mixed_lab(run, server, remote_tree, sftp_only=sftp_only)
@@ -99,7 +100,7 @@ def test_mixed_audit_remote_hash_and_stream_agree(lab: Lab, server: SSHServer, t
         assert copy["problems"][0]["problem"] == "corrupt"
         incomplete = copy_by_location(report, "incomplete", "backup")
         assert incomplete["files"]["missing"] == 1 and incomplete["files"]["corrupt"] == 0
-        methods[sftp_only] = copy_by_location(report, "intact", "backup")["methods"]
+        methods[sftp_only] = set(copy_by_location(report, "intact", "backup")["methods"])
         assert dataset_of(report, "intact")["counts"] == {"copies": 3, "media": 2,
                                                           "offsite": 1}
     assert verdicts[False] == verdicts[True] == {
@@ -108,7 +109,8 @@ def test_mixed_audit_remote_hash_and_stream_agree(lab: Lab, server: SSHServer, t
         "incomplete": ("fail", "incomplete", "full"),
         "missing": ("fail", "missing", "none"),
     }
-    assert methods == {False: ["remote xxhsum -H2"], True: ["sftp stream"]}
+    # The name with a newline is never given to a remote tool: it is streamed.
+    assert methods == {False: {"remote xxhsum -H2", "sftp stream"}, True: {"sftp stream"}}
     assert not list(remote_tree.rglob("pwned"))
 
 
@@ -203,3 +205,34 @@ def test_sshd_killed_mid_audit_exits_3_and_catalog_survives(
     code, report = lab.audit_json()
     assert code == 0
     assert copy_by_location(report, "ds", "backup")["state"] == "intact"
+
+
+def test_remote_hash_output_is_never_attributed_to_the_wrong_file(
+        lab: Lab, server: SSHServer, trusted: SSHHome) -> None:
+    """``xxhsum`` prints names unescaped: a file named ``p`` + newline +
+    ``<xxh3 of q>  q`` prints a line for ``p`` and a line for ``q``.  With
+    ``p`` and ``q`` unreadable on the host (the tool exits 1), they must be
+    unreadable, not two intact files made up from the forged name."""
+    p_data, q_data = b"the content of p\n", b"the content of q\n"
+    forged = hash_bytes(q_data, ["xxh3_128"])["xxh3_128"].encode()
+    odd = b"p\n" + forged + b"  q"
+    files: dict[str | bytes, bytes] = {"p": p_data, "q": q_data, odd: p_data}
+    nas = lab.location("nas", "disk", "site-a")
+    usb = lab.location("usb", "disk", "site-a")
+    remote = server.data_dir(f"forged-{os.urandom(4).hex()}")
+    for root in (nas, usb, remote):
+        write_tree(root / "ds", files)
+    lab.locations["backup"] = sftp_location(server, remote)
+    lab.dataset("ds", [{"location": "nas", "path": "ds", "primary": True},
+                       {"location": "usb", "path": "ds"},
+                       {"location": "backup", "path": "ds"}])
+    (remote / "ds" / "p").chmod(0)
+    (remote / "ds" / "q").chmod(0)
+    code, report = lab.audit_json()
+    assert code == 3
+    copy = copy_by_location(report, "ds", "backup")
+    assert copy["state"] == "error"
+    problems = {p["path"]: p["problem"] for p in copy["problems"]}
+    assert problems == {"p": "unreadable", "q": "unreadable"}
+    assert copy["files"]["corrupt"] == 0
+    assert copy["verified_files"] == 1  # the odd name, read over SFTP

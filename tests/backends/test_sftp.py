@@ -35,6 +35,7 @@ ODD_NAMES: dict[str, bytes] = {
     "$(touch pwned).txt": b"command substitution",
     "`touch pwned2`; touch pwned3 &.txt": b"backticks",
     "-n leading dash": b"dash",
+    "-": b"a file named like stdin",
     "tab\there": b"tab",
     os.fsdecode(b"latin1-\xe9t\xe9.bin"): b"not utf-8",
     "sub dir/nested $HOME.txt": b"nested",
@@ -220,7 +221,10 @@ def test_remote_and_streamed_hashes_agree_on_odd_names_and_nothing_executes(
     expected = {name: hash_bytes(data, algorithms) for name, data in ODD_NAMES.items()}
     assert {p: dict(r.digests) for p, r in remote.items()} == expected
     assert {p: dict(r.digests) for p, r in streamed.items()} == expected
-    assert {r.via for r in remote.values()} == {"remote xxhsum -H2, remote md5sum"}
+    # Names with a newline or a backslash are never given to a remote tool.
+    assert {p for p, r in remote.items() if r.via == VIA_STREAM} == {"new\nline.txt",
+                                                                     "back\\slash.txt"}
+    assert {r.via for r in remote.values()} == {"remote xxhsum -H2, remote md5sum", VIA_STREAM}
     assert {r.via for r in streamed.values()} == {VIA_STREAM}
     assert all(r.method == "full" and r.error is None for r in remote.values())
     assert {p: r.size for p, r in remote.items()} == {n: len(d) for n, d in ODD_NAMES.items()}
@@ -229,6 +233,37 @@ def test_remote_and_streamed_hashes_agree_on_odd_names_and_nothing_executes(
     home = Path(os.path.expanduser(f"~{sshd.user}"))
     left |= {p.name for p in home.glob("pwned*")} if home.is_dir() else set()
     assert left == set()
+
+
+def test_a_partial_answer_is_confirmed_not_taken_as_is(
+        sshd: SSHServer, sftp_backend: SftpFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tool that exits 1 (it could not read a file) has its lines checked by a
+    second run of those files alone; lines that second run does not repeat (a
+    lying or confused tool: a fault a real xxhsum cannot be made to produce) are
+    not trusted, and those files are read over SFTP."""
+    from threetwoone.backends.ssh_connect import Connection
+
+    root = sshd.data_dir("partial")
+    files = {"a": b"aaa", "b": b"bbb", "c": b"ccc"}
+    write(root / "ds", files)
+    original = Connection.run
+    calls: list[bytes] = []
+
+    def lying_once(self: Connection, command: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+        status, out, err = original(self, command, timeout)
+        calls.append(command)
+        if len(calls) == 2:  # the first batch (call 1 is the probe)
+            out = out.replace(hash_bytes(b"bbb", ["xxh3_128"])["xxh3_128"].encode(), b"0" * 32)
+            return 1, out, err
+        return status, out, err
+
+    monkeypatch.setattr(Connection, "run", lying_once)
+    results = hash_all(sftp_backend(root), "ds", ["xxh3_128"])
+    assert {p: dict(r.digests) for p, r in results.items()} == {
+        name: hash_bytes(data, ["xxh3_128"]) for name, data in files.items()}
+    assert results["b"].via == VIA_STREAM
+    assert results["a"].via == results["c"].via == "remote xxhsum -H2"
+    assert len(calls) == 3  # probe, batch, confirmation
 
 
 def test_remote_hash_false_streams(sshd: SSHServer, sftp_backend: SftpFactory) -> None:
@@ -357,26 +392,45 @@ def test_nothing_is_written_on_the_remote(sshd: SSHServer, odd_tree: Path,
 # -- remote output parsing (pure) ---------------------------------------------
 
 
-def test_parse_output_plain_and_escaped_forms() -> None:
-    names = [b"a", b"new\nline", b"back\\slash"]
-    plain = b"%s  a\n%s  new\nline\n%s  back\\slash\n" % (b"1" * 32, b"2" * 32, b"3" * 32)
-    escaped = b"%s  a\n\\%s  new\\nline\n\\%s  back\\\\slash\n" % (
-        b"1" * 32, b"2" * 32, b"3" * 32)
-    for output in (plain, escaped):
-        assert remote_hash.parse_output(output, names, 32) == {
-            0: "1" * 32, 1: "2" * 32, 2: "3" * 32}
-
-
-def test_parse_output_skips_failed_files_and_distrusts_leftovers() -> None:
-    # "a" failed: its line is missing, the others are still trusted.
-    assert remote_hash.parse_output(b"%s  b\n" % (b"2" * 32), [b"a", b"b"], 32) == {
+def test_parse_output_takes_only_lines_for_asked_names_in_order() -> None:
+    names = [b"a", b"-", b"sub/c d"]
+    output = b"%s  ./a\n%s *./-\n%s  ./sub/c d\n" % (b"1" * 32, b"2" * 32, b"3" * 32)
+    assert remote_hash.parse_output(output, names, 32) == {
+        0: "1" * 32, 1: "2" * 32, 2: "3" * 32}
+    # "a" failed: its line is missing, the others are parsed (and then confirmed).
+    assert remote_hash.parse_output(b"%s  ./b\n" % (b"2" * 32), [b"a", b"b"], 32) == {
         1: "2" * 32}
-    # An unescaping tool printing "a\nb" for a failed "a" must not lend "a" a digest.
-    assert remote_hash.parse_output(b"%s  a\nb\n" % (b"2" * 32), [b"a", b"a\nb"], 32) is None
-    # A login banner or anything unexpected: nothing is trusted.
-    assert remote_hash.parse_output(b"Welcome!\n%s  a\n" % (b"1" * 32), [b"a"], 32) is None
-    # Wrong digest length (an xxhsum without -H2 printing XXH64).
-    assert remote_hash.parse_output(b"%s  a\n" % (b"1" * 16), [b"a"], 32) is None
+    # Out of order, twice, or a name never asked: nothing is trusted.
+    two = b"%s  ./b\n%s  ./a\n" % (b"2" * 32, b"1" * 32)
+    assert remote_hash.parse_output(two, [b"a", b"b"], 32) is None
+    twice = b"%s  ./a\n%s  ./a\n" % (b"1" * 32, b"1" * 32)
+    assert remote_hash.parse_output(twice, [b"a", b"b"], 32) is None
+    assert remote_hash.parse_output(b"%s  ./q\n" % (b"1" * 32), [b"a"], 32) is None
+    # Escaped forms (coreutils' leading backslash) are never expected.
+    assert remote_hash.parse_output(b"\\%s  ./a\n" % (b"1" * 32), [b"a"], 32) is None
+    # A login banner, a cut last line, upper case or the wrong digest length
+    # (an xxhsum without -H2 printing XXH64): nothing is trusted.
+    assert remote_hash.parse_output(b"Welcome!\n%s  ./a\n" % (b"1" * 32), [b"a"], 32) is None
+    assert remote_hash.parse_output(b"%s  ./a" % (b"1" * 32), [b"a"], 32) is None
+    assert remote_hash.parse_output(b"%s  ./a\n" % (b"A" * 32), [b"a"], 32) is None
+    assert remote_hash.parse_output(b"%s  ./a\n" % (b"1" * 16), [b"a"], 32) is None
+
+
+def test_forged_name_cannot_lend_a_digest_to_another_file() -> None:
+    """The name ``p`` + newline + ``<digest>  q`` is not hashable, so it is never
+    asked; its line would be two lines, the second naming ``q``."""
+    forged = b"p\n" + b"2" * 32 + b"  ./q"
+    assert not remote_hash.hashable(forged)
+    assert not remote_hash.hashable(b"back\\slash") and not remote_hash.hashable(b"cr\r")
+    assert remote_hash.hashable(b"it's $(x) `y`; | > \t \xff")
+
+
+def test_only_a_complete_answer_with_status_0_is_accepted() -> None:
+    assert remote_hash.accept(0, {0: "1", 1: "2"}, 2)
+    assert not remote_hash.accept(1, {0: "1", 1: "2"}, 2)  # a partial answer
+    assert not remote_hash.accept(-1, {0: "1", 1: "2"}, 2)  # killed, no status
+    assert not remote_hash.accept(0, {0: "1"}, 2)  # a name not accounted for
+    assert not remote_hash.accept(0, None, 2)
 
 
 def test_probe_requires_marker_and_known_empty_digests() -> None:
@@ -391,7 +445,7 @@ def test_probe_requires_marker_and_known_empty_digests() -> None:
 def test_batch_command_quotes_every_name() -> None:
     command = remote_hash.batch_command(remote_hash.TOOLS["md5"], b"/data/x y",
                                         [b"$(id)", b"it's", b"\xff"])
-    assert command == (b"cd -- '/data/x y' && exec md5sum -- '$(id)' 'it'\"'\"'s' '\xff'")
+    assert command == (b"cd -- '/data/x y' && exec md5sum -- './$(id)' './it'\"'\"'s' './\xff'")
 
 
 def test_batches_respect_limits() -> None:

@@ -8,10 +8,14 @@ The price is trusting a remote command's output, so this module is strict:
   the known digest, so a missing tool, an ``xxhsum`` without ``-H2``, a
   restricted shell or a ``ForceCommand internal-sftp`` all read as "no tool";
 * every path is ``shlex.quote``d, so a name like ``$(touch pwned)`` is data;
-* the output is matched line by line against the exact names that were asked,
-  in order, accepting the plain form (``xxhsum`` 0.8.1, BusyBox) and the
-  coreutils backslash-escaped form (names with ``\\`` or a newline); output that
-  cannot be fully accounted for is distrusted as a whole.
+* a name is given to a tool only if its output line cannot be mistaken for
+  another: never a name with a newline, a carriage return or a backslash
+  (tools print those raw or escaped, depending on the tool and its version);
+  those files are read over SFTP instead;
+* every output line must be ``DIGEST  NAME`` for a name that was asked, in
+  order, each at most once; anything else distrusts the whole output.  Only an
+  answer with exit status 0 that accounts for every name is taken as it is (see
+  :func:`accept`).
 
 A file without a trustworthy line is never reported as corrupt: the caller
 reads it over SFTP instead, which also yields the real error (permission denied).
@@ -20,8 +24,8 @@ reads it over SFTP instead, which also yields the real error (permission denied)
 from __future__ import annotations
 
 import os
-import re
 import shlex
+import string
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -95,49 +99,66 @@ def quote(value: bytes) -> bytes:
     return os.fsencode(shlex.quote(os.fsdecode(value)))
 
 
+#: Bytes a tool may print differently from the name (escaped or as a line
+#: break): a name holding one is never given to a tool.
+UNPRINTABLE = (b"\n", b"\r", b"\\")
+_HEX = frozenset(string.hexdigits.lower().encode())
+
+
+def hashable(name: bytes) -> bool:
+    """Whether a tool's output line for ``name`` is unambiguous."""
+    return not any(byte in name for byte in UNPRINTABLE)
+
+
+def argument(name: bytes) -> bytes:
+    """The path a tool is given for ``name`` (relative to the batch's folder):
+    ``./`` first, so a file named ``-`` is not read as stdin and no name is
+    taken for an option."""
+    return name if name.startswith(b"/") else b"./" + name
+
+
 def batch_command(tool: Tool, folder: bytes, names: Sequence[bytes]) -> bytes:
-    """``cd -- FOLDER && exec TOOL -- NAME...``: relative names keep the
+    """``cd -- FOLDER && exec TOOL -- ./NAME...``: relative names keep the
     command short and the output lines exactly predictable."""
-    quoted = b" ".join(quote(name) for name in names)
+    quoted = b" ".join(quote(argument(name)) for name in names)
     return (b"cd -- " + quote(folder) + b" && exec " + tool.command.encode()
             + b" -- " + quoted)
 
 
-def _escaped_forms(name: bytes) -> list[bytes]:
-    """How a tool may print ``name`` after a leading backslash: coreutils escapes
-    ``\\`` and newline (and, since 9.x, carriage return)."""
-    base = name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n")
-    forms = [base]
-    if b"\r" in name:
-        forms.append(base.replace(b"\r", b"\\r"))
-    return forms
-
-
 def parse_output(output: bytes, names: Sequence[bytes], hexlen: int) -> dict[int, str] | None:
-    """Digests by index into ``names``, from a tool's stdout.
+    """Digests by index into ``names``, from the stdout of a tool given them
+    (as :func:`argument` makes them).
 
-    Lines must come in the order of ``names``; a name without a line (the tool
-    could not read it) is skipped.  Returns None when the output holds anything
-    that is not a line for one of the names, in order: then nothing of it is
-    trusted."""
-    head = re.compile(rb"(\\?)([0-9a-f]{%d}) [ *]" % hexlen)
-    found: dict[int, str] = {}
-    pos = 0
-    for index, name in enumerate(names):
-        match = head.match(output, pos)
-        if not match:
-            continue
-        after = match.end()
-        forms = _escaped_forms(name) if match.group(1) else [name]
-        for form in forms:
-            end = after + len(form)
-            if output[after:end] == form and output[end:end + 1] == b"\n":
-                found[index] = match.group(2).decode()
-                pos = end + 1
-                break
-    if pos != len(output):
+    Every line must be ``DIGEST  NAME`` (or ``DIGEST *NAME``) for one of
+    ``names``, in their order, each at most once; a name without a line (the tool
+    could not read it) is left out.  Returns None when any line is anything
+    else: then nothing of the output is trusted.  The names must be
+    :func:`hashable`: no line can then hold two names or part of one."""
+    if not output:
+        return {}
+    if not output.endswith(b"\n"):
         return None
+    wanted = [argument(name) for name in names]
+    found: dict[int, str] = {}
+    index = 0
+    for line in output[:-1].split(b"\n"):
+        digest, mark, name = line[:hexlen], line[hexlen:hexlen + 2], line[hexlen + 2:]
+        if len(digest) != hexlen or not _HEX.issuperset(digest) or mark not in (b"  ", b" *"):
+            return None
+        while index < len(wanted) and wanted[index] != name:
+            index += 1
+        if index == len(wanted):
+            return None  # not asked for, out of order or twice
+        found[index] = digest.decode()
+        index += 1
     return found
+
+
+def accept(status: int, found: dict[int, str] | None, count: int) -> bool:
+    """Whether a tool's answer for ``count`` names is complete: exit status 0
+    and a line for every name.  A partial answer (a file it could not read, a
+    cut connection) is never taken as it is: its digests must be confirmed."""
+    return status == 0 and found is not None and len(found) == count
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +181,7 @@ def batches(items: Iterable[Item], *, max_files: int | None = None,
     size = 0
     length = 0
     for item in items:
-        cost = len(quote(item.name)) + 1
+        cost = len(quote(argument(item.name))) + 1
         if batch and (len(batch) >= max_files or size + item.size > max_bytes
                       or length + cost > max_command):
             yield batch

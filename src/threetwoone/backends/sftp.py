@@ -27,6 +27,7 @@ import contextlib
 import errno
 import functools
 import heapq
+import itertools
 import os
 import stat
 import struct
@@ -388,16 +389,19 @@ class SFTPBackend(Backend):
         algorithms = list(algorithms)
         budget = _Budget()
         tools = self._remote_tools(algorithms, budget) if entries else []
-        tasks: Iterator[Callable[[], list[HashResult]]]
+        stream: Sequence[Entry] = entries
+        tasks: Iterator[Callable[[], list[HashResult]]] = iter(())
         if tools:
-            items = (Item(i, os.fsencode(e.path), e.size) for i, e in enumerate(entries))
+            # Names a tool's output could not tell apart are read over SFTP.
+            stream = [e for e in entries if not remote_hash.hashable(os.fsencode(e.path))]
+            items = (Item(i, os.fsencode(e.path), e.size) for i, e in enumerate(entries)
+                     if remote_hash.hashable(os.fsencode(e.path)))
             tasks = (functools.partial(self._remote_batch, folder, entries, batch, tools,
                                        algorithms, budget, progress)
                      for batch in remote_hash.batches(items))
-        else:
-            tasks = (functools.partial(self._stream_batch, folder, batch, algorithms, budget,
-                                       progress)
-                     for batch in batches(entries, STREAM_BATCH_BYTES, STREAM_BATCH_FILES))
+        tasks = itertools.chain(tasks, (
+            functools.partial(self._stream_batch, folder, batch, algorithms, budget, progress)
+            for batch in batches(stream, STREAM_BATCH_BYTES, STREAM_BATCH_FILES)))
         workers = max(1, min(workers, MAX_CHANNELS))
         if workers == 1:
             for task in tasks:
@@ -405,35 +409,62 @@ class SFTPBackend(Backend):
             return
         yield from run_bounded(tasks, workers, "sftp")
 
+    def _run_tool(self, tool: Tool, folder: bytes, names: list[bytes], timeout: float,
+                  budget: _Budget) -> tuple[int, dict[int, str] | None]:
+        """Run ``tool`` on ``names``: (exit status or -1, parsed output)."""
+        command = remote_hash.batch_command(tool, folder, names)
+
+        def run(generation: int) -> tuple[int, bytes]:
+            conn = self.conn
+            try:
+                status, out, _err = conn.run(command, timeout)
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                lost = self._lost(generation, exc)
+                if lost:
+                    raise lost from None
+                return -1, b""
+            if status == -1 and not conn.is_active():
+                raise _Lost(generation, EOFError("connection closed"))
+            return status, out
+
+        status, out = self._retrying(run, budget)
+        return status, remote_hash.parse_output(out, names, tool.hexlen)
+
+    def _remote_digests(self, tool: Tool, folder: bytes, names: list[bytes], timeout: float,
+                        budget: _Budget) -> dict[int, str]:
+        """Digests by index into ``names`` that ``tool`` stands by.
+
+        A complete answer is taken as it is.  A partial one (exit status not
+        0: a file it could not read, a cut session) is not: the files it
+        printed a line for are hashed again on their own, and kept only if that
+        second answer is complete and agrees.  Every other file is left to the
+        caller, who reads it over SFTP (and so learns why the tool could not)."""
+        status, found = self._run_tool(tool, folder, names, timeout, budget)
+        if found is None:
+            return {}
+        if remote_hash.accept(status, found, len(names)):
+            return found
+        answered = sorted(found)
+        if not answered:
+            return {}
+        status, again = self._run_tool(tool, folder, [names[i] for i in answered], timeout,
+                                       budget)
+        if again is None or not remote_hash.accept(status, again, len(answered)):
+            return {}
+        return {answered[j]: digest for j, digest in again.items()
+                if digest == found[answered[j]]}
+
     def _remote_batch(self, folder: bytes, entries: Sequence[Entry], batch: list[Item],
                       tools: list[Tool], algorithms: list[str], budget: _Budget,
                       progress: ProgressCallback | None) -> list[HashResult]:
         names = [item.name for item in batch]
         digests: list[dict[str, str]] = [{} for _ in batch]
-        largest = max(item.size for item in batch)
-        timeout = self.target.timeout + largest / SLOWEST_REMOTE_DISK
+        # The tool prints nothing until it has read a batch (its stdout is a
+        # pipe, so fully buffered): allow for reading all of it.
+        timeout = self.target.timeout + sum(item.size for item in batch) / SLOWEST_REMOTE_DISK
         for tool in tools:
-            command = remote_hash.batch_command(tool, folder, names)
-
-            def run(generation: int, command: bytes = command) -> tuple[int, bytes]:
-                conn = self.conn
-                try:
-                    status, out, _err = conn.run(command, timeout)
-                except (paramiko.SSHException, EOFError, OSError) as exc:
-                    lost = self._lost(generation, exc)
-                    if lost:
-                        raise lost from None
-                    return -1, b""
-                if status == -1 and not conn.is_active():
-                    raise _Lost(generation, EOFError("connection closed"))
-                return status, out
-
-            status, out = self._retrying(run, budget)
-            parsed = remote_hash.parse_output(out, names, tool.hexlen)
-            if parsed is None or status not in (0, 1) or (
-                    status == 0 and len(parsed) != len(names)):
-                parsed = {}  # not accounted for: distrust, stream below
-            for index, digest in parsed.items():
+            for index, digest in self._remote_digests(tool, folder, names, timeout,
+                                                      budget).items():
                 digests[index][tool.algorithm] = digest
         results: list[HashResult] = []
         fallback: list[Entry] = []
