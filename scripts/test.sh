@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # Real servers the backend tests start on loopback, and the peer tools the
 # benchmark compares with.  (Debian: sshd, XRootD's HTTP server, xxhsum, ...)
 APT_PACKAGES=(openssh-server openssh-client xxhash hashdeep rclone
-              xrootd-server xrootd-server-plugins xrootd-client)
+              xrootd-server xrootd-server-plugins xrootd-client
+              prometheus)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

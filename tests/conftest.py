@@ -19,7 +19,8 @@ from click.testing import CliRunner
 from threetwoone.cli import main
 from threetwoone.reports.json import schema
 
-SCHEMA_VALIDATOR = jsonschema.Draft202012Validator(schema())
+SCHEMA_VALIDATOR = jsonschema.Draft202012Validator(
+    schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
 def validate_report(report: dict[str, Any]) -> None:

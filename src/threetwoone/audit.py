@@ -12,6 +12,8 @@ The order of work per dataset:
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,15 +120,21 @@ class Auditor:
     # -- the run ------------------------------------------------------------------
     def run(self, datasets: Sequence[str] | None = None) -> AuditResult:
         started = now_iso()
+        began = time.monotonic()
         names = list(datasets) if datasets else list(self.inventory.datasets)
         run_id = self.catalog.start_run(self.inventory.path)
         results = []
         try:
             for name in names:
-                results.append(self.audit_dataset(self.inventory.datasets[name]))
+                dataset_began = time.monotonic()
+                dataset = self.audit_dataset(self.inventory.datasets[name])
+                dataset.duration_seconds = time.monotonic() - dataset_began
+                results.append(dataset)
         finally:
             self.close()
-        result = AuditResult(self.inventory.path, started, now_iso(), results)
+        result = AuditResult(os.path.abspath(self.inventory.path), started, now_iso(), results,
+                             host=socket.gethostname(),
+                             duration_seconds=time.monotonic() - began)
         self.catalog.finish_run(run_id, result.status.value, result.exit_code, (
             (d.name, d.policy, d.status.value, _summary(d)) for d in results))
         return result

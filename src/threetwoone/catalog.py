@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import StateError
+from .results import RunSummary
 
 #: Migrations, applied in order; each one's index+1 is its schema version.
 MIGRATIONS: list[str] = [
@@ -249,6 +250,21 @@ class Catalog:
                 "INSERT OR REPLACE INTO run_datasets VALUES (?, ?, ?, ?, ?)",
                 ((run_id, name, policy, status, json.dumps(summary, sort_keys=True))
                  for name, policy, status, summary in datasets))
+
+    def recent_runs(self, limit: int) -> list[RunSummary]:
+        """The latest ``limit`` runs, newest first, with datasets per status."""
+        runs = self.db.execute(
+            "SELECT id, started_at, finished_at, status, exit_code FROM runs "
+            "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        out = []
+        for run_id, started, finished, status, code in runs:
+            totals = {"pass": 0, "fail": 0, "unknown": 0}
+            for verdict, count in self.db.execute(
+                    "SELECT status, COUNT(*) FROM run_datasets WHERE run_id=? GROUP BY status",
+                    (run_id,)):
+                totals[verdict] = count
+            out.append(RunSummary(started, finished, status, code, totals))
+        return out
 
     def history(self, dataset: str | None = None, limit: int = 50
                 ) -> Iterator[tuple[str, str, str, str, dict[str, Any]]]:

@@ -13,7 +13,7 @@ import tempfile
 import textwrap
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -24,14 +24,35 @@ from .policy import Policy, builtin_names, describe, load_policy
 from .policy import resolve_policies as resolve_dataset_policies
 from .schedule import VERIFY_MODES
 
+if TYPE_CHECKING:
+    from .reports.targets import ReportTarget
+    from .results import AuditResult
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_POLICY = "3-2-1"
 
 
 def fail(message: str, code: int) -> None:
-    click.echo(f"threetwoone: {message}", err=True)
+    """Each line of ``message`` on stderr after ``threetwoone: ``, then exit."""
+    click.echo("\n".join(f"threetwoone: {line}" for line in message.split("\n")), err=True)
     sys.exit(code)
+
+
+def error_outcome(exc: BaseException) -> tuple[str, int] | None:
+    """The one line and exit code an error ends a run with; None for errors
+    click reports itself (usage errors, exit 2) and interruptions."""
+    if isinstance(exc, ThreeTwoOneError):
+        return str(exc), int(exc.exit_code)
+    if isinstance(exc, click.ClickException | KeyboardInterrupt | BrokenPipeError):
+        return None
+    if isinstance(exc, sqlite3.DatabaseError):
+        return (f"state catalog unusable: {exc}; move it aside to start a new one",
+                int(ExitCode.TOOL_FAILED))
+    if isinstance(exc, Exception):  # the tool itself failed: exit 5, never a verdict
+        return (f"internal error: {type(exc).__name__}: {exc} (run with --debug for "
+                "details)", int(ExitCode.TOOL_FAILED))
+    return None
 
 
 def handle_errors(func: F) -> F:
@@ -42,27 +63,20 @@ def handle_errors(func: F) -> F:
         debug = bool(click.get_current_context().find_root().params.get("debug"))
         try:
             return func(*args, **kwargs)
-        except ThreeTwoOneError as exc:
-            if debug:
-                traceback.print_exc()
-            fail(str(exc).replace("\n", "\nthreetwoone: "), int(exc.exit_code))
         except click.ClickException:
             raise  # usage errors: click prints them and exits 2
-        except sqlite3.DatabaseError as exc:
-            if debug:
-                traceback.print_exc()
-            fail(f"state catalog unusable: {exc}; move it aside to start a new one",
-                 int(ExitCode.TOOL_FAILED))
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except BrokenPipeError:
             sys.stderr.close()
             sys.exit(int(ExitCode.TOOL_FAILED))
-        except Exception as exc:  # the tool itself failed: exit 5, never a verdict
+        except Exception as exc:
+            outcome = error_outcome(exc)
+            if outcome is None:
+                raise
             if debug:
                 traceback.print_exc()
-            fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for "
-                 "details)", int(ExitCode.TOOL_FAILED))
+            fail(*outcome)
 
     return wrapper  # type: ignore[return-value]
 
@@ -151,12 +165,29 @@ def parse_option(parser: Callable[[str], Any], value: str | None, name: str) -> 
         raise click.BadParameter(str(exc), param_hint=name) from None
 
 
+def report_format_names() -> list[str]:
+    from .reports import FORMATTERS
+    return list(FORMATTERS)
+
+
+def parse_report_targets(ctx: click.Context, param: click.Parameter,
+                         values: tuple[str, ...]) -> list[ReportTarget]:
+    from .reports.targets import parse_target
+    return [parse_option(lambda v: parse_target(v, report_format_names()), value,
+                         "'--report'") for value in values]
+
+
 @main.command()
 @click.argument("inventory", type=click.Path(dir_okay=False, path_type=str))
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="Report format.")
+@click.option("--format", "fmt", type=click.Choice(report_format_names()), default="table",
+              show_default=True, help="Report format on stdout (or -o).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
               help="Write the report to FILE (atomically) instead of stdout.")
+@click.option("--report", "reports", multiple=True, metavar="FORMAT:PATH",
+              callback=parse_report_targets,
+              help=f"Also write a report in FORMAT ({', '.join(report_format_names())}) "
+                   "to PATH, atomically; repeatable. Written also when the run ends with "
+                   "exit 4 or 5, with that status.")
 @state_option
 @click.option("-d", "--dataset", "datasets", multiple=True, metavar="NAME",
               help="Audit only this dataset (repeatable).")
@@ -182,15 +213,49 @@ def parse_option(parser: Callable[[str], Any], value: str | None, name: str) -> 
 @lock_option
 @click.option("-q", "--quiet", is_flag=True, help="Print problems only.")
 @handle_errors
-def audit(inventory: str, fmt: str, output: str | None, state: str | None,
-          datasets: tuple[str, ...], policy: str | None, jobs: int, verify: str,
-          fixity_interval: str, max_read: str | None, time_limit: str | None,
+def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarget],
+          state: str | None, datasets: tuple[str, ...], policy: str | None, jobs: int,
+          verify: str, fixity_interval: str, max_read: str | None, time_limit: str | None,
           force_download: bool, lock_timeout: float, quiet: bool) -> None:
     """Audit every copy of every dataset in INVENTORY against its policy."""
+    from .reports.targets import ReportTarget, check_distinct, check_path
+
+    targets: list[ReportTarget] = list(reports)
+    if output:
+        parse_option(check_path, output, "'-o/--output'")
+        targets.append(ReportTarget(fmt, output, quiet=quiet))
+    try:
+        check_distinct(targets)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--report'") from None
+    run = RunClock.start()
+    try:
+        result = run_audit(inventory, state, datasets, policy, jobs, verify,
+                           fixity_interval, max_read, time_limit, force_download,
+                           lock_timeout)
+    except Exception as exc:
+        outcome = error_outcome(exc)
+        if outcome is not None and outcome[1] in (ExitCode.INVALID, ExitCode.TOOL_FAILED):
+            # No dashboard may keep showing the last green: every report says so.
+            write_reports(targets, run.failed(inventory, *outcome), exc)
+        raise
+    if not output:
+        from .reports import FORMATTERS
+        text = FORMATTERS[fmt](result, quiet)
+        if text:
+            click.echo(text, nl=False)
+    write_reports(targets, result)
+    sys.exit(result.exit_code)
+
+
+def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
+              policy: str | None, jobs: int, verify: str, fixity_interval: str,
+              max_read: str | None, time_limit: str | None, force_download: bool,
+              lock_timeout: float) -> AuditResult:
+    """Load, audit, and read the recent history for the reports; any error escapes."""
     from .audit import AuditOptions, Auditor
     from .catalog import Catalog, default_state_path, exclusive_lock
     from .progress import ProgressLine
-    from .reports import FORMATTERS
     from .schedule import VerifyPlan, parse_duration, parse_size
 
     plan = VerifyPlan(
@@ -212,12 +277,58 @@ def audit(inventory: str, fmt: str, output: str | None, state: str | None,
             result = auditor.run(names)
         finally:
             progress.clear()
-    text = FORMATTERS[fmt](result, quiet)
-    if output:
-        write_atomically(output, text)
-    elif text:
-        click.echo(text, nl=False)
-    sys.exit(result.exit_code)
+        result.history = catalog.recent_runs(HISTORY_RUNS)
+    return result
+
+
+#: Runs of history the HTML report shows.
+HISTORY_RUNS = 30
+
+
+class RunClock:
+    """When a run started, to date a report of a run that ended before a verdict."""
+
+    def __init__(self, started_at: str, began: float) -> None:
+        self.started_at = started_at
+        self.began = began
+
+    @classmethod
+    def start(cls) -> RunClock:
+        import time
+
+        from .catalog import now_iso
+        return cls(now_iso(), time.monotonic())
+
+    def failed(self, inventory: str, message: str, code: int) -> AuditResult:
+        """An AuditResult that carries the error instead of verdicts."""
+        import socket
+        import time
+
+        from .catalog import now_iso
+        from .results import AuditResult
+        return AuditResult(os.path.abspath(inventory), self.started_at, now_iso(), [],
+                           host=socket.gethostname(),
+                           duration_seconds=time.monotonic() - self.began,
+                           error=message, error_exit_code=code)
+
+
+def write_reports(targets: list[ReportTarget], result: AuditResult,
+                  cause: BaseException | None = None) -> None:
+    """Write every target; one that cannot be written does not stop the others,
+    and then the run fails with exit 5 (unless it is failing already)."""
+    from .reports import FORMATTERS
+
+    problems = []
+    for target in targets:
+        try:
+            write_atomically(target.path, FORMATTERS[target.format](result, target.quiet))
+        except OSError as exc:
+            problems.append(f"cannot write the {target.format} report {target.path}: "
+                            f"{exc.strerror or exc}")
+    if problems and cause is None:
+        raise ThreeTwoOneError("; ".join(problems))
+    for problem in problems:
+        click.echo(f"threetwoone: {problem}", err=True)
 
 
 @main.command()

@@ -92,6 +92,12 @@ def _add_method(result: CopyResult, hashed: HashResult) -> None:
         result.methods.append(label)
 
 
+def _count_read(result: CopyResult, hashed: HashResult) -> None:
+    """Bytes read this run (the report's ``bytes_read``): a server digest reads none."""
+    if hashed.method == "full" and not hashed.error:
+        result.bytes_read += hashed.size
+
+
 # -- making a reference -----------------------------------------------------------
 
 def make_reference(ctx: CopyContext, algorithms: Sequence[str], result: CopyResult) -> bool:
@@ -121,6 +127,7 @@ def make_reference(ctx: CopyContext, algorithms: Sequence[str], result: CopyResu
                                              force_full=True, progress=ctx.progress):
             entry = entries[hashed.path]
             _add_method(result, hashed)
+            _count_read(result, hashed)
             if hashed.error:
                 result.add_problem(Problem(hashed.path, ProblemKind.UNREADABLE, hashed.error))
                 continue
@@ -313,6 +320,7 @@ class _ChunkHasher:
                                              progress=ctx.progress):
             row, wrong_size = rows[hashed.path]
             ref = refs[hashed.path]
+            _count_read(result, hashed)
             if wrong_size:
                 if hashed.digests:
                     result.mismatches[hashed.path] = _digest_key(hashed, ref)

@@ -91,6 +91,12 @@ class CopyResult:
     #: path -> "algorithm:digest" of files whose content differs from the reference,
     #: so copies that agree with each other can be pointed out (majority view).
     mismatches: dict[str, str] = field(default_factory=dict)
+    #: Bytes read and hashed this run (here or on the storage host); server
+    #: digests read none.
+    bytes_read: int = 0
+    #: Files whose last full verification is older than the fixity interval, or
+    #: None when not counted.
+    overdue_files: int | None = None
 
     #: Problems beyond MAX_PROBLEMS are counted, not kept (a copy may miss a million files).
     problems_omitted: int = 0
@@ -119,14 +125,53 @@ class DatasetResult:
     copies: list[CopyResult] = field(default_factory=list)
     reference: str | None = None
     attested: list[str] = field(default_factory=list)
+    #: Wall time spent on this dataset (for JUnit's per-testcase time).
+    duration_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One earlier run as the catalog remembers it (for the HTML history)."""
+
+    started_at: str
+    finished_at: str | None
+    #: pass | fail | unknown, or None for a run that never finished (killed).
+    status: str | None
+    exit_code: int | None
+    #: Datasets per status in that run.
+    totals: dict[str, int]
 
 
 @dataclass
 class AuditResult:
+    #: The inventory's absolute path.
     inventory: str
     started_at: str
     finished_at: str
     datasets: list[DatasetResult]
+    host: str = ""
+    duration_seconds: float = 0.0
+    #: ``--shard K/N`` of a sharded run, else None.
+    shard: str | None = None
+    #: Unreachable and reached locations, once per run (``{name, kind, state, detail}``).
+    locations: list[dict[str, str | None]] = field(default_factory=list)
+    #: Folders that lie in no dataset's copy (``{location, path, files, bytes}``).
+    uncovered: list[dict[str, str | int]] = field(default_factory=list)
+    #: Set when the run ended before a verdict (invalid inventory, the tool
+    #: failed): the one-line message; ``error_exit_code`` is then 4 or 5.
+    error: str | None = None
+    error_exit_code: int | None = None
+    #: The latest runs in the catalog, newest first (for the HTML page).
+    history: list[RunSummary] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """Datasets per status: ``{pass, fail, unknown}``."""
+        return {s.value: sum(1 for d in self.datasets if d.status is s) for s in Status}
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(c.bytes_read for d in self.datasets for c in d.copies if not c.same_as)
 
     @property
     def status(self) -> Status:
@@ -139,4 +184,6 @@ class AuditResult:
 
     @property
     def exit_code(self) -> int:
+        if self.error_exit_code is not None:
+            return self.error_exit_code
         return {Status.PASS: 0, Status.FAIL: 1, Status.UNKNOWN: 3}[self.status]

@@ -1,5 +1,6 @@
 """Report formats: each turns an AuditResult into text.  ``FORMATTERS`` maps
-every ``--format`` choice to its formatter (a test checks they agree)."""
+every ``--format`` and ``--report`` format to its formatter (a test checks they
+agree)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 
 from ..results import AuditResult
 from .json import render_json
+from .prometheus import render_prometheus
 from .table import render_table
 
 Formatter = Callable[[AuditResult, bool], str]
@@ -14,6 +16,7 @@ Formatter = Callable[[AuditResult, bool], str]
 FORMATTERS: dict[str, Formatter] = {
     "table": render_table,
     "json": render_json,
+    "prometheus": render_prometheus,
 }
 
-__all__ = ["FORMATTERS", "Formatter", "render_json", "render_table"]
+__all__ = ["FORMATTERS", "Formatter", "render_json", "render_prometheus", "render_table"]

@@ -9,6 +9,7 @@ from typing import Any
 from .. import __version__
 from ..pathnames import display, raw_base64
 from ..results import AuditResult, CopyResult, DatasetResult, Problem
+from .common import iso_time, overall_status
 
 REPORT_VERSION = 1
 
@@ -33,11 +34,14 @@ def _copy(copy: CopyResult) -> dict[str, Any]:
                   "missing": files.missing, "corrupt": files.corrupt, "extra": files.extra,
                   "unreadable": files.unreadable},
         "bytes": copy.bytes,
+        "last_full_verification": iso_time(copy.verified_at),
+        "overdue_files": copy.overdue_files,
         "problems": [_problem(p) for p in copy.problems],
         "problems_omitted": copy.problems_omitted,
         # Extensions beyond DESIGN.md's minimum:
         "detail": copy.detail, "methods": copy.methods, "same_as": copy.same_as,
         "verified_files": copy.verified_files, "cached_files": copy.cached_files,
+        "bytes_read": copy.bytes_read,
     }
 
 
@@ -50,17 +54,24 @@ def _dataset(dataset: DatasetResult) -> dict[str, Any]:
         "warnings": dataset.warnings,
         "copies": [_copy(c) for c in dataset.copies],
         "reference": dataset.reference, "attested": dataset.attested,
+        "duration_seconds": round(dataset.duration_seconds, 3),
     }
 
 
 def report_dict(result: AuditResult) -> dict[str, Any]:
-    return {
+    out = {
         "report_version": REPORT_VERSION, "tool_version": __version__,
-        "inventory": result.inventory, "started_at": result.started_at,
-        "finished_at": result.finished_at, "status": result.status.value,
-        "exit_code": result.exit_code,
+        "host": result.host, "inventory": result.inventory,
+        "started_at": result.started_at, "finished_at": result.finished_at,
+        "duration_seconds": round(result.duration_seconds, 3),
+        "status": overall_status(result), "exit_code": result.exit_code,
+        "totals": result.totals, "bytes_read": result.bytes_read,
+        "locations": result.locations, "uncovered": result.uncovered, "shard": result.shard,
         "datasets": [_dataset(d) for d in result.datasets],
     }
+    if result.error is not None:
+        out["error"] = result.error
+    return out
 
 
 def render_json(result: AuditResult, quiet: bool = False) -> str:

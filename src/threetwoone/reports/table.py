@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..pathnames import display
 from ..results import AuditResult, CopyState, DatasetResult, ProblemKind, Status
+from .common import headline, plural
 
 #: Problems listed per copy before "... and N more".
 MAX_PROBLEMS = 10
@@ -48,6 +49,8 @@ def _dataset_lines(dataset: DatasetResult, quiet: bool) -> list[str]:
 def render_table(result: AuditResult, quiet: bool = False) -> str:
     """All datasets as a table; with ``quiet``, only datasets that did not pass,
     and nothing at all when everything passed (cron mails only on trouble)."""
+    if result.error is not None:
+        return "".join(f"threetwoone: {line}\n" for line in headline(result).split("\n"))
     shown = [d for d in result.datasets if not quiet or d.status is not Status.PASS]
     if not shown:
         return ""
@@ -76,6 +79,6 @@ def render_table(result: AuditResult, quiet: bool = False) -> str:
         out.extend(details)
     summary = {s: sum(1 for d in result.datasets if d.status is s) for s in Status}
     out.append("")
-    out.append(f"{len(result.datasets)} datasets: {summary[Status.PASS]} pass, "
+    out.append(f"{plural(len(result.datasets), 'dataset')}: {summary[Status.PASS]} pass, "
                f"{summary[Status.FAIL]} fail, {summary[Status.UNKNOWN]} unknown")
     return "\n".join(out) + "\n"

@@ -1,0 +1,52 @@
+"""What several report formats share: times, the overall status, the order of
+copy states from bad to good, and how to read a copy's place in the grid."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ..results import AuditResult, CopyState, DatasetResult, Status
+
+#: The overall status of a run that ended before a verdict (exit 4 or 5).
+ERROR_STATUS = "error"
+
+#: Copy states from worst to best: a grid cell holding two copies shows the worse.
+STATE_ORDER = [CopyState.CORRUPT, CopyState.ERROR, CopyState.UNREACHABLE, CopyState.MISSING,
+               CopyState.INCOMPLETE, CopyState.INTACT]
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """Epoch seconds as ISO-8601 UTC (``2026-10-01T01:15:00Z``), or None."""
+    if epoch is None:
+        return None
+    stamp = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def overall_status(result: AuditResult) -> str:
+    """pass | fail | unknown, or ``error`` when the run ended with exit 4 or 5."""
+    return ERROR_STATUS if result.error is not None else result.status.value
+
+
+def headline(result: AuditResult) -> str:
+    """One line: ``FAIL: 3 datasets: 1 pass, 1 fail, 1 unknown`` (or the error)."""
+    if result.error is not None:
+        return f"ERROR (exit {result.exit_code}): {result.error}"
+    totals = result.totals
+    count = len(result.datasets)
+    return (f"{result.status.value.upper()}: {plural(count, 'dataset')}: "
+            f"{totals['pass']} pass, {totals['fail']} fail, {totals['unknown']} unknown")
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def not_passing(result: AuditResult) -> list[DatasetResult]:
+    return [d for d in result.datasets if d.status is not Status.PASS]
+
+
+def locations_in_order(result: AuditResult) -> list[str]:
+    """Every location some copy is on, in the order they first appear."""
+    return list(dict.fromkeys(c.location for d in result.datasets for c in d.copies))
