@@ -8,12 +8,15 @@ so the verdicts below are about it alone.
 
 from __future__ import annotations
 
+import base64
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from conftest import Lab, copy_by_location, dataset_of, write_tree
+from threetwoone.checksums import hash_bytes
 
 if TYPE_CHECKING:
     from backends.conftest_webdav import DavSite
@@ -193,3 +196,24 @@ def test_names_that_look_percent_encoded_are_audited_as_they_are(lab: Lab,
     copy = copy_by_location(report, "ds", "dav")
     assert code == 0, copy
     assert copy["state"] == "intact" and copy["files"]["present"] == 4
+
+
+def test_checksums_in_the_listing_spare_a_request_per_file(
+        lab: Lab, wsgidav_private_factory: Any, tmp_path: Path) -> None:
+    """dCache lists its stored checksums in the PROPFIND answer (``Checksums``):
+    the audit compares those, without a HEAD (or a GET) per file.  WsgiDAV serves
+    them here as a dead property set on each file."""
+    site: DavSite = wsgidav_private_factory(request_log=tmp_path / "requests.log")
+    path = lab_with_dav(lab, site)
+    for name, data in FILES.items():
+        digests = hash_bytes(data, ["adler32", "md5"])
+        md5 = base64.b64encode(bytes.fromhex(digests["md5"])).decode()
+        site.server.set_checksums(f"/{path}/{os.fsdecode(name)}",
+                                  f"adler32={digests['adler32']},md5={md5}")
+    code, report = lab.audit_json()
+    copy = copy_by_location(report, "ds", "dav")
+    assert code == 0, copy
+    assert copy["state"] == "intact" and copy["verification"] == "digest"
+    asked = [method for method, url_path in site.server.seen_requests()
+             if url_path.startswith(f"/{path}/") and not url_path.endswith("/")]
+    assert asked and set(asked) == {"PROPPATCH"}  # ours, above: no HEAD, no GET

@@ -310,6 +310,8 @@ class _ChunkHasher:
             to_hash.append(entry)
         if not to_hash:
             return
+        # Checksums the listing carried (dCache) spare the backend a request per file.
+        to_hash = ctx.workset.with_listed_digests(to_hash)
         algorithms = _algorithms_for(ctx, refs.values())
         # A fixity re-read must read the bytes: a checksum the storage recorded at
         # write time cannot see bits that rotted since (dCache, XRootD, S3 all keep

@@ -12,10 +12,11 @@ gone when the connection closes.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from .backends import Entry, EntryKind
@@ -30,7 +31,7 @@ BATCH = 5000
 _SCHEMA = """
 CREATE TEMP TABLE IF NOT EXISTS listing (
     path BLOB PRIMARY KEY, kind INTEGER NOT NULL, size INTEGER NOT NULL,
-    mtime_ns INTEGER, ident TEXT) WITHOUT ROWID;
+    mtime_ns INTEGER, ident TEXT, digests TEXT) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS updates (
     path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER, ident TEXT,
     verified_at REAL, result TEXT) WITHOUT ROWID;
@@ -58,6 +59,8 @@ class Workset:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 db.execute(statement)
+        #: Whether some listed entry came with server digests (see ``with_listed_digests``).
+        self._listed_digests = False
 
     def _batched(self, sql: str, rows: Iterable[tuple[object, ...]]) -> None:
         batch: list[tuple[object, ...]] = []
@@ -79,16 +82,40 @@ class Workset:
         self.db.execute("DELETE FROM temp.updates")
         self.db.execute("DELETE FROM temp.made")
         self.db.execute("DELETE FROM temp.learnt")
+        self._listed_digests = False
 
     def add_listing(self, entries: Iterable[Entry]) -> None:
         # Hot loop (once per file): identity checks instead of hashing enums, and
         # str.encode instead of os.fsencode's extra call.
         encoding = sys.getfilesystemencoding()
         file_kind, symlink_kind = EntryKind.FILE, EntryKind.SYMLINK
-        self._batched("INSERT OR REPLACE INTO temp.listing VALUES (?, ?, ?, ?, ?)",
+        self._batched("INSERT OR REPLACE INTO temp.listing VALUES (?, ?, ?, ?, ?, ?)",
                       ((e.path.encode(encoding, "surrogateescape"),
                         0 if e.kind is file_kind else 1 if e.kind is symlink_kind else 2,
-                        e.size, e.mtime_ns, e.ident) for e in entries))
+                        e.size, e.mtime_ns, e.ident,
+                        self._digests_column(e.digests) if e.digests else None)
+                       for e in entries))
+
+    def _digests_column(self, digests: Mapping[str, str]) -> str:
+        self._listed_digests = True
+        return json.dumps(dict(digests), sort_keys=True)
+
+    def with_listed_digests(self, entries: Sequence[Entry]) -> list[Entry]:
+        """``entries`` with the server digests their listing carried (dCache's
+        Checksums property in a PROPFIND answer), which the rows read back from
+        the listing table leave out: the backend then needs no request per file
+        to learn them.  Free when the listing carried none."""
+        if not self._listed_digests:
+            return list(entries)
+        found: dict[bytes, str] = {}
+        paths = [os.fsencode(e.path) for e in entries]
+        for start in range(0, len(paths), 500):  # SQLite's bound on ? parameters
+            part = paths[start:start + 500]
+            found.update(self.db.execute(
+                f"SELECT path, digests FROM temp.listing WHERE digests IS NOT NULL "
+                f"AND path IN ({','.join('?' * len(part))})", part).fetchall())
+        return [e._replace(digests=json.loads(found[path])) if path in found else e
+                for e, path in zip(entries, paths, strict=True)]
 
     def listed_files(self) -> tuple[int, int]:
         """(files, bytes) of regular files listed."""

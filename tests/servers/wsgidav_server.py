@@ -14,6 +14,12 @@ Two options produce what a plain WsgiDAV cannot:
   one-time ``?pool-ticket=`` the door put in the redirect, and no credentials.
 * ``--fail-gets N``: the first N GET requests answer ``503`` (a busy server).
 * ``--cut-gets N``: the first N GET requests stop half-way through the body.
+* ``--request-log FILE``: every request's method and path, one line each, so a
+  test can count what the client asked (HEADs per file, GETs).
+
+:meth:`WsgiDAVServer.set_checksums` stores a dCache-style ``Checksums``
+property on a file (a dead property, kept by WsgiDAV's property manager): the
+server then lists chosen checksums in PROPFIND answers, as dCache does.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
+
+import requests
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -102,6 +111,20 @@ class CutFirstGets:
         raise ConnectionAbortedError("test: connection cut in the middle of the body")
 
 
+class RequestLog:
+    """Appends ``METHOD PATH`` for every request to a file (flushed at once)."""
+
+    def __init__(self, app: App, path: str) -> None:
+        self.app, self.path, self.lock = app, path, threading.Lock()
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        line = f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '/')}\n"
+        with self.lock, open(self.path, "a", encoding="utf-8",
+                             errors="surrogateescape") as log:
+            log.write(line)
+        return self.app(environ, start_response)
+
+
 class Door:
     """Redirects reads of files to the pool with a ticket; everything else is DAV."""
 
@@ -160,6 +183,8 @@ def serve(args: argparse.Namespace) -> None:
         app = FailFirstGets(app, args.fail_gets)
     if args.cut_gets:
         app = CutFirstGets(app, args.cut_gets)
+    if args.request_log:
+        app = RequestLog(app, args.request_log)
     servers: list[Any] = []
     if args.pool:
         ticket = secrets.token_hex(8)
@@ -183,13 +208,15 @@ class WsgiDAVServer:
 
     def __init__(self, root: Path, user: str | None = "auditor",
                  password: str | None = None, *, tls: bool = False,
-                 pool: bool = False, fail_gets: int = 0, cut_gets: int = 0) -> None:
+                 pool: bool = False, fail_gets: int = 0, cut_gets: int = 0,
+                 request_log: Path | None = None) -> None:
         self.root = root
         self.user = user
         self.password = password if password is not None else secrets.token_urlsafe(12)
         self.pool = pool
         self.fail_gets = fail_gets
         self.cut_gets = cut_gets
+        self.request_log = request_log
         self.tls_dir: Path | None = None
         self.cert: Path | None = None
         if tls:
@@ -217,6 +244,8 @@ class WsgiDAVServer:
             args += ["--fail-gets", str(self.fail_gets)]
         if self.cut_gets:
             args += ["--cut-gets", str(self.cut_gets)]
+        if self.request_log:
+            args += ["--request-log", str(self.request_log)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env, stdin=subprocess.DEVNULL)
         assert self.proc.stdout is not None
@@ -227,6 +256,27 @@ class WsgiDAVServer:
             raise RuntimeError(f"WsgiDAV did not start: {line!r}\n{err[-4000:]}")
         self.port = int(line.split()[1])
         return self
+
+    def seen_requests(self) -> list[tuple[str, str]]:
+        """(method, path) of every request served so far (needs ``request_log``)."""
+        assert self.request_log is not None, "started without request_log"
+        if not self.request_log.exists():
+            return []
+        lines = self.request_log.read_text(encoding="utf-8", errors="surrogateescape")
+        return [tuple(line.split(" ", 1)) for line in lines.splitlines()]  # type: ignore[misc]
+
+    def set_checksums(self, path: str, value: str) -> None:
+        """Make PROPFIND list ``value`` (e.g. ``adler32=084b021f,md5=<base64>``) as
+        dCache's ``Checksums`` property of the file at URL path ``path``."""
+        body = ('<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" '
+                'xmlns:R="http://www.dcache.org/2013/webdav"><D:set><D:prop>'
+                f"<R:Checksums>{escape(value)}</R:Checksums></D:prop></D:set>"
+                "</D:propertyupdate>")
+        answer = requests.request(
+            "PROPPATCH", self.url + path, data=body.encode(), timeout=10,
+            auth=(self.user, self.password) if self.user else None,
+            headers={"Content-Type": "application/xml"}, verify=False)
+        assert answer.status_code == 207 and "200 OK" in answer.text, answer.text
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -271,6 +321,7 @@ def main() -> None:
     parser.add_argument("--pool", action="store_true")
     parser.add_argument("--fail-gets", type=int, default=0)
     parser.add_argument("--cut-gets", type=int, default=0)
+    parser.add_argument("--request-log")
     serve(parser.parse_args())
 
 
