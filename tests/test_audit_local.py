@@ -146,10 +146,11 @@ def test_unreadable_file_via_fault(lab: Lab, monkeypatch: pytest.MonkeyPatch) ->
     _nas, tape, _ = lab.three_copies(FILES)
     assert lab.audit_json()[0] == 0
     real_open = checksums.open_regular
-    denied = os.fsencode(tape / "README.txt")
+    tape_folder = tape.stat().st_ino
 
     def fake_open(path: str | bytes, dir_fd: int | None = None) -> tuple[int, os.stat_result]:
-        if os.fsencode(path) == denied:
+        if (os.fsdecode(path) == "README.txt" and dir_fd is not None
+                and os.fstat(dir_fd).st_ino == tape_folder):
             raise PermissionError(13, "Permission denied")
         return real_open(path, dir_fd)
 

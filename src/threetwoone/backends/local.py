@@ -3,10 +3,14 @@
 Read-only by construction: files are opened ``O_RDONLY | O_NOFOLLOW |
 O_NONBLOCK`` (plus ``O_NOATIME`` where the kernel allows), checked to be regular
 files before a byte is read, and nothing is ever created, renamed or touched.
+Every file is opened relative to its folder's descriptor, and every folder
+relative to its parent's, none through a symlink (see folders.py): nothing
+outside the copy is ever read, whatever is swapped while the audit runs.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -22,6 +26,8 @@ from ..checksums import (
     open_readonly,
     open_regular,
 )
+from ..inventory import Location
+from .folders import FolderChain, FolderReplaced, open_root, split
 from .interface import (
     Backend,
     CopyFailed,
@@ -47,6 +53,11 @@ def describe_os_error(exc: OSError) -> str:
 
 class LocalBackend(Backend):
     kind = "local"
+
+    def __init__(self, name: str, location: Location) -> None:
+        super().__init__(name, location)
+        #: copy path -> (st_dev, st_ino) of its root when it was listed
+        self._roots: dict[str, tuple[int, int]] = {}
 
     def _location_root(self) -> str:
         root = self.location.root
@@ -80,21 +91,31 @@ class LocalBackend(Backend):
         """Each folder's entries sorted by name; its files first, then its
         subfolders.  Iterative (no generator per level: a nested ``yield from``
         costs every file a hop per level).  Only the files' inodes are stat'ed;
-        folders and symlinks are known from the directory entry itself."""
-        top = self.full_path(path)
+        folders and symlinks are known from the directory entry itself.  Every
+        folder is opened relative to its parent (see folders.py)."""
         try:
-            top_stat = os.stat(top)
+            root_fd, root_stat = open_root(self.full_path(path))
         except OSError as exc:
             yield WalkProblem("", describe_os_error(exc))
             return
-        visited = {(top_stat.st_dev, top_stat.st_ino)}
-        stack: list[tuple[str, str]] = [(top, "")]
+        self._roots[path] = (root_stat.st_dev, root_stat.st_ino)
+        chain = FolderChain(root_fd, listing=True)
+        try:
+            yield from self._walk(chain, (root_stat.st_dev, root_stat.st_ino))
+        finally:
+            chain.close()
+            os.close(root_fd)
+
+    @staticmethod
+    def _walk(chain: FolderChain, top: tuple[int, int]) -> Iterator[Entry | WalkProblem]:
+        visited = {top}
+        stack: list[tuple[tuple[str, ...], str]] = [((), "")]
         file_kind, symlink_kind, special_kind = EntryKind.FILE, EntryKind.SYMLINK, \
             EntryKind.SPECIAL
         while stack:
-            folder, prefix = stack.pop()
+            parts, prefix = stack.pop()
             try:
-                with os.scandir(folder) as scan:
+                with os.scandir(chain.enter(parts)) as scan:
                     items = sorted(scan, key=_name)
             except OSError as exc:
                 yield WalkProblem(prefix.rstrip("/"), describe_os_error(exc))
@@ -131,10 +152,28 @@ class LocalBackend(Backend):
                     yield WalkProblem(rel, "folder already walked (a bind mount loop)")
                     continue
                 visited.add(key)
-                stack.append((item.path, rel + "/"))
+                stack.append(((*parts, item.name), rel + "/"))
+
+    def _open_copy_root(self, path: str) -> int:
+        """The copy's root, checked to be the folder that was listed: if the
+        root itself (or a link above it) now leads elsewhere, nothing is read."""
+        fd, st = open_root(self.full_path(path))
+        listed = self._roots.setdefault(path, (st.st_dev, st.st_ino))
+        if listed != (st.st_dev, st.st_ino):
+            os.close(fd)
+            raise CopyFailed(f"{self.full_path(path)} is no longer the folder that was "
+                             "listed (replaced or remounted during the audit)")
+        return fd
 
     def open_read(self, path: str, relpath: str) -> BinaryIO:
-        fd = open_readonly(os.path.join(self.full_path(path), relpath))
+        root_fd = self._open_copy_root(path)
+        chain = FolderChain(root_fd)
+        try:
+            folder, name = split(relpath)
+            fd = open_readonly(name, chain.enter(folder))
+        finally:
+            chain.close()
+            os.close(root_fd)
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
 
@@ -148,33 +187,39 @@ class LocalBackend(Backend):
         force_full: bool = False,
         progress: ProgressCallback | None = None,
     ) -> Iterator[HashResult]:
-        top = self.full_path(path)
-        if workers <= 1 or len(entries) < 2:
-            yield from self._hash_batch(top, entries, algorithms, progress)
-            return
-        yield from self._hash_parallel(top, entries, algorithms, workers, progress)
+        try:
+            root_fd = self._open_copy_root(path)
+        except OSError as exc:
+            raise CopyFailed(f"cannot open {self.full_path(path)}: "
+                             f"{describe_os_error(exc)}") from None
+        try:
+            if workers <= 1 or len(entries) < 2:
+                yield from _hash_batch(root_fd, entries, algorithms, progress)
+                return
+            tasks = (partial(_hash_batch_list, root_fd, batch, algorithms, progress)
+                     for batch in batches(entries, BATCH_BYTES, BATCH_FILES))
+            yield from run_bounded(tasks, workers, "hash")
+        finally:
+            os.close(root_fd)
 
-    def _hash_parallel(self, top: str, entries: Sequence[Entry], algorithms: Sequence[str],
-                       workers: int, progress: ProgressCallback | None
-                       ) -> Iterator[HashResult]:
-        tasks = (partial(_hash_batch_list, top, batch, algorithms, progress)
-                 for batch in batches(entries, BATCH_BYTES, BATCH_FILES))
-        yield from run_bounded(tasks, workers, "hash")
 
-    @staticmethod
-    def _hash_batch(top: str, entries: Sequence[Entry], algorithms: Sequence[str],
-                    progress: ProgressCallback | None) -> Iterator[HashResult]:
-        small, large = bytearray(BUFFER_SIZE), None
-        top = top.rstrip("/") + "/"
+def _hash_batch(root_fd: int, entries: Sequence[Entry], algorithms: Sequence[str],
+                progress: ProgressCallback | None) -> Iterator[HashResult]:
+    small, large = bytearray(BUFFER_SIZE), None
+    chain = FolderChain(root_fd)
+    try:
         for entry in entries:
-            full = top + entry.path
             try:
-                fd, before = open_regular(full)
+                folder, name = split(entry.path)
+                fd, before = open_regular(name, chain.enter(folder))
             except NotRegularFile:
                 yield HashResult(entry.path, {}, error="no longer a regular file (not opened)")
                 continue
+            except FolderReplaced as exc:
+                yield HashResult(entry.path, {}, error=exc.strerror)
+                continue
             except OSError as exc:
-                if exc.errno == 40:  # ELOOP: replaced by a symlink since the listing
+                if exc.errno == errno.ELOOP:  # replaced by a symlink since the listing
                     detail = "replaced by a symlink while auditing (not followed)"
                 else:
                     detail = describe_os_error(exc)
@@ -199,12 +244,14 @@ class LocalBackend(Backend):
             if progress:
                 progress(1, size)
             yield HashResult(entry.path, digests, size=size, method="full")
+    finally:
+        chain.close()
 
 
 def _name(entry: os.DirEntry[str]) -> str:
     return entry.name
 
 
-def _hash_batch_list(top: str, entries: Sequence[Entry], algorithms: Sequence[str],
+def _hash_batch_list(root_fd: int, entries: Sequence[Entry], algorithms: Sequence[str],
                      progress: ProgressCallback | None) -> list[HashResult]:
-    return list(LocalBackend._hash_batch(top, entries, algorithms, progress))
+    return list(_hash_batch(root_fd, entries, algorithms, progress))
