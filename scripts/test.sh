@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 
 # Real servers the backend tests start on loopback, and the peer tools the
 # benchmark compares with.  (Debian: sshd, XRootD's HTTP server, xxhsum, ...)
+# unshare, setpriv and mount: the atime tests mount a strictatime tmpfs in a
+# mount namespace of their own and audit as an unprivileged account.
 APT_PACKAGES=(openssh-server openssh-client xxhash hashdeep rclone
               xrootd-server xrootd-server-plugins xrootd-client
-              prometheus)
+              prometheus util-linux mount)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -4,7 +4,13 @@ is swapped, however deep the tree: end to end through the CLI."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -142,3 +148,114 @@ def test_paths_longer_than_path_max_are_audited(lab: Lab, monkeypatch: pytest.Mo
     assert copy["state"] == "corrupt"
     assert [(p["path"], p["problem"]) for p in copy["problems"]] == [(deep_path, "corrupt")]
     assert len(os.listdir("/proc/self/fd")) == open_fds
+
+
+# -- atimes on a strictatime mount -----------------------------------------------------
+
+#: Sets (``set``) or prints (``get``) the atime of every path listed in a file,
+#: with stat and utime only: listing a folder would itself move its atime.
+ATIME_HELPER = """
+import json, os, sys
+action, listing = sys.argv[1], sys.argv[2]
+paths = json.load(open(listing))
+if action == "set":
+    for path in paths:
+        os.utime(path, ns=(1_000_000_000 * 10**9, os.lstat(path).st_mtime_ns),
+                 follow_symlinks=False)
+else:
+    print(json.dumps({p: os.lstat(p).st_atime_ns for p in paths}))
+"""
+
+#: An account without CAP_FOWNER, for the "not the owner" scenario.
+NOBODY = ("nobody", "nogroup")
+
+
+def audit_on_strictatime_mount(lab: Lab, staging: Path, mount: Path, owners: dict[str, str],
+                               as_user: str | None, *args: str) -> tuple[int, dict[str, int]]:
+    """In a mount namespace of its own: a tmpfs mounted ``strictatime`` (every
+    read of a file or folder moves its atime) at ``mount``, the copies from
+    ``staging`` copied in, ``owners`` ({top folder: user}) applied, every atime
+    set to 2001; then one audit (as ``as_user`` when given), and the atimes."""
+    paths = [str(mount / os.path.relpath(os.path.join(d, n), staging))
+             for d, dirs, files in os.walk(staging) for n in [*dirs, *files]]
+    listing = lab.tmp / "paths.json"
+    listing.write_text(json.dumps(paths))
+    helper = lab.tmp / "atimes.py"
+    helper.write_text(ATIME_HELPER)
+    py, q = sys.executable, shlex.quote
+    chown = "".join(f"chown -R {q(user)}: {q(str(mount / top))}\n"
+                    for top, user in owners.items())
+    run_as = (f"setpriv --reuid={NOBODY[0]} --regid={NOBODY[1]} --clear-groups "
+              if as_user else "")
+    audit = [py, "-m", "threetwoone", "audit", str(lab.inventory), "--state", str(lab.state),
+             "--format", "json", "-o", str(lab.state.parent / "report.json"), *args]
+    script = (f"set -e\nmount -t tmpfs -o strictatime,mode=0755 t321-atime {q(str(mount))}\n"
+              f"cp -a {q(str(staging))}/. {q(str(mount))}/\n{chown}"
+              f"{q(py)} {q(str(helper))} set {q(str(listing))}\n"
+              f"set +e\n{run_as}{shlex.join(audit)}\necho $? > {q(str(lab.tmp / 'rc'))}\n"
+              f"set -e\n{q(py)} {q(str(helper))} get {q(str(listing))}\n")
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                           script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return int((lab.tmp / "rc").read_text()), json.loads(done.stdout)
+
+
+def strictatime_lab(lab: Lab) -> tuple[Path, Path]:
+    """Copies staged in a normal folder, inventory pointing into the mount."""
+    staging = lab.tmp / "staging"
+    mount = lab.tmp / "mnt"
+    mount.mkdir()
+    files = {"run1/lane1/a.fq": os.urandom(3000), "run1/lane2/b.fq": os.urandom(300_000),
+             "README.txt": b"r"}
+    for name in ("nas", "tape", "remote"):
+        write_tree(staging / name / "ds", files)
+        lab.location(name, media="tape" if name == "tape" else "disk",
+                     site="b" if name == "remote" else "a", create=False)
+        lab.locations[name]["root"] = str(mount / name)
+    lab.dataset("ds", [{"location": n, "path": "ds"} for n in ("nas", "tape", "remote")])
+    lab.write()
+    lab.state.parent.mkdir()
+    lab.state.parent.chmod(0o777)  # the catalog, written by the audit account
+    return staging, mount
+
+
+@pytest.fixture
+def open_lab() -> Iterator[Lab]:
+    """A Lab in a folder every account may enter (pytest's tmp_path is 0700)."""
+    folder = Path(tempfile.mkdtemp(prefix="t321-atime-"))
+    folder.chmod(0o755)
+    try:
+        yield Lab(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_audit_moves_no_atime_on_a_strictatime_mount(open_lab: Lab, jobs: str) -> None:
+    lab = open_lab
+    staging, mount = strictatime_lab(lab)
+    code, atimes = audit_on_strictatime_mount(lab, staging, mount, {}, None, "-j", jobs)
+    assert code == 0
+    moved = sorted(path for path, atime in atimes.items() if atime != 1_000_000_000 * 10**9)
+    assert moved == []
+    # the location root, ds, run1, lane1, lane2 and three files per copy
+    assert len(atimes) == 3 * 8
+
+
+def test_not_the_owner_falls_back_without_o_noatime(open_lab: Lab) -> None:
+    """O_NOATIME needs the owner (or CAP_FOWNER): an audit account that owns one
+    copy and only reads the others keeps the atimes of the copy it owns and still
+    audits the rest."""
+    lab = open_lab
+    staging, mount = strictatime_lab(lab)
+    code, atimes = audit_on_strictatime_mount(lab, staging, mount, {"nas": NOBODY[0]},
+                                              NOBODY[0])
+    report = json.loads((lab.state.parent / "report.json").read_text())
+    assert code == 0, report
+    assert [c["state"] for c in report["datasets"][0]["copies"]] == ["intact"] * 3
+    moved = {path for path, atime in atimes.items() if atime != 1_000_000_000 * 10**9}
+    assert not {p for p in moved if p.startswith(str(mount / "nas"))}
+    # Root's copies were read without O_NOATIME (not permitted): their atimes moved,
+    # which shows the mount really is strictatime.
+    assert str(mount / "tape" / "ds" / "README.txt") in moved
+    assert str(mount / "tape" / "ds" / "run1") in moved

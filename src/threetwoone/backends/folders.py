@@ -6,6 +6,9 @@ root is opened once, then each folder relative to its parent's descriptor
 folder.  A folder swapped for a symlink after the listing therefore fails to
 open instead of being followed out of the copy, and paths longer than
 ``PATH_MAX`` (4096 bytes) work, since no single call sees more than one name.
+
+Folders that are listed are opened with ``O_NOATIME`` where permitted (the
+owner, or CAP_FOWNER), so reading them does not move their atime either.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_NOATIME = getattr(os, "O_NOATIME", 0)
 #: For folders that are only passed through (never read), ``O_PATH`` where the
 #: kernel has it: it needs search, not read, permission, as a path lookup does.
 _PASS_THROUGH = getattr(os, "O_PATH", os.O_RDONLY)
@@ -35,7 +39,7 @@ def open_root(path: str) -> tuple[int, os.stat_result]:
     """Open a copy's root folder for listing.  The root's own path may go through
     symlinks (a location mounted via a link is the user's choice); below it,
     nothing is followed.  Return the descriptor and its stat."""
-    fd = _open_dir(path, None, os.O_RDONLY)
+    fd = _open_dir(path, None, os.O_RDONLY, noatime=True)
     try:
         return fd, os.fstat(fd)
     except BaseException:
@@ -45,11 +49,11 @@ def open_root(path: str) -> tuple[int, os.stat_result]:
 
 def open_folder(name: str, parent: int, listing: bool) -> int:
     """Open folder ``name`` relative to the descriptor ``parent`` without
-    following a symlink: ``listing`` for a folder that will be read, else only
-    to reach what is below it."""
+    following a symlink: ``listing`` for a folder that will be read (O_NOATIME
+    where permitted), else only to reach what is below it."""
     flags = _NOFOLLOW | (os.O_RDONLY if listing else _PASS_THROUGH)
     try:
-        return _open_dir(name, parent, flags)
+        return _open_dir(name, parent, flags, noatime=listing)
     except NotADirectoryError:
         # O_DIRECTORY|O_NOFOLLOW on a symlink fails with ENOTDIR: say which it is.
         raise FolderReplaced(errno.ENOTDIR, _not_a_folder(name, parent), name) from None
@@ -59,8 +63,16 @@ def open_folder(name: str, parent: int, listing: bool) -> int:
         raise
 
 
-def _open_dir(path: str, dir_fd: int | None, flags: int) -> int:
-    return os.open(path, flags | _DIRECTORY | _CLOEXEC, dir_fd=dir_fd)
+def _open_dir(path: str, dir_fd: int | None, flags: int, noatime: bool) -> int:
+    flags |= _DIRECTORY | _CLOEXEC
+    if noatime and _NOATIME:
+        try:
+            return os.open(path, flags | _NOATIME, dir_fd=dir_fd)
+        except PermissionError as exc:
+            if exc.errno != errno.EPERM:
+                raise
+            # O_NOATIME needs ownership or CAP_FOWNER; without, open as usual.
+    return os.open(path, flags, dir_fd=dir_fd)
 
 
 def _not_a_folder(name: str, parent: int) -> str:
