@@ -259,3 +259,92 @@ def test_not_the_owner_falls_back_without_o_noatime(open_lab: Lab) -> None:
     # which shows the mount really is strictatime.
     assert str(mount / "tape" / "ds" / "README.txt") in moved
     assert str(mount / "tape" / "ds" / "run1") in moved
+
+
+# -- byte counts: a cut read is unreadable, never corrupt ---------------------------------
+
+BIG = os.urandom(2 * 1024 * 1024 + 5)  # more than one 1 MiB read
+
+
+@pytest.mark.parametrize(("change", "detail"), [
+    ("truncate", f"shorter than listed (1000 bytes, listed {len(BIG)})"),
+    ("append", f"longer than listed ({len(BIG) + 7} bytes, listed {len(BIG)})"),
+    ("rewrite", "modified since it was listed"),
+])
+def test_file_changed_between_listing_and_reading_is_unreadable(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch, change: str, detail: str) -> None:
+    """Before: a file truncated after the listing was hashed as it was, and the
+    copy called corrupt with "silent corruption, bit rot" (exit 1)."""
+    _nas, tape, _remote = lab.three_copies({"big.bin": BIG, "small.txt": b"s"})
+    assert lab.audit_json()[0] == 0
+    victim = tape / "big.bin"
+
+    def cut() -> None:
+        if change == "truncate":
+            os.truncate(victim, 1000)
+        elif change == "append":
+            with open(victim, "ab") as handle:
+                handle.write(b"7 bytes")
+        else:  # same size, new bytes and mtime
+            victim.write_bytes(bytes(b ^ 1 for b in BIG))
+            st = victim.stat()
+            os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+
+    swapped = swap_before_hashing(monkeypatch, "tape", cut)
+    code, report = lab.audit_json("--verify", "full")
+    assert swapped == ["ds"]
+    copy = copy_by_location(report, "ds", "tape")
+    assert (code, copy["state"]) == (3, "error")
+    assert copy["problems"] == [{"path": "big.bin", "problem": "unreadable",
+                                 "detail": detail}]
+
+
+def test_read_that_ends_early_is_unreadable(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read that reports end of file before the size at open, with size and
+    mtime unchanged (a flaky network filesystem or disk): a fault no real file
+    produces on demand, so the read call is the one thing replaced."""
+    from threetwoone import checksums
+
+    _nas, tape, _remote = lab.three_copies({"big.bin": BIG, "small.txt": b"s"})
+    assert lab.audit_json()[0] == 0
+    victim = (tape / "big.bin").stat().st_ino
+    real_read = checksums._readinto
+
+    def eof_after_first_chunk(fd: int, view: memoryview) -> int:
+        if os.fstat(fd).st_ino == victim and os.lseek(fd, 0, os.SEEK_CUR) > 0:
+            return 0
+        return real_read(fd, view)
+
+    monkeypatch.setattr(checksums, "_readinto", eof_after_first_chunk)
+    code, report = lab.audit_json("--verify", "full")
+    copy = copy_by_location(report, "ds", "tape")
+    assert (code, copy["state"]) == (3, "error")
+    [problem] = copy["problems"]
+    assert problem["problem"] == "unreadable"
+    assert problem["detail"] == f"read {1024 * 1024} bytes of {len(BIG)} (shorter than at open)"
+
+
+def test_file_truncated_while_read_is_unreadable(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    from threetwoone import checksums
+
+    _nas, tape, _remote = lab.three_copies({"big.bin": BIG, "small.txt": b"s"})
+    assert lab.audit_json()[0] == 0
+    victim = tape / "big.bin"
+    victim_ino = victim.stat().st_ino
+    real_read = checksums._readinto
+    cut: list[int] = []
+
+    def read_then_truncate(fd: int, view: memoryview) -> int:
+        count = real_read(fd, view)
+        if not cut and count and os.fstat(fd).st_ino == victim_ino:
+            cut.append(count)
+            os.truncate(victim, 10)
+        return count
+
+    monkeypatch.setattr(checksums, "_readinto", read_then_truncate)
+    code, report = lab.audit_json("--verify", "full")
+    copy = copy_by_location(report, "ds", "tape")
+    assert cut and (code, copy["state"]) == (3, "error")
+    assert copy["problems"] == [{"path": "big.bin", "problem": "unreadable",
+                                 "detail": "changed while being read"}]

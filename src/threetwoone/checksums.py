@@ -128,7 +128,8 @@ def hash_fd(fd: int, algorithms: Sequence[str], buffer: bytearray,
 
     ``buffer`` is reused between files (no allocation per read).  ``before`` is
     the descriptor's stat when the caller already has it.  Raise FileChanged when
-    the size or mtime moved while reading."""
+    the size or mtime moved while reading, or the bytes read are not the size
+    at open."""
     if before is None:
         before = os.fstat(fd)
     hashers = [FACTORIES[name]() for name in algorithms]
@@ -157,9 +158,13 @@ def hash_fd(fd: int, algorithms: Sequence[str], buffer: bytearray,
             if on_bytes:
                 on_bytes(count)
     after = os.fstat(fd)
-    if (total != before.st_size or after.st_size != before.st_size
-            or after.st_mtime_ns != before.st_mtime_ns):
+    if after.st_size != before.st_size or after.st_mtime_ns != before.st_mtime_ns:
         raise FileChanged("changed while being read")
+    if total != before.st_size:
+        # Same size and mtime, yet not that many bytes: a read that ended early
+        # (or ran on) is a failed read, never content to judge.
+        raise FileChanged(f"read {total} bytes of {before.st_size} "
+                          f"({'shorter' if total < before.st_size else 'longer'} than at open)")
     return {name: h.hexdigest() for name, h in zip(algorithms, hashers, strict=True)}, total
 
 

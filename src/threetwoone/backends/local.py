@@ -226,6 +226,10 @@ def _hash_batch(root_fd: int, entries: Sequence[Entry], algorithms: Sequence[str
                 yield HashResult(entry.path, {}, error=detail)
                 continue
             try:
+                changed = differs_from_listing(entry, before)
+                if changed:
+                    yield HashResult(entry.path, {}, error=changed)
+                    continue
                 # O_NONBLOCK (set so a FIFO cannot hang the open) does nothing to
                 # reads of a regular file: no need to clear it.
                 buffer = small
@@ -233,8 +237,8 @@ def _hash_batch(root_fd: int, entries: Sequence[Entry], algorithms: Sequence[str
                     large = large or bytearray(LARGE_BUFFER_SIZE)
                     buffer = large
                 digests, size = hash_fd(fd, algorithms, buffer, before=before)
-            except FileChanged:
-                yield HashResult(entry.path, {}, error="changed while being read")
+            except FileChanged as exc:
+                yield HashResult(entry.path, {}, error=str(exc))
                 continue
             except OSError as exc:
                 yield HashResult(entry.path, {}, error=describe_os_error(exc))
@@ -246,6 +250,20 @@ def _hash_batch(root_fd: int, entries: Sequence[Entry], algorithms: Sequence[str
             yield HashResult(entry.path, digests, size=size, method="full")
     finally:
         chain.close()
+
+
+def differs_from_listing(entry: Entry, st: os.stat_result) -> str | None:
+    """Why the file opened is not the file listed, or None.  A file cut short
+    (or grown, or replaced) since the listing is unreadable tonight: hashing it
+    would judge bytes that are not the listed file's as corruption."""
+    if st.st_size != entry.size:
+        how = "shorter" if st.st_size < entry.size else "longer"
+        return f"{how} than listed ({st.st_size} bytes, listed {entry.size})"
+    if entry.mtime_ns is not None and st.st_mtime_ns != entry.mtime_ns:
+        return "modified since it was listed"
+    if entry.ident is not None and entry.ident != f"{st.st_dev}:{st.st_ino}":
+        return "replaced since it was listed"
+    return None
 
 
 def _name(entry: os.DirEntry[str]) -> str:
