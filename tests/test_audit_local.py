@@ -28,7 +28,7 @@ def test_three_intact_copies_pass(lab: Lab) -> None:
     assert code == 0
     ds = dataset_of(report, "ds")
     assert ds["status"] == "pass"
-    assert ds["counts"] == {"copies": 3, "media": 2, "offsite": 1}
+    assert ds["counts"] == {"copies": 3, "media": 2, "offsite": 1, "sites": 2}
     for copy in ds["copies"]:
         assert copy["state"] == "intact" and copy["counted"] and copy["verification"] == "full"
         assert copy["files"]["present"] == 3

@@ -55,7 +55,7 @@ def test_s3_copy_verified_by_server_digests(lab: Lab, s3: MotoS3) -> None:
     assert code == 0
     ds = dataset_of(report, "ds")
     assert ds["status"] == "pass"
-    assert ds["counts"] == {"copies": 3, "media": 3, "offsite": 1}
+    assert ds["counts"] == {"copies": 3, "media": 3, "offsite": 1, "sites": 2}
     archive = copy_by_location(report, "ds", "archive")
     assert archive["state"] == "intact" and archive["counted"] and archive["offsite"]
     assert archive["verification"] == "digest"

@@ -102,7 +102,7 @@ def test_mixed_audit_remote_hash_and_stream_agree(lab: Lab, server: SSHServer, t
         assert incomplete["files"]["missing"] == 1 and incomplete["files"]["corrupt"] == 0
         methods[sftp_only] = set(copy_by_location(report, "intact", "backup")["methods"])
         assert dataset_of(report, "intact")["counts"] == {"copies": 3, "media": 2,
-                                                          "offsite": 1}
+                                                          "offsite": 1, "sites": 2}
     assert verdicts[False] == verdicts[True] == {
         "intact": ("pass", "intact", "full"),
         "corrupt": ("fail", "corrupt", "full"),

@@ -82,7 +82,8 @@ def test_intact_webdav_copy_passes(lab: Lab, site: DavSite) -> None:
     # XRootD's digests are trusted from the very first audit: the primary's read
     # pass also computed the algorithms the server reports.
     assert copy["verification"] == ("digest" if site.digests else "full")
-    assert dataset_of(report, "ds")["counts"] == {"copies": 3, "media": 3, "offsite": 1}
+    assert dataset_of(report, "ds")["counts"] == {"copies": 3, "media": 3, "offsite": 1,
+                                                   "sites": 2}
 
 
 @pytest.mark.parametrize("how", ["corrupt", "incomplete", "missing"])

@@ -114,7 +114,7 @@ def test_3_2_1_1_0_passes_with_one_offline_copy(lab: Lab) -> None:
     lab_3_2_1_1_0(lab)
     code, ds = audit(lab, "3-2-1-1-0")
     assert code == 0 and ds["status"] == "pass"
-    assert ds["counts"] == {"copies": 3, "media": 2, "offsite": 1, "immutable": 1}
+    assert ds["counts"] == {"copies": 3, "media": 2, "offsite": 1, "sites": 2, "immutable": 1}
 
 
 def test_3_2_1_1_0_fails_without_an_immutable_or_offline_copy(lab: Lab) -> None:
@@ -517,12 +517,12 @@ def view(label: str, state: str = "intact", verified_at: float | None = 0.0,
 def test_max_age_exact_boundary_counts(tmp_path: Path) -> None:
     policy = load_policy("fixity-90d")
     copy = view("a", verified_at=1000.0)
-    assert judge(policy, [copy], 1000.0 + 90 * DAY).counted["a"] is True
+    assert judge(policy, [copy], 1000.0 + 90 * DAY).counted == [True]
     late = judge(policy, [copy], 1000.0 + 90 * DAY + 1)
-    assert late.counted["a"] is False
-    assert late.not_counted["a"] == "last full verification 90 days ago, policy max_age 90d"
+    assert late.counted == [False]
+    assert late.not_counted[0] == "last full verification 90 days ago, policy max_age 90d"
     never = judge(policy, [view("b", verified_at=None)], 0.0)
-    assert never.not_counted["b"] == "never fully verified, policy max_age 90d"
+    assert never.not_counted[0] == "never fully verified, policy max_age 90d"
 
 
 def test_max_age_message_never_rounds_down_across_the_limit(tmp_path: Path) -> None:
@@ -530,15 +530,16 @@ def test_max_age_message_never_rounds_down_across_the_limit(tmp_path: Path) -> N
     policy_file.write_text("name: p\nrequire: {copies: 1}\nmax_age: 2d\n")
     policy = load_policy(str(policy_file))
     late = judge(policy, [view("a", verified_at=0.0)], 2.5 * DAY)
-    assert late.not_counted["a"] == "last full verification 2.5 days ago, policy max_age 2d"
+    assert late.not_counted[0] == "last full verification 2.5 days ago, policy max_age 2d"
 
 
 def test_counts_report_only_the_rules_a_policy_has() -> None:
     copies = [view("a", zone="z1", offline=True), view("b", zone="z2")]
     assert judge(load_policy("3-2-1"), copies, 0.0).counts.as_dict() == {
-        "copies": 2, "media": 1, "offsite": 0}
+        "copies": 2, "media": 1, "offsite": 0, "sites": 1}
     assert judge(load_policy("ndsa-storage-4"), copies, 0.0).counts.as_dict() == {
-        "copies": 2, "media": 1, "offsite": 0, "zones": 2, "locations": 2}
+        "copies": 2, "media": 1, "offsite": 0, "sites": 1, "zones": 2, "locations": 2}
+    assert "sites" not in judge(load_policy("ndsa-storage-1"), copies, 0.0).counts.as_dict()
     assert judge(load_policy("3-2-1-1-0"), copies, 0.0).counts.as_dict()["immutable"] == 1
 
 
@@ -577,7 +578,7 @@ def test_table_shows_extra_counts_only_for_policies_with_those_rules(lab: Lab) -
         lab.locations[name]["zone"] = zone
     result = lab.audit()
     header, _rule, *rows = result.stdout.splitlines()
-    assert header.split()[6] == "zones"
+    assert header.split()[6:8] == ["sites", "zones"]
     plain = next(r for r in rows if r.startswith("plain "))
     zoned = next(r for r in rows if r.startswith("zoned "))
-    assert plain.split()[6] == "-" and zoned.split()[6] == "2"
+    assert plain.split()[6:8] == ["2", "-"] and zoned.split()[6:8] == ["2", "2"]

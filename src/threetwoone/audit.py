@@ -30,7 +30,7 @@ from .catalog import Catalog, ReferenceFile, current_user, now_iso
 from .checksums import DEFAULT_ALGORITHM
 from .copyaudit import CopyContext, compare, list_copy, make_reference
 from .errors import ThreeTwoOneError
-from .inventory import CopySpec, Dataset, Inventory, Location
+from .inventory import CopySpec, Dataset, Inventory, Location, declared_twice
 from .pathnames import display
 from .policy import CopyView, Policy, judge
 from .results import (
@@ -41,6 +41,7 @@ from .results import (
     Status,
 )
 from .schedule import VerifyPlan
+from .vocabulary import spelling_warnings, value_key, warnings_for
 from .workset import Workset
 
 
@@ -95,6 +96,9 @@ class Auditor:
         self._unreachable: dict[str, str] = {}
         self._started = self.options.clock()
         self.workset = Workset(catalog.db)
+        #: Sites, media and zones spelt apart but compared as one, shown with the
+        #: datasets that have copies there.
+        self._spelling = spelling_warnings(inventory)
 
     # -- backends ---------------------------------------------------------------
     def backend(self, location: Location) -> Backend:
@@ -143,9 +147,13 @@ class Auditor:
         policy = self.policies[dataset.name]
         warnings: list[str] = []
         primary = dataset.primary
+        warnings.extend(warnings_for(self._spelling, {c.location for c in dataset.copies}))
         #: storage identity -> the first copy found there, to count it once
         identities: dict[str, CopyResult] = {}
         results: dict[int, CopyResult] = {}
+        # Copies declared at an earlier copy's address are not audited: they take
+        # its verdict and count once, also when their location cannot be reached.
+        twice = declared_twice(self.inventory.locations, dataset)
         reference = self._known_reference(dataset, warnings)
         if reference is None:
             # First audit without a manifest: the primary's content becomes the reference.
@@ -154,11 +162,16 @@ class Auditor:
                 dataset, primary, reference, identities,
                 algorithms=self._reference_algorithms(dataset))
         for copy in dataset.copies:
-            if copy.index not in results:
+            if copy.index not in results and copy.index not in twice:
                 results[copy.index] = self._audit_copy(dataset, copy, reference, identities)
+        for index, first in twice.items():
+            results[index] = self._same_address(dataset, dataset.copies[index],
+                                                results[first.index])
         copies = [results[c.index] for c in dataset.copies]
         for copy_result in copies:
-            if copy_result.same_as:
+            if copy_result.same_as == copy_result.label:
+                warnings.append(f"copy {copy_result.label} is declared twice; it counts once")
+            elif copy_result.same_as:
                 warnings.append(f"copy {copy_result.label} is the same storage as "
                                 f"{copy_result.same_as}; it counts once")
         if reference.new and reference.count:
@@ -183,6 +196,23 @@ class Auditor:
         finally:
             self.close()
         return result
+
+    def _same_address(self, dataset: Dataset, copy: CopySpec, first: CopyResult
+                      ) -> CopyResult:
+        """A copy declared at ``first``'s address: ``first``'s verdict, marked as
+        the same storage so that it counts once."""
+        location = self.inventory.locations[copy.location]
+        return CopyResult(
+            location=copy.location, path=copy.path, media=location.media,
+            site=location.site, primary=False, offsite=self._offsite(dataset, location),
+            state=first.state, verification=first.verification, files=first.files,
+            same_as=first.label,
+            detail=f"declared at the same address as {first.label}; counted once")
+
+    def _offsite(self, dataset: Dataset, location: Location) -> bool:
+        """At another site than the primary's, compared as vocabulary says."""
+        primary_site = self.inventory.locations[dataset.primary.location].site
+        return value_key(location.site) != value_key(primary_site)
 
     # -- the reference ----------------------------------------------------------
     def _known_reference(self, dataset: Dataset, warnings: list[str]) -> _Reference | None:
@@ -253,10 +283,9 @@ class Auditor:
                     algorithms: Sequence[str] | None = None) -> CopyResult:
         location = self.inventory.locations[copy.location]
         primary = dataset.primary
-        primary_site = self.inventory.locations[primary.location].site
         result = CopyResult(location=copy.location, path=copy.path, media=location.media,
                             site=location.site, primary=copy is primary,
-                            offsite=location.site != primary_site, state=CopyState.INTACT)
+                            offsite=self._offsite(dataset, location), state=CopyState.INTACT)
         try:
             backend = self.backend(location)
             root = backend.stat_root(copy.path)
@@ -332,9 +361,9 @@ class Auditor:
                copies: list[CopyResult], warnings: list[str]) -> DatasetResult:
         views = [self._view(c) for c in copies]
         judgement = judge(policy, views, self.options.clock())
-        for copy in copies:
-            copy.counted = judgement.counted[copy.label]
-            reason = judgement.not_counted.get(copy.label)
+        for position, copy in enumerate(copies):
+            copy.counted = judgement.counted[position]
+            reason = judgement.not_counted.get(position)
             if reason and copy.state is CopyState.INTACT and not copy.same_as:
                 warnings.append(f"copy {copy.label} not counted: {reason}")
         if reference.source == "none" and reference.detail:

@@ -431,8 +431,12 @@ def status(state: str | None, fixity_interval: str) -> None:
 @handle_errors
 def validate(inventory: str, policy: str | None) -> None:
     """Check INVENTORY and its policies without touching any storage."""
+    from .lint import inventory_warnings
+
     inv = load_inventory(inventory)
     resolve_policies(inv, policy, list(inv.datasets))
+    for warning in inventory_warnings(inv):
+        click.echo(f"threetwoone: warning: {warning}", err=True)
     click.echo(f"{inventory}: valid ({len(inv.locations)} locations, "
                f"{len(inv.datasets)} datasets)")
 

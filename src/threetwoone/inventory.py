@@ -8,6 +8,7 @@ go.  Nothing here touches storage: ``threetwoone validate`` runs only this.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -181,6 +182,29 @@ class CopySpec:
     index: int
 
 
+def copy_address(location: Location, path: str) -> tuple[str, ...]:
+    """Where a copy is, from the inventory alone (no I/O): the storage its
+    location's settings address and the copy's path below it, normalised.  Two
+    copies at one address are one copy, reachable or not.  (Storage reached by
+    two addresses, through a symlink or a bind mount, is found by the backend's
+    storage identity when reachable.)"""
+    below = path.strip("/")
+    settings = location.settings
+    if location.kind == "local":
+        return ("local", os.path.normpath(os.path.join(location.root, below)))
+    if location.kind == "sftp":
+        return ("sftp", str(settings.get("host", "")).casefold(),
+                str(settings.get("port", 22)),
+                posixpath.normpath(posixpath.join(str(settings.get("root", "")), below)))
+    if location.kind == "webdav":
+        url = urlsplit(str(settings.get("url", "")))
+        return ("webdav", url.scheme.casefold(), url.netloc.casefold(),
+                posixpath.normpath(posixpath.join("/" + url.path.strip("/"), below)))
+    return (location.kind, str(settings.get("endpoint_url", "")),
+            str(settings.get("bucket", "")),
+            posixpath.normpath(posixpath.join("/" + str(settings.get("prefix", "")), below)))
+
+
 @dataclass(frozen=True)
 class ChecksumsSpec:
     """A producer manifest inside the primary copy (md5sum/sha256sum format)."""
@@ -205,6 +229,20 @@ class Dataset:
             if copy.primary:
                 return copy
         return self.copies[0]
+
+
+def declared_twice(locations: Mapping[str, Location], dataset: Dataset
+                   ) -> dict[int, CopySpec]:
+    """Copies of ``dataset`` declared at the address of an earlier one (the
+    primary first): copy index -> that first copy."""
+    first: dict[tuple[str, ...], CopySpec] = {}
+    out = {}
+    primary = dataset.primary
+    for copy in (primary, *(c for c in dataset.copies if c is not primary)):
+        seen = first.setdefault(copy_address(locations[copy.location], copy.path), copy)
+        if seen is not copy:
+            out[copy.index] = seen
+    return out
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ A policy file (``policies/*.yaml`` or the user's own) says::
     require:                      # thresholds over the copies that count
       copies: 3                   # intact copies, the primary included
       media: 2                    # distinct media among them
-      offsite: 1                  # counted copies at a site other than the primary's
+      offsite: 1                  # counted copies at a site other than the primary's;
+                                  # the counted copies must also span offsite + 1 sites
+      sites: 2                    # distinct sites among them
       immutable: 1                # counted copies on immutable or offline locations
       zones: 2                    # distinct disaster-threat zones among them
       locations: 2                # distinct inventory locations among them
@@ -18,6 +20,10 @@ A policy file (``policies/*.yaml`` or the user's own) says::
       - {sensitive_ok: true}
     attested:                     # what the standard says and no audit can check
       - restores are tested
+
+Sites, media and zones are compared as ``vocabulary`` says (case, spaces and
+punctuation do not count; media synonyms are one type).  Every policy requires at
+least one intact copy, and a dataset with no counted copy never passes.
 
 Evaluation takes plain ``CopyView`` values and returns a ``Judgement``; it does
 no I/O, so it is tested exhaustively on plain values.  Why a copy does not
@@ -30,28 +36,33 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ConfigError, ConfigErrors
+from .vocabulary import is_known_media, media_type, value_key
 from .yamlload import Document, join, load_file
 
 if TYPE_CHECKING:
     from .inventory import Inventory
+
+K = TypeVar("K", bound=Hashable)
 
 #: rule -> what it counts, in words.  Every rule but ``corrupt`` is a minimum.
 RULES = {
     "copies": "intact copies, the primary included",
     "media": "distinct media types among the counted copies",
     "offsite": "counted copies at a site other than the primary's",
+    "sites": "distinct sites among the counted copies",
     "immutable": "counted copies on immutable or offline locations",
     "zones": "distinct disaster-threat zones among the counted copies",
     "locations": "distinct inventory locations among the counted copies",
     "corrupt": "corrupt copies tolerated at most",
 }
-_SINGULAR = {"copies": "copy", "types": "type", "zones": "zone", "locations": "location"}
+_SINGULAR = {"copies": "copy", "types": "type", "zones": "zone", "locations": "location",
+             "sites": "site"}
 
 
 def rule_words(rule: str, number: int) -> str:
@@ -113,6 +124,14 @@ def format_age(seconds: float) -> str:
     return "less than an hour"
 
 
+def _compared(key: str, value: str) -> str:
+    """What an ``allowed`` entry and a location compare for ``key``: sites and
+    zones by their key, media by type (vocabulary.py); names and kinds exactly."""
+    if key == "media":
+        return media_type(value)
+    return value_key(value) if key in ("site", "zone") else value
+
+
 @dataclass(frozen=True)
 class Placement:
     """One ``allowed`` entry: a location matches when every key matches."""
@@ -129,7 +148,8 @@ class Placement:
                     view.media if key == "media" else view.site if key == "site"
                     else view.attributes.get(key))
                 options = wanted if isinstance(wanted, list) else [wanted]
-                if have not in options:
+                if not isinstance(have, str) or _compared(key, have) not in {
+                        _compared(key, w) for w in options}:
                     return False
         return True
 
@@ -174,6 +194,8 @@ class Policy:
             text = f"at least {rule_words(rule, number)}"
             if rule == "offsite" and self.repository_counts_offsite:
                 text += " (a repository deposit counts as off-site)"
+            if rule == "offsite" and number and self.require.get("sites", 0) <= number:
+                text += f", the counted copies at {number + 1} distinct sites or more"
             words.append(text)
         if self.max_age is not None:
             words.append(f"a copy counts only if its content was fully verified within "
@@ -213,6 +235,22 @@ class CopyView:
         zone = self.attributes.get("zone")
         return zone if isinstance(zone, str) and zone else None
 
+    @property
+    def zone_key(self) -> str | None:
+        return value_key(self.zone) if self.zone else None
+
+    @property
+    def site_key(self) -> str:
+        return value_key(self.site)
+
+    @property
+    def media_type(self) -> str:
+        return media_type(self.media)
+
+    @property
+    def repository(self) -> bool:
+        return self.attributes.get("repository") is True
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -227,14 +265,16 @@ class Counts:
     copies: int
     media: int
     offsite: int
-    #: Counted only when the policy has the rule (None: not measured).
+    #: Counted only when the policy has the rule (None: not measured); ``sites``
+    #: when it has ``offsite`` or ``sites``.
+    sites: int | None = None
     immutable: int | None = None
     zones: int | None = None
     locations: int | None = None
 
     def as_dict(self) -> dict[str, int]:
         out = {"copies": self.copies, "media": self.media, "offsite": self.offsite}
-        for key in ("immutable", "zones", "locations"):
+        for key in ("sites", "immutable", "zones", "locations"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -246,10 +286,11 @@ class Judgement:
     status: str  # pass | fail | unknown
     counts: Counts
     violations: list[Violation]
-    #: label -> counted?
-    counted: dict[str, bool]
-    #: label -> why it does not count (only for copies that do not)
-    not_counted: dict[str, str]
+    #: Per copy, in the order given: does it count?  (By position: two copies
+    #: declared alike have one label.)
+    counted: list[bool]
+    #: position -> why that copy does not count (only for copies that do not)
+    not_counted: dict[int, str]
 
 
 #: Copies whose content could not be established: they might be intact.
@@ -257,17 +298,28 @@ UNDETERMINED = ("unreachable", "error")
 
 
 def is_offsite(policy: Policy, copy: CopyView) -> bool:
-    return copy.offsite or (policy.repository_counts_offsite
-                            and copy.attributes.get("repository") is True)
+    return copy.offsite or (policy.repository_counts_offsite and copy.repository)
+
+
+def place_of(policy: Policy | None, copy: CopyView) -> tuple[str, str]:
+    """Where ``copy`` stands for the ``sites`` count: its site.  Under a policy
+    that counts a repository deposit as off-site wherever it is, a deposit stands
+    at a place of its own, apart from every ordinary copy; deposits declared at
+    one site are one place."""
+    if policy is not None and policy.repository_counts_offsite and copy.repository:
+        return ("repository", copy.site_key)
+    return ("site", copy.site_key)
 
 
 def count(copies: Sequence[CopyView], policy: Policy | None = None) -> Counts:
     rules = policy.require if policy else {}
     return Counts(
-        copies=len(copies), media=len({c.media for c in copies}),
+        copies=len(copies), media=len({c.media_type for c in copies}),
         offsite=sum(1 for c in copies if (is_offsite(policy, c) if policy else c.offsite)),
+        sites=(len({place_of(policy, c) for c in copies})
+               if "offsite" in rules or "sites" in rules else None),
         immutable=sum(1 for c in copies if c.immutable) if "immutable" in rules else None,
-        zones=len({c.zone for c in copies if c.zone}) if "zones" in rules else None,
+        zones=len({c.zone_key for c in copies if c.zone_key}) if "zones" in rules else None,
         locations=len({c.location for c in copies}) if "locations" in rules else None)
 
 
@@ -304,10 +356,9 @@ def _found_detail(policy: Policy, rule: str, counted: Sequence[CopyView]) -> str
     if rule == "copies":
         return f"counted: {_labels(counted)}"
     if rule == "media":
-        by: dict[str, list[CopyView]] = {}
-        for c in counted:
-            by.setdefault(c.media, []).append(c)
-        return "; ".join(f"{m}: {_labels(cs)}" for m, cs in by.items()) or "no counted copy"
+        by = _grouped(counted, lambda c: c.media_type)
+        return "; ".join(f"{_media_name(cs[0])}: {_labels(cs)}" for cs in by.values()) \
+            or "no counted copy"
     if rule == "offsite":
         off = [c for c in counted if is_offsite(policy, c)]
         text = f"off-site: {_labels(off)}"
@@ -317,12 +368,16 @@ def _found_detail(policy: Policy, rule: str, counted: Sequence[CopyView]) -> str
         return text
     if rule == "immutable":
         return f"immutable or offline: {_labels(c for c in counted if c.immutable)}"
+    if rule == "sites":
+        places = _grouped(counted, lambda c: place_of(policy, c))
+        return "; ".join(
+            f"{'repository deposit at ' if kind == 'repository' else ''}"
+            f"{_spelt(cs[0].site)}: {_labels(cs)}"
+            for (kind, _key), cs in places.items()) or "no counted copy"
     if rule == "zones":
-        zones: dict[str, list[CopyView]] = {}
-        for c in counted:
-            if c.zone:
-                zones.setdefault(c.zone, []).append(c)
-        text = "; ".join(f"zone {z}: {_labels(cs)}" for z, cs in zones.items())
+        zones = _grouped((c for c in counted if c.zone), lambda c: c.zone_key)
+        text = "; ".join(f"zone {_spelt(cs[0].zone or '')}: {_labels(cs)}"
+                         for cs in zones.values())
         no_zone = [c for c in counted if not c.zone]
         if no_zone:
             text += ("; " if text else "") + (f"no zone declared (set zone: on the location): "
@@ -331,6 +386,40 @@ def _found_detail(policy: Policy, rule: str, counted: Sequence[CopyView]) -> str
     if rule == "locations":
         return f"locations: {', '.join(dict.fromkeys(c.location for c in counted)) or 'none'}"
     return ""
+
+
+def _grouped(copies: Iterable[CopyView], key: Callable[[CopyView], K]
+             ) -> dict[K, list[CopyView]]:
+    out: dict[K, list[CopyView]] = {}
+    for c in copies:
+        out.setdefault(key(c), []).append(c)
+    return out
+
+
+def _spelt(value: str) -> str:
+    """A value as the inventory spells it, minus stray spaces."""
+    return " ".join(value.split())
+
+
+def _media_name(copy: CopyView) -> str:
+    return copy.media_type if is_known_media(copy.media) else _spelt(copy.media)
+
+
+def minimums(policy: Policy, counts: Mapping[str, int]) -> dict[str, int]:
+    """The minimums ``policy`` sets, as evaluated: at least 1 copy whatever the
+    policy says (a dataset with no counted copy never passes), and an off-site
+    rule met by copies' flags also needs ``offsite + 1`` distinct sites, so that
+    copies all standing at one site never pass it, even when the primary they
+    were measured from is gone or corrupt.  (When the flags already fall short,
+    the ``offsite`` violation says it all.)"""
+    out = {"copies": 1}
+    for rule, required in policy.require.items():
+        if rule != "corrupt":
+            out[rule] = max(out.get(rule, 0), required)
+    offsite = out.get("offsite", 0)
+    if offsite and counts["offsite"] >= offsite and out.get("sites", 0) < offsite + 1:
+        out["sites"] = offsite + 1
+    return out
 
 
 def evaluate(policy: Policy, counted: Sequence[CopyView], corrupt: int,
@@ -347,21 +436,26 @@ def evaluate(policy: Policy, counted: Sequence[CopyView], corrupt: int,
             f"{', '.join(f'{c.label} ({c.state})' for c in misplaced)}; allowed: "
             f"{policy.allowed_words()}. Placement applies to every copy, intact or not: "
             "move the data and remove the copy from the inventory"))
-    for rule, required in policy.require.items():
-        if rule == "corrupt":
-            if corrupt > required:
-                violations.append(Violation(
-                    "corrupt", required, corrupt,
-                    f"{corrupt} corrupt cop{'y' if corrupt == 1 else 'ies'}, "
-                    f"policy allows {required}"))
-            continue
+    for rule, required in minimums(policy, counts).items():
         have = counts[rule]
-        if have < required:
-            detail = _found_detail(policy, rule, counted)
-            violations.append(Violation(
-                rule, required, have,
-                f"found {have}, policy requires {rule_words(rule, required)}"
-                + (f" ({detail})" if detail else "")))
+        if have >= required:
+            continue
+        detail = _found_detail(policy, rule, counted)
+        message = f"found {have}, policy requires {rule_words(rule, required)}"
+        if rule == "sites" and required > policy.require.get("sites", 0):
+            offsite = policy.require["offsite"]
+            message += (f" ({offsite} off-site cop{'y needs' if offsite == 1 else 'ies need'}"
+                        f" the counted copies at "
+                        f"{required} sites, whatever became of the primary); counted "
+                        f"copies stand at {have} site{'' if have == 1 else 's'} ({detail})")
+        elif detail:
+            message += f" ({detail})"
+        violations.append(Violation(rule, required, have, message))
+    allowed = policy.require.get("corrupt", 0)
+    if corrupt > allowed:
+        violations.append(Violation(
+            "corrupt", allowed, corrupt,
+            f"{corrupt} corrupt cop{'y' if corrupt == 1 else 'ies'}, policy allows {allowed}"))
     return violations
 
 
@@ -372,8 +466,8 @@ def judge(policy: Policy, copies: Sequence[CopyView], now: float) -> Judgement:
 
     An undetermined copy that turned out intact would have been verified now, so
     ``max_age`` does not hold it back; a placement rule does."""
-    reasons = {c.label: why_not_counted(policy, c, now) for c in copies}
-    counted = [c for c in copies if reasons[c.label] is None]
+    reasons = [why_not_counted(policy, c, now) for c in copies]
+    counted = [c for c, reason in zip(copies, reasons, strict=True) if reason is None]
     maybe = [c for c in copies if not c.same_as and c.state in UNDETERMINED
              and placement_allowed(policy, c)]
     corrupt = sum(1 for c in copies if c.state == "corrupt" and not c.same_as)
@@ -386,8 +480,8 @@ def judge(policy: Policy, copies: Sequence[CopyView], now: float) -> Judgement:
     else:
         status = "pass"
     return Judgement(status=status, counts=count(counted, policy), violations=violations,
-                     counted={c.label: reasons[c.label] is None for c in copies},
-                     not_counted={k: v for k, v in reasons.items() if v is not None})
+                     counted=[reason is None for reason in reasons],
+                     not_counted={i: r for i, r in enumerate(reasons) if r is not None})
 
 
 # -- loading -----------------------------------------------------------------
@@ -432,8 +526,14 @@ class _PolicyValidator:
                                     f"{', '.join(RULES)})")
             elif not _is_count(value):
                 self.error(keypath, "must be a whole number >= 0")
+            elif rule == "copies" and value == 0:
+                self.error(keypath, "must be 1 or more: a policy must require at least 1 "
+                                    "intact copy")
             else:
                 parsed[rule] = value
+        if "copies" not in require:
+            self.error("require", "a policy must require at least 1 intact copy (add "
+                                  "copies: 1 or more)")
         return parsed
 
     def max_age(self, value: Any) -> tuple[float | None, str | None]:
@@ -548,9 +648,11 @@ def resolve_policies(inventory: Inventory, override: str | None, datasets: Seque
     ``policy:``, else its class's (``policies:`` map), else the inventory's
     ``policy:``, else ``default``.  Each policy is loaded once.
 
-    A ``class:`` missing from the ``policies:`` map is an error for every dataset
-    (not only those selected): a typo there would silently judge raw data by a
-    looser policy."""
+    The whole inventory is checked on every run, whatever ``datasets`` selects:
+    a ``class:`` missing from the ``policies:`` map, or a policy named anywhere
+    (the top-level ``policy:``, the ``policies:`` map, any dataset's ``policy:``)
+    that does not load, is an error (exit 4).  A typo there would otherwise
+    silently judge raw data by a looser policy on the nights it is selected."""
     doc = inventory.document
     errors: list[ConfigError] = []
     for name, dataset in inventory.datasets.items():
@@ -560,27 +662,36 @@ def resolve_policies(inventory: Inventory, override: str | None, datasets: Seque
             message = f"unknown class {dataset.cls!r} (classes in policies: {known})"
             errors.append(doc.error(keypath, message) if doc else
                           ConfigError(inventory.path, None, keypath, message))
+    named = [(inventory.policy, "policy")] if inventory.policy else []
+    named += [(spec, f"policies.{cls}") for cls, spec in inventory.class_policies.items()]
+    named += [(d.policy, f"datasets.{name}.policy") for name, d in inventory.datasets.items()
+              if d.policy]
+    loaded: dict[str, Policy] = {}
+    for spec, keypath in [*named, *([(override, "")] if override else [])]:
+        if spec in loaded:
+            continue
+        try:
+            loaded[spec] = load_policy(spec, inventory.folder,
+                                       (doc, keypath) if doc and keypath else None)
+        except ConfigErrors as exc:
+            errors.extend(e for e in exc.errors if str(e) not in map(str, errors))
+        except ConfigError as exc:
+            errors.append(exc)
     if errors:
         raise ConfigErrors(errors)
-    loaded: dict[str, Policy] = {}
     out = {}
     for name in datasets:
         dataset = inventory.datasets[name]
-        where: tuple[Document, str] | None = None
         if override:
             spec = override
         elif dataset.policy:
-            spec, keypath = dataset.policy, f"datasets.{name}.policy"
-            where = (doc, keypath) if doc else None
+            spec = dataset.policy
         elif dataset.cls:
             spec = inventory.class_policies[dataset.cls]
-            where = (doc, f"policies.{dataset.cls}") if doc else None
-        elif inventory.policy:
-            spec, where = inventory.policy, ((doc, "policy") if doc else None)
         else:
-            spec = default
+            spec = inventory.policy or default
         if spec not in loaded:
-            loaded[spec] = load_policy(spec, inventory.folder, where)
+            loaded[spec] = load_policy(spec, inventory.folder)
         out[name] = loaded[spec]
     return out
 
