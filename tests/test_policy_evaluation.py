@@ -252,6 +252,9 @@ def test_policies_say_the_off_site_rule_in_sites() -> None:
     shown = run_cli("policies", "show", "3-2-1")
     assert "at least 1 counted copy at a site other than the primary's, the counted " \
            "copies at 2 distinct sites or more" in shown.stdout
+    raw = run_cli("policies", "show", "raw-offsite")
+    assert "(a repository deposit counts as off-site), the counted copies at 2 distinct " \
+           "sites or more (a deposit is a site of its own)" in raw.stdout
 
 
 # -- 3. an empty policy ------------------------------------------------------------------

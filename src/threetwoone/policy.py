@@ -196,6 +196,8 @@ class Policy:
                 text += " (a repository deposit counts as off-site)"
             if rule == "offsite" and number and self.require.get("sites", 0) <= number:
                 text += f", the counted copies at {number + 1} distinct sites or more"
+                if self.repository_counts_offsite:
+                    text += " (a deposit is a site of its own)"
             words.append(text)
         if self.max_age is not None:
             words.append(f"a copy counts only if its content was fully verified within "
