@@ -287,7 +287,7 @@ def test_raw_offsite_repository_deposit_counts(lab: Lab) -> None:
     place(lab, "ds", ["nas", "deposit"])
     code, ds = audit(lab, "raw-offsite")
     assert code == 0 and ds["counts"]["offsite"] == 1
-    # The copy itself stays "not off-site" by site (DESIGN.md); the policy counts it.
+    # The copy itself stays "not off-site" by site (README "Verdicts"); the policy counts it.
     assert copy_by_location({"datasets": [ds]}, "ds", "deposit")["offsite"] is False
 
 

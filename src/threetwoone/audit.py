@@ -6,7 +6,7 @@ The order of work per dataset:
 1. the reference: the producer manifest (read from the primary copy), else the
    catalog, else the primary's content hashed now and recorded;
 2. each copy: list it, compare names and sizes with the reference, hash what
-   must be hashed, and give it one state (DESIGN.md "Verdicts");
+   must be hashed, and give it one state (README "Verdicts");
 3. de-duplicate copies that are the same storage, count, evaluate the policy.
 """
 

@@ -81,8 +81,8 @@ def rule_words(rule: str, number: int) -> str:
 POLICY_KEYS = ("name", "description", "require", "max_age", "repository_counts_offsite",
                "allowed", "attested")
 
-#: Keys an ``allowed`` entry may match on: location attributes (DESIGN.md and the
-#: policy-library extensions) and the location's own name.
+#: Keys an ``allowed`` entry may match on: location attributes (the inventory format's
+#: and the policy-library extensions) and the location's own name.
 BOOL_ATTRIBUTES = ("sensitive_ok", "immutable", "offline", "repository")
 TEXT_ATTRIBUTES = ("zone", "site", "media", "kind", "location")
 
@@ -462,7 +462,7 @@ def evaluate(policy: Policy, counted: Sequence[CopyView], corrupt: int,
 
 
 def judge(policy: Policy, copies: Sequence[CopyView], now: float) -> Judgement:
-    """Count the copies and give the dataset its status (DESIGN.md):
+    """Count the copies and give the dataset its status (README "Verdicts"):
     ``fail`` when the policy is not met even if every undetermined copy were
     intact; ``unknown`` when it is met only if some of them are; else ``pass``.
 
