@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 # benchmark compares with.  (Debian: sshd, XRootD's HTTP server, xxhsum, ...)
 # unshare, setpriv and mount: the atime tests mount a strictatime tmpfs in a
 # mount namespace of their own and audit as an unprivileged account.
+# fish, tcsh and zsh are login shells of SFTP test accounts (remote hashing
+# must run the same command under each).
 APT_PACKAGES=(openssh-server openssh-client xxhash hashdeep rclone
               xrootd-server xrootd-server-plugins xrootd-client
-              prometheus util-linux mount)
+              prometheus util-linux mount fish tcsh zsh)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -4,6 +4,7 @@ against a real OpenSSH sshd (tests/servers/sshd.py)."""
 from __future__ import annotations
 
 import os
+import pwd
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import Lab, copy_by_location, dataset_of, run_subprocess, write_tree
-from servers.sshd import SSHHome, SSHServer, isolated_home, running_sshd
+from servers.sshd import SHELLS, SSHHome, SSHServer, isolated_home, running_sshd, shell_account
 from threetwoone.backends.sftp import SFTPBackend
 from threetwoone.checksums import hash_bytes
 
@@ -236,3 +237,56 @@ def test_remote_hash_output_is_never_attributed_to_the_wrong_file(
     assert problems == {"p": "unreadable", "q": "unreadable"}
     assert copy["files"]["corrupt"] == 0
     assert copy["verified_files"] == 1  # the odd name, read over SFTP
+
+
+def _hostile_names(marker: str) -> dict[str, bytes]:
+    """Names that run ``touch MARKER`` (or create MARKER) if any shell parses them."""
+    names = [
+        f"x\\'\"(touch {marker})\\'",  # fish: \' ends a single-quoted string
+        f"$(touch {marker})", f"`touch {marker}`", f"; touch {marker}", f"| touch {marker}",
+        f"> {marker}", f"&& touch {marker} &", f"it's \"quoted\" (touch {marker})",
+        f"back\\slash\\' ; touch {marker}", f"new\nline; touch {marker}",
+        f"!touch {marker}", f"%{{touch {marker}}} {{x,y}} ~ * ? [a]", f"-n; touch {marker}",
+        f"sub dir/$(touch {marker}) `touch {marker}`",
+    ]
+    return {name: f"content {i}\n".encode() for i, name in enumerate(names)}
+
+
+@pytest.mark.parametrize("shell", list(SHELLS))
+def test_no_file_name_reaches_a_remote_shell(lab: Lab, server: SSHServer, trusted: SSHHome,
+                                              shell: str) -> None:
+    """The audit account's login shell parses the command of every exec.  With
+    fish, tcsh, zsh, bash, dash and sh, hostile names are audited right (host
+    hashing where the output can name them, streamed otherwise) and nothing
+    is created anywhere the account can write."""
+    user = shell_account(shell)
+    marker = f"PWNED-{os.urandom(4).hex()}"
+    files = _hostile_names(marker)
+    nas = lab.location("nas", "disk", "site-a")
+    usb = lab.location("usb", "disk", "site-a")
+    remote = server.data_dir(f"shell-{shell}-{os.urandom(4).hex()}")
+    for root in (nas, usb, remote):
+        write_tree(root / "ds", files)
+    for folder in (remote, remote / "ds", remote / "ds" / "sub dir"):
+        folder.chmod(0o777)  # had a name run, `touch` would succeed here
+    lab.locations["backup"] = sftp_location(server, remote, user=user)
+    lab.dataset("ds", [{"location": "nas", "path": "ds", "primary": True},
+                       {"location": "usb", "path": "ds"},
+                       {"location": "backup", "path": "ds"}])
+    code, report = lab.audit_json("--verify", "full")
+    copy = copy_by_location(report, "ds", "backup")
+    assert (code, copy["state"]) == (0, "intact"), copy
+    assert copy["verified_files"] == len(files)
+    # The host's tool did hash (under this login shell); the names it cannot
+    # print unambiguously (newline, backslash) were streamed.
+    assert set(copy["methods"]) == {"remote xxhsum -H2", "sftp stream"}
+    home = Path(pwd.getpwnam(user).pw_dir)
+    # A command runs in the login folder or the copy's folder (`cd`); the
+    # shared temporary folders are looked at too (not below: others' files).
+    created = [path for place in (remote, home) for path in place.rglob(f"{marker}*")]
+    created += [path for place in ("/tmp", "/var/tmp", "/dev/shm")
+                for path in Path(place).glob(f"{marker}*")]
+    assert created == []
+    # The hostile files are still there as they were (the auditor only reads).
+    assert sorted(os.listdir(os.fsencode(remote / "ds"))) == sorted(
+        {os.fsencode(name.split("/")[0]) for name in files})

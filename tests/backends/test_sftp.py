@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from backends.conftest_sftp import SftpFactory, make_location
@@ -214,9 +215,20 @@ def test_open_read(sshd: SSHServer, sftp_backend: SftpFactory) -> None:
 
 
 def test_remote_and_streamed_hashes_agree_on_odd_names_and_nothing_executes(
-        sshd: SSHServer, odd_tree: Path, sftp_backend: SftpFactory) -> None:
+        sshd: SSHServer, odd_tree: Path, sftp_backend: SftpFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     algorithms = ["xxh3_128", "md5"]
+    commands: list[bytes] = []
+    original = paramiko.Channel.exec_command
+
+    def recording(self: paramiko.Channel, command: bytes) -> None:
+        commands.append(command)
+        original(self, command)
+
+    monkeypatch.setattr(paramiko.Channel, "exec_command", recording)
     remote = hash_all(sftp_backend(odd_tree), "ds", algorithms)
+    # Only the fixed command lines ran: no file name is ever part of one.
+    assert set(commands) == {b"xargs -0 xxhsum -H2 --", b"xargs -0 md5sum --"}
     streamed = hash_all(sftp_backend(odd_tree, sftp_only=True), "ds", algorithms)
     expected = {name: hash_bytes(data, algorithms) for name, data in ODD_NAMES.items()}
     assert {p: dict(r.digests) for p, r in remote.items()} == expected
@@ -249,8 +261,9 @@ def test_a_partial_answer_is_confirmed_not_taken_as_is(
     original = Connection.run
     calls: list[bytes] = []
 
-    def lying_once(self: Connection, command: bytes, timeout: float) -> tuple[int, bytes, bytes]:
-        status, out, err = original(self, command, timeout)
+    def lying_once(self: Connection, command: bytes, timeout: float, stdin: bytes = b""
+                   ) -> tuple[int, bytes, bytes]:
+        status, out, err = original(self, command, timeout, stdin)
         calls.append(command)
         if len(calls) == 2:  # the first batch (call 1 is the probe)
             out = out.replace(hash_bytes(b"bbb", ["xxh3_128"])["xxh3_128"].encode(), b"0" * 32)
@@ -392,67 +405,78 @@ def test_nothing_is_written_on_the_remote(sshd: SSHServer, odd_tree: Path,
 # -- remote output parsing (pure) ---------------------------------------------
 
 
-def test_parse_output_takes_only_lines_for_asked_names_in_order() -> None:
-    names = [b"a", b"-", b"sub/c d"]
-    output = b"%s  ./a\n%s *./-\n%s  ./sub/c d\n" % (b"1" * 32, b"2" * 32, b"3" * 32)
-    assert remote_hash.parse_output(output, names, 32) == {
+def test_parse_output_takes_only_lines_for_asked_paths_in_order() -> None:
+    paths = [b"/d/a", b"/d/-", b"/d/sub/c d"]
+    output = b"%s  /d/a\n%s */d/-\n%s  /d/sub/c d\n" % (b"1" * 32, b"2" * 32, b"3" * 32)
+    assert remote_hash.parse_output(output, paths, 32) == {
         0: "1" * 32, 1: "2" * 32, 2: "3" * 32}
     # "a" failed: its line is missing, the others are parsed (and then confirmed).
-    assert remote_hash.parse_output(b"%s  ./b\n" % (b"2" * 32), [b"a", b"b"], 32) == {
+    assert remote_hash.parse_output(b"%s  /b\n" % (b"2" * 32), [b"/a", b"/b"], 32) == {
         1: "2" * 32}
-    # Out of order, twice, or a name never asked: nothing is trusted.
-    two = b"%s  ./b\n%s  ./a\n" % (b"2" * 32, b"1" * 32)
-    assert remote_hash.parse_output(two, [b"a", b"b"], 32) is None
-    twice = b"%s  ./a\n%s  ./a\n" % (b"1" * 32, b"1" * 32)
-    assert remote_hash.parse_output(twice, [b"a", b"b"], 32) is None
-    assert remote_hash.parse_output(b"%s  ./q\n" % (b"1" * 32), [b"a"], 32) is None
+    # Out of order, twice, or a path never asked: nothing is trusted.
+    two = b"%s  /b\n%s  /a\n" % (b"2" * 32, b"1" * 32)
+    assert remote_hash.parse_output(two, [b"/a", b"/b"], 32) is None
+    twice = b"%s  /a\n%s  /a\n" % (b"1" * 32, b"1" * 32)
+    assert remote_hash.parse_output(twice, [b"/a", b"/b"], 32) is None
+    assert remote_hash.parse_output(b"%s  /q\n" % (b"1" * 32), [b"/a"], 32) is None
+    assert remote_hash.parse_output(b"%s  a\n" % (b"1" * 32), [b"/a"], 32) is None
     # Escaped forms (coreutils' leading backslash) are never expected.
-    assert remote_hash.parse_output(b"\\%s  ./a\n" % (b"1" * 32), [b"a"], 32) is None
+    assert remote_hash.parse_output(b"\\%s  /a\n" % (b"1" * 32), [b"/a"], 32) is None
     # A login banner, a cut last line, upper case or the wrong digest length
     # (an xxhsum without -H2 printing XXH64): nothing is trusted.
-    assert remote_hash.parse_output(b"Welcome!\n%s  ./a\n" % (b"1" * 32), [b"a"], 32) is None
-    assert remote_hash.parse_output(b"%s  ./a" % (b"1" * 32), [b"a"], 32) is None
-    assert remote_hash.parse_output(b"%s  ./a\n" % (b"A" * 32), [b"a"], 32) is None
-    assert remote_hash.parse_output(b"%s  ./a\n" % (b"1" * 16), [b"a"], 32) is None
+    assert remote_hash.parse_output(b"Welcome!\n%s  /a\n" % (b"1" * 32), [b"/a"], 32) is None
+    assert remote_hash.parse_output(b"%s  /a" % (b"1" * 32), [b"/a"], 32) is None
+    assert remote_hash.parse_output(b"%s  /a\n" % (b"A" * 32), [b"/a"], 32) is None
+    assert remote_hash.parse_output(b"%s  /a\n" % (b"1" * 16), [b"/a"], 32) is None
 
 
 def test_forged_name_cannot_lend_a_digest_to_another_file() -> None:
     """The name ``p`` + newline + ``<digest>  q`` is not hashable, so it is never
     asked; its line would be two lines, the second naming ``q``."""
-    forged = b"p\n" + b"2" * 32 + b"  ./q"
+    forged = b"/d/p\n" + b"2" * 32 + b"  /d/q"
     assert not remote_hash.hashable(forged)
-    assert not remote_hash.hashable(b"back\\slash") and not remote_hash.hashable(b"cr\r")
-    assert remote_hash.hashable(b"it's $(x) `y`; | > \t \xff")
+    assert not remote_hash.hashable(b"/back\\slash") and not remote_hash.hashable(b"/cr\r")
+    assert not remote_hash.hashable(b"-") and not remote_hash.hashable(b"relative")
+    assert remote_hash.hashable(b"/it's $(x) `y`; | > \t \xff")
 
 
 def test_only_a_complete_answer_with_status_0_is_accepted() -> None:
     assert remote_hash.accept(0, {0: "1", 1: "2"}, 2)
     assert not remote_hash.accept(1, {0: "1", 1: "2"}, 2)  # a partial answer
+    assert not remote_hash.accept(123, {0: "1", 1: "2"}, 2)  # xargs: a run failed
     assert not remote_hash.accept(-1, {0: "1", 1: "2"}, 2)  # killed, no status
-    assert not remote_hash.accept(0, {0: "1"}, 2)  # a name not accounted for
+    assert not remote_hash.accept(0, {0: "1"}, 2)  # a path not accounted for
     assert not remote_hash.accept(0, None, 2)
 
 
-def test_probe_requires_marker_and_known_empty_digests() -> None:
-    good = (remote_hash.PROBE_MARKER + b"\n99aa06d3014798d86001c324468d497f  stdin\n"
-            b"d41d8cd98f00b204e9800998ecf8427e  -\n")
-    assert remote_hash.parse_probe(good) == {"xxh3_128", "md5"}
-    assert remote_hash.parse_probe(b"This account is restricted\n" + good) == frozenset()
-    wrong = remote_hash.PROBE_MARKER + b"\nef46db3751d8e999  stdin\n"  # XXH64, not XXH128
-    assert remote_hash.parse_probe(wrong) == frozenset()
+def test_probe_requires_the_known_empty_digest_alone_and_status_0() -> None:
+    xxh = remote_hash.TOOLS["xxh3_128"]
+    good = b"99aa06d3014798d86001c324468d497f  /dev/null\n"
+    assert remote_hash.probe_ok(xxh, 0, good)
+    assert not remote_hash.probe_ok(xxh, 1, good)
+    assert not remote_hash.probe_ok(xxh, 0, b"This account is restricted\n" + good)
+    assert not remote_hash.probe_ok(xxh, 0, b"ef46db3751d8e999  /dev/null\n")  # XXH64
+    assert not remote_hash.probe_ok(xxh, 0, b"99aa06d3014798d86001c324468d497f  stdin\n")
+    assert not remote_hash.probe_ok(remote_hash.TOOLS["md5"], 0, good)
 
 
-def test_batch_command_quotes_every_name() -> None:
-    command = remote_hash.batch_command(remote_hash.TOOLS["md5"], b"/data/x y",
-                                        [b"$(id)", b"it's", b"\xff"])
-    assert command == (b"cd -- '/data/x y' && exec md5sum -- './$(id)' './it'\"'\"'s' './\xff'")
+def test_commands_are_fixed_plain_words_and_paths_go_to_stdin() -> None:
+    """No shell (sh, bash, dash, zsh, fish, tcsh) gives plain words a meaning;
+    the names never appear in a command line at all."""
+    for tool in remote_hash.TOOLS.values():
+        command = remote_hash.batch_command(tool)
+        assert command == b"xargs -0 " + tool.command.encode() + b" --"
+        assert set(command) <= set(b"abcdefghijklmnopqrstuvwxyzH0123456789 -")
+    paths = [b"/d/$(id)", b"/d/it's", b"/d/\xff"]
+    assert remote_hash.batch_input(paths) == b"/d/$(id)\0/d/it's\0/d/\xff\0"
 
 
 def test_batches_respect_limits() -> None:
-    items = [remote_hash.Item(i, b"f%d" % i, 10) for i in range(10)]
+    items = [remote_hash.Item(i, b"/f%d" % i, 10) for i in range(10)]
     sizes = [len(b) for b in remote_hash.batches(items, max_files=4)]
     assert sizes == [4, 4, 2]
     assert [len(b) for b in remote_hash.batches(items, max_bytes=25)] == [2, 2, 2, 2, 2]
+    assert [len(b) for b in remote_hash.batches(items, max_input=12)] == [3, 3, 3, 1]
 
 
 # -- host keys and authentication -------------------------------------------------

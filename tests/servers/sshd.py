@@ -36,6 +36,10 @@ import pytest
 SSHD = "/usr/sbin/sshd"
 TEST_USER = "t321-audit"
 TEST_HOME = "/var/lib/t321-audit"
+#: Login shells an audit account may have; the remote hash command must mean
+#: the same to each (Debian packages of the same name, but dash's is /bin/dash).
+SHELLS = {"sh": "/bin/sh", "bash": "/bin/bash", "dash": "/bin/dash", "zsh": "/usr/bin/zsh",
+          "fish": "/usr/bin/fish", "tcsh": "/usr/bin/tcsh"}
 
 
 def _require(binary: str, package: str) -> str:
@@ -58,18 +62,37 @@ def _keygen(path: Path, keytype: str, comment: str) -> str:
     return path.with_name(path.name + ".pub").read_text().strip()
 
 
-def _login_user() -> str:
-    if os.geteuid() != 0:
-        return getpass.getuser()
+def _account(name: str, home: str, shell: str) -> str:
+    """An unprivileged system account (created once) with ``shell`` as login shell."""
     try:
-        pwd.getpwnam(TEST_USER)
+        entry = pwd.getpwnam(name)
     except KeyError:
         # '*' as password: no password login, but not a locked account (sshd
         # refuses key logins to locked accounts when UsePAM is off).
-        subprocess.run(["useradd", "--system", "--create-home", "--home-dir", TEST_HOME,
-                        "--shell", "/bin/sh", "--password", "*", TEST_USER],
+        subprocess.run(["useradd", "--system", "--create-home", "--home-dir", home,
+                        "--shell", shell, "--password", "*", name],
                        check=True, capture_output=True)
-    return TEST_USER
+    else:
+        if entry.pw_shell != shell:
+            subprocess.run(["usermod", "--shell", shell, name], check=True,
+                           capture_output=True)
+    return name
+
+
+def _login_user() -> str:
+    if os.geteuid() != 0:
+        return getpass.getuser()
+    return _account(TEST_USER, TEST_HOME, "/bin/sh")
+
+
+def shell_account(shell: str) -> str:
+    """An account whose login shell is ``shell`` (a key of SHELLS), allowed on
+    every test server.  Needs root: one account cannot log in as another."""
+    if os.geteuid() != 0:
+        pytest.fail("login shell tests create accounts: run them as root (CI does)",
+                    pytrace=False)
+    _require(SHELLS[shell], "dash" if shell == "sh" else shell)
+    return _account(f"t321-{shell}", f"/var/lib/t321-{shell}", SHELLS[shell])
 
 
 def _free_ports(count: int) -> list[int]:
@@ -187,7 +210,7 @@ HostKey {self.workdir}/host_ed25519
 HostKey {self.workdir}/host_rsa
 PidFile {self.workdir}/sshd.pid
 AuthorizedKeysFile {self.workdir}/authorized_keys
-AllowUsers {self.user}
+AllowUsers {self.user} t321-*
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no

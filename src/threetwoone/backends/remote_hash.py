@@ -2,19 +2,28 @@
 
 Reading a copy over SFTP moves every byte through the network and through
 Python; ``xxhsum``/``sha256sum``/``md5sum`` on the host read it where it lives.
-The price is trusting a remote command's output, so this module is strict:
+The price is running a remote command and trusting its output, so this module
+is strict:
 
-* the tools are probed once per host by hashing empty input and comparing with
-  the known digest, so a missing tool, an ``xxhsum`` without ``-H2``, a
+* **no file name is ever part of a command line.**  sshd hands every command
+  to the account's login shell, and shells quote differently (``shlex.quote``
+  is safe for sh, not for fish or tcsh).  The command is one fixed line per
+  tool, ``xargs -0 TOOL --``, made of plain words that sh, bash, dash, zsh,
+  fish and tcsh all parse the same way; the paths go to its stdin as data,
+  each ended by a NUL byte;
+* the paths are absolute (the caller resolves the copy's folder over SFTP),
+  so a login script that changes folder cannot point the tool elsewhere, and
+  no path is ``-`` (stdin) or looks like an option;
+* each tool is probed once per connection with that very command on
+  ``/dev/null``: a missing tool or ``xargs``, an ``xxhsum`` without ``-H2``, a
   restricted shell or a ``ForceCommand internal-sftp`` all read as "no tool";
-* every path is ``shlex.quote``d, so a name like ``$(touch pwned)`` is data;
-* a name is given to a tool only if its output line cannot be mistaken for
-  another: never a name with a newline, a carriage return or a backslash
-  (tools print those raw or escaped, depending on the tool and its version);
-  those files are read over SFTP instead;
-* every output line must be ``DIGEST  NAME`` for a name that was asked, in
+* a path is given to a tool only if its output line cannot be mistaken for
+  another: never one with a newline, a carriage return or a backslash (tools
+  print those raw or escaped, depending on the tool and its version); those
+  files are read over SFTP instead;
+* every output line must be ``DIGEST  PATH`` for a path that was asked, in
   order, each at most once; anything else distrusts the whole output.  Only an
-  answer with exit status 0 that accounts for every name is taken as it is (see
+  answer with exit status 0 that accounts for every path is taken as it is (see
   :func:`accept`).
 
 A file without a trustworthy line is never reported as corrupt: the caller
@@ -23,8 +32,7 @@ reads it over SFTP instead, which also yields the real error (permission denied)
 
 from __future__ import annotations
 
-import os
-import shlex
+import re
 import string
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -56,98 +64,80 @@ TOOLS: dict[str, Tool] = {
                    "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"),
 }
 
-PROBE_MARKER = b"threetwoone-probe-1"
+#: What a command line may hold: words of letters, digits, ``-`` and ``_``
+#: separated by single spaces.  No shell gives any of these a meaning.
+_PLAIN_WORDS = re.compile(rb"[A-Za-z0-9_-]+(?: [A-Za-z0-9_-]+)*")
 
-#: Keep a command well below sshd's packet limit and the remote ARG_MAX (the
-#: shell gets it as one argument: Linux allows 128 KiB).  Each exec costs a
-#: session and a shell on the host: on the benchmark's 20k-file tree over
-#: loopback, 1024 files per exec (the command size bounds it to ~600 there)
-#: hash in 0.7 s against 0.9 s with 256.
-MAX_COMMAND_BYTES = 64 * 1024
+#: Paths sent to one exec (stdin bytes).  The whole list is sent before the
+#: output is read, so the output must fit in our channel window (16 MiB; a
+#: line is the path and a digest).  Each exec costs a session and a shell on
+#: the host: on the benchmark's 20k-file tree over loopback, 1024 files per
+#: exec hashed in 0.7 s against 0.9 s with 256.
+MAX_INPUT_BYTES = 1024 * 1024
 MAX_BATCH_FILES = 1024
 #: A batch answers at least this often, so progress moves and a slow host is
 #: told apart from a dead one.
 MAX_BATCH_BYTES = 2 * 1024 * 1024 * 1024
 
-
-def probe_command() -> bytes:
-    """One exec that says which tools exist and compute the right digest.
-
-    Written for any POSIX shell; a shell that is not (or a ForceCommand) fails
-    the marker check and every tool reads as absent."""
-    parts = [f"printf '%s\\n' {PROBE_MARKER.decode()}"]
-    parts += [f"{tool.command} </dev/null" for tool in TOOLS.values()]
-    return "; ".join(parts).encode()
+#: The path every probe hashes: empty on every Unix, readable by everyone.
+PROBE_PATH = b"/dev/null"
 
 
-def parse_probe(output: bytes) -> frozenset[str]:
-    """Algorithms whose tool printed the known digest of empty input."""
-    lines = output.split(b"\n")
-    if not lines or lines[0].strip() != PROBE_MARKER:
-        return frozenset()
-    found = set()
-    rest = {line.strip() for line in lines[1:]}
-    for tool in TOOLS.values():
-        for name in (b"-", b"stdin"):
-            if tool.empty.encode() + b"  " + name in rest:
-                found.add(tool.algorithm)
-    return frozenset(found)
+def batch_command(tool: Tool) -> bytes:
+    """The one command line that hashes the NUL-separated paths on its stdin."""
+    command = b"xargs -0 " + tool.command.encode() + b" --"
+    if not _PLAIN_WORDS.fullmatch(command):
+        raise AssertionError(f"not a plain command line: {command!r}")
+    return command
 
 
-def quote(value: bytes) -> bytes:
-    """``shlex.quote`` for a path that may not be valid UTF-8."""
-    return os.fsencode(shlex.quote(os.fsdecode(value)))
+def batch_input(paths: Sequence[bytes]) -> bytes:
+    """The stdin of :func:`batch_command`: each path ended by a NUL byte."""
+    return b"".join(path + b"\0" for path in paths)
+
+
+def probe_ok(tool: Tool, status: int, output: bytes) -> bool:
+    """Whether ``batch_command(tool)`` given ``PROBE_PATH`` printed the known
+    digest of empty input, and nothing else, with exit status 0."""
+    found = parse_output(output, [PROBE_PATH], tool.hexlen)
+    return accept(status, found, 1) and found is not None and found[0] == tool.empty
 
 
 #: Bytes a tool may print differently from the name (escaped or as a line
-#: break): a name holding one is never given to a tool.
+#: break): a path holding one is never given to a tool.
 UNPRINTABLE = (b"\n", b"\r", b"\\")
 _HEX = frozenset(string.hexdigits.lower().encode())
 
 
-def hashable(name: bytes) -> bool:
-    """Whether a tool's output line for ``name`` is unambiguous."""
-    return not any(byte in name for byte in UNPRINTABLE)
+def hashable(path: bytes) -> bool:
+    """Whether a tool can be given ``path``: absolute (so never ``-`` nor an
+    option, nor relative to a folder a login script chose), without NUL, and
+    its output line unambiguous."""
+    return path.startswith(b"/") and b"\0" not in path and not any(
+        byte in path for byte in UNPRINTABLE)
 
 
-def argument(name: bytes) -> bytes:
-    """The path a tool is given for ``name`` (relative to the batch's folder):
-    ``./`` first, so a file named ``-`` is not read as stdin and no name is
-    taken for an option."""
-    return name if name.startswith(b"/") else b"./" + name
+def parse_output(output: bytes, paths: Sequence[bytes], hexlen: int) -> dict[int, str] | None:
+    """Digests by index into ``paths``, from the stdout of a tool given them.
 
-
-def batch_command(tool: Tool, folder: bytes, names: Sequence[bytes]) -> bytes:
-    """``cd -- FOLDER && exec TOOL -- ./NAME...``: relative names keep the
-    command short and the output lines exactly predictable."""
-    quoted = b" ".join(quote(argument(name)) for name in names)
-    return (b"cd -- " + quote(folder) + b" && exec " + tool.command.encode()
-            + b" -- " + quoted)
-
-
-def parse_output(output: bytes, names: Sequence[bytes], hexlen: int) -> dict[int, str] | None:
-    """Digests by index into ``names``, from the stdout of a tool given them
-    (as :func:`argument` makes them).
-
-    Every line must be ``DIGEST  NAME`` (or ``DIGEST *NAME``) for one of
-    ``names``, in their order, each at most once; a name without a line (the tool
-    could not read it) is left out.  Returns None when any line is anything
-    else: then nothing of the output is trusted.  The names must be
-    :func:`hashable`: no line can then hold two names or part of one."""
+    Every line must be ``DIGEST  PATH`` (or ``DIGEST *PATH``) for one of
+    ``paths``, in their order, each at most once; a path without a line (the
+    tool could not read it) is left out.  Returns None when any line is
+    anything else: then nothing of the output is trusted.  The paths must be
+    :func:`hashable`: no line can then hold two paths or part of one."""
     if not output:
         return {}
     if not output.endswith(b"\n"):
         return None
-    wanted = [argument(name) for name in names]
     found: dict[int, str] = {}
     index = 0
     for line in output[:-1].split(b"\n"):
-        digest, mark, name = line[:hexlen], line[hexlen:hexlen + 2], line[hexlen + 2:]
+        digest, mark, path = line[:hexlen], line[hexlen:hexlen + 2], line[hexlen + 2:]
         if len(digest) != hexlen or not _HEX.issuperset(digest) or mark not in (b"  ", b" *"):
             return None
-        while index < len(wanted) and wanted[index] != name:
+        while index < len(paths) and paths[index] != path:
             index += 1
-        if index == len(wanted):
+        if index == len(paths):
             return None  # not asked for, out of order or twice
         found[index] = digest.decode()
         index += 1
@@ -155,24 +145,25 @@ def parse_output(output: bytes, names: Sequence[bytes], hexlen: int) -> dict[int
 
 
 def accept(status: int, found: dict[int, str] | None, count: int) -> bool:
-    """Whether a tool's answer for ``count`` names is complete: exit status 0
-    and a line for every name.  A partial answer (a file it could not read, a
+    """Whether a tool's answer for ``count`` paths is complete: exit status 0
+    and a line for every path.  A partial answer (a file it could not read, a
     cut connection) is never taken as it is: its digests must be confirmed."""
     return status == 0 and found is not None and len(found) == count
 
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One file to hash remotely: its index in the caller's list, its name."""
+    """One file to hash remotely: its index in the caller's list, its
+    absolute path on the host."""
 
     index: int
-    name: bytes
+    path: bytes
     size: int
 
 
 def batches(items: Iterable[Item], *, max_files: int | None = None,
             max_bytes: int = MAX_BATCH_BYTES,
-            max_command: int = MAX_COMMAND_BYTES) -> Iterator[list[Item]]:
+            max_input: int = MAX_INPUT_BYTES) -> Iterator[list[Item]]:
     """Group files so that one exec hashes many of them, within limits
     (``max_files`` defaults to MAX_BATCH_FILES as it is when called)."""
     if max_files is None:
@@ -181,9 +172,9 @@ def batches(items: Iterable[Item], *, max_files: int | None = None,
     size = 0
     length = 0
     for item in items:
-        cost = len(quote(argument(item.name))) + 1
+        cost = len(item.path) + 1
         if batch and (len(batch) >= max_files or size + item.size > max_bytes
-                      or length + cost > max_command):
+                      or length + cost > max_input):
             yield batch
             batch, size, length = [], 0, 0
         batch.append(item)

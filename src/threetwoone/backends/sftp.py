@@ -2,8 +2,8 @@
 
 Read-only by construction: the only SFTP requests sent are OPENDIR/READDIR,
 STAT/LSTAT/FSTAT, REALPATH, OPEN with the read flag only, READ and CLOSE; the
-only commands run are the fixed probe and ``cd -- DIR && exec TOOL -- FILES``
-(see :mod:`.remote_hash`).  Nothing is ever written on the remote host.
+only commands run are ``xargs -0 TOOL --``, a fixed line with the paths on its
+stdin (see :mod:`.remote_hash`).  Nothing is ever written on the remote host.
 
 How a file's content is established, per file and reported in ``via``:
 
@@ -47,6 +47,7 @@ from paramiko.sftp import (
     CMD_OPENDIR,
     CMD_READ,
     CMD_READDIR,
+    CMD_REALPATH,
     CMD_STATUS,
     SFTP_FLAG_READ,
 )
@@ -351,29 +352,67 @@ class SFTPBackend(Backend):
         return buffered(handle.read, close, size=1 << 20)
 
     # -- hashing ------------------------------------------------------------------
+    def _exec(self, command: bytes, stdin: bytes, timeout: float,
+              budget: _Budget) -> tuple[int, bytes]:
+        """Run a fixed ``command`` on the host: (exit status or -1, stdout).
+        A refused exec channel is status -1; a lost connection is retried."""
+        def run(generation: int) -> tuple[int, bytes]:
+            conn = self.conn
+            try:
+                status, out, _err = conn.run(command, timeout, stdin)
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                lost = self._lost(generation, exc)
+                if lost:
+                    raise lost from None
+                return -1, b""
+            if status == -1 and not conn.is_active():
+                raise _Lost(generation, EOFError("connection closed"))
+            return status, out
+        return self._retrying(run, budget)
+
     def _remote_tools(self, algorithms: Sequence[str], budget: _Budget) -> list[Tool]:
-        """Tools to hash ``algorithms`` on the host (all that exist, in the
-        caller's order), or [] to stream.  Probed once per connection."""
+        """Tools to hash ``algorithms`` on the host (all that work, in the
+        caller's order), or [] to stream.  Each is probed once per connection,
+        with the very command a batch runs, on /dev/null."""
         if self.location.settings.get("remote_hash") is False:
             return []
-        if not any(a in TOOLS for a in algorithms):
-            return []
         conn = self.conn
-        if conn.remote_tools is None:
-            def probe(generation: int) -> frozenset[str]:
-                try:
-                    status, out, _err = conn.run(remote_hash.probe_command(),
-                                                 self.target.timeout)
-                except (paramiko.SSHException, EOFError, OSError) as exc:
-                    lost = self._lost(generation, exc)
-                    if lost:
-                        raise lost from None
-                    return frozenset()  # no exec channel allowed: stream
-                if status == -1 and not conn.is_active():
-                    raise _Lost(generation, EOFError("connection closed"))
-                return remote_hash.parse_probe(out)
-            conn.remote_tools = self._retrying(probe, budget)
-        return [TOOLS[a] for a in algorithms if a in TOOLS and a in conn.remote_tools]
+        tools = []
+        for algorithm in algorithms:
+            tool = TOOLS.get(algorithm)
+            if tool is None:
+                continue
+            if algorithm not in conn.remote_tools:
+                status, out = self._exec(remote_hash.batch_command(tool),
+                                         remote_hash.batch_input([remote_hash.PROBE_PATH]),
+                                         self.target.timeout, budget)
+                conn.remote_tools[algorithm] = remote_hash.probe_ok(tool, status, out)
+            if conn.remote_tools[algorithm]:
+                tools.append(tool)
+        return tools
+
+    def _host_folder(self, folder: bytes, budget: _Budget) -> bytes | None:
+        """``folder`` as an absolute path on the host (SFTP REALPATH), or None
+        if the server cannot say (then nothing is hashed remotely)."""
+        def resolve(client: paramiko.SFTPClient) -> bytes | None:
+            wire = _Wire(client)
+            try:
+                rid = wire.request(CMD_REALPATH, _U32.pack(len(folder)) + folder)
+                kind, got, body = wire.reply()
+            finally:
+                wire.finish()
+            if got != rid:
+                raise paramiko.SSHException(f"SFTP reply to a request never sent ({got})")
+            if kind != CMD_NAME:
+                return None
+            names = _parse_names(body)
+            return names[0][0] if len(names) == 1 else None
+
+        try:
+            resolved = self._sftp_call(resolve, budget)
+        except OSError:
+            return None
+        return resolved if resolved is not None and resolved.startswith(b"/") else None
 
     def hash_files(
         self,
@@ -389,16 +428,18 @@ class SFTPBackend(Backend):
         algorithms = list(algorithms)
         budget = _Budget()
         tools = self._remote_tools(algorithms, budget) if entries else []
+        host_folder = self._host_folder(folder, budget) if tools else None
         stream: Sequence[Entry] = entries
         tasks: Iterator[Callable[[], list[HashResult]]] = iter(())
-        if tools:
-            # Names a tool's output could not tell apart are read over SFTP.
-            stream = [e for e in entries if not remote_hash.hashable(os.fsencode(e.path))]
-            items = (Item(i, os.fsencode(e.path), e.size) for i, e in enumerate(entries)
-                     if remote_hash.hashable(os.fsencode(e.path)))
+        if tools and host_folder is not None:
+            items = [Item(i, _join(host_folder, e.path), e.size) for i, e in enumerate(entries)]
+            # Paths a tool's output could not tell apart are read over SFTP.
+            stream = [entries[item.index] for item in items
+                      if not remote_hash.hashable(item.path)]
             tasks = (functools.partial(self._remote_batch, folder, entries, batch, tools,
                                        algorithms, budget, progress)
-                     for batch in remote_hash.batches(items))
+                     for batch in remote_hash.batches(item for item in items
+                                                      if remote_hash.hashable(item.path)))
         tasks = itertools.chain(tasks, (
             functools.partial(self._stream_batch, folder, batch, algorithms, budget, progress)
             for batch in batches(stream, STREAM_BATCH_BYTES, STREAM_BATCH_FILES)))
@@ -409,46 +450,32 @@ class SFTPBackend(Backend):
             return
         yield from run_bounded(tasks, workers, "sftp")
 
-    def _run_tool(self, tool: Tool, folder: bytes, names: list[bytes], timeout: float,
+    def _run_tool(self, tool: Tool, paths: list[bytes], timeout: float,
                   budget: _Budget) -> tuple[int, dict[int, str] | None]:
-        """Run ``tool`` on ``names``: (exit status or -1, parsed output)."""
-        command = remote_hash.batch_command(tool, folder, names)
+        """Run ``tool`` on ``paths``: (exit status or -1, parsed output).  The
+        paths are data on stdin, never part of the command line."""
+        status, out = self._exec(remote_hash.batch_command(tool),
+                                 remote_hash.batch_input(paths), timeout, budget)
+        return status, remote_hash.parse_output(out, paths, tool.hexlen)
 
-        def run(generation: int) -> tuple[int, bytes]:
-            conn = self.conn
-            try:
-                status, out, _err = conn.run(command, timeout)
-            except (paramiko.SSHException, EOFError, OSError) as exc:
-                lost = self._lost(generation, exc)
-                if lost:
-                    raise lost from None
-                return -1, b""
-            if status == -1 and not conn.is_active():
-                raise _Lost(generation, EOFError("connection closed"))
-            return status, out
-
-        status, out = self._retrying(run, budget)
-        return status, remote_hash.parse_output(out, names, tool.hexlen)
-
-    def _remote_digests(self, tool: Tool, folder: bytes, names: list[bytes], timeout: float,
+    def _remote_digests(self, tool: Tool, paths: list[bytes], timeout: float,
                         budget: _Budget) -> dict[int, str]:
-        """Digests by index into ``names`` that ``tool`` stands by.
+        """Digests by index into ``paths`` that ``tool`` stands by.
 
         A complete answer is taken as it is.  A partial one (exit status not
         0: a file it could not read, a cut session) is not: the files it
         printed a line for are hashed again on their own, and kept only if that
         second answer is complete and agrees.  Every other file is left to the
         caller, who reads it over SFTP (and so learns why the tool could not)."""
-        status, found = self._run_tool(tool, folder, names, timeout, budget)
+        status, found = self._run_tool(tool, paths, timeout, budget)
         if found is None:
             return {}
-        if remote_hash.accept(status, found, len(names)):
+        if remote_hash.accept(status, found, len(paths)):
             return found
         answered = sorted(found)
         if not answered:
             return {}
-        status, again = self._run_tool(tool, folder, [names[i] for i in answered], timeout,
-                                       budget)
+        status, again = self._run_tool(tool, [paths[i] for i in answered], timeout, budget)
         if again is None or not remote_hash.accept(status, again, len(answered)):
             return {}
         return {answered[j]: digest for j, digest in again.items()
@@ -457,14 +484,13 @@ class SFTPBackend(Backend):
     def _remote_batch(self, folder: bytes, entries: Sequence[Entry], batch: list[Item],
                       tools: list[Tool], algorithms: list[str], budget: _Budget,
                       progress: ProgressCallback | None) -> list[HashResult]:
-        names = [item.name for item in batch]
+        paths = [item.path for item in batch]
         digests: list[dict[str, str]] = [{} for _ in batch]
         # The tool prints nothing until it has read a batch (its stdout is a
         # pipe, so fully buffered): allow for reading all of it.
         timeout = self.target.timeout + sum(item.size for item in batch) / SLOWEST_REMOTE_DISK
         for tool in tools:
-            for index, digest in self._remote_digests(tool, folder, names, timeout,
-                                                      budget).items():
+            for index, digest in self._remote_digests(tool, paths, timeout, budget).items():
                 digests[index][tool.algorithm] = digest
         results: list[HashResult] = []
         fallback: list[Entry] = []

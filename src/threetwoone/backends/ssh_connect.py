@@ -444,8 +444,9 @@ class Connection:
         self.generation = 0
         self.channels = threading.BoundedSemaphore(MAX_CHANNELS)
         self._idle_sftp: list[tuple[int, paramiko.SFTPClient]] = []
-        #: Algorithms the host can hash itself (probed once; None = not yet).
-        self.remote_tools: frozenset[str] | None = None
+        #: Whether the host can hash an algorithm itself, by algorithm (each
+        #: probed once, when first needed).
+        self.remote_tools: dict[str, bool] = {}
         self.users = 0
 
     # -- life cycle ---------------------------------------------------------
@@ -533,15 +534,20 @@ class Connection:
                     with contextlib.suppress(Exception):
                         client.close()
 
-    def run(self, command: bytes, timeout: float) -> tuple[int, bytes, bytes]:
-        """Run ``command`` with no stdin; (exit status or -1, stdout, stderr).
-        ``timeout`` bounds each wait for output, not the whole command."""
+    def run(self, command: bytes, timeout: float, stdin: bytes = b""
+            ) -> tuple[int, bytes, bytes]:
+        """Run ``command`` with ``stdin`` as its input; (exit status or -1,
+        stdout, stderr).  ``timeout`` bounds each wait, not the whole command.
+        ``stdin`` is sent before any output is read: the output must fit in
+        the channel window (WINDOW_SIZE)."""
         with self.channels:
             transport, _generation = self.transport
             channel = transport.open_session(timeout=self.target.timeout)
             try:
                 channel.settimeout(timeout)
                 channel.exec_command(command)
+                if stdin:
+                    channel.sendall(stdin)
                 channel.shutdown_write()
                 out = bytearray()
                 err = bytearray()
