@@ -18,21 +18,25 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from . import manifest
+from . import bag as bag_module
+from . import manifest, reference
 from .backends import (
     Backend,
     BackendError,
     CopyFailed,
+    EntryKind,
     LocationUnreachable,
+    WalkProblem,
     open_backend,
 )
 from .catalog import Catalog, ReferenceFile, current_user, now_iso
 from .checksums import DEFAULT_ALGORITHM
 from .copyaudit import CopyContext, compare, list_copy, make_reference
+from .copyaudit import check_bag as reference_check_bag
 from .errors import ThreeTwoOneError
 from .inventory import CopySpec, Dataset, Inventory, Location, declared_twice
 from .pathnames import display
-from .policy import CopyView, Policy, judge
+from .policy import CopyView, Policy, Violation, judge
 from .results import (
     AuditResult,
     CopyResult,
@@ -74,8 +78,12 @@ def copy_key(dataset: str, copy: CopySpec) -> str:
 class _Reference:
     """The reference as the auditor uses it."""
 
-    source: str  # manifest | primary | accepted | none
+    source: str  # manifest | primary | accepted | none | invalid
     detail: str = ""
+    #: The manifests themselves: not compared (yet) as dataset files.
+    skip: frozenset[str] = frozenset()
+    #: The bag, when the dataset is a BagIt bag: every copy is checked as one.
+    bag: bag_module.Bag | None = None
     #: Set when the reference was just made from this copy's content.
     made_from: CopySpec | None = None
     new: bool = False
@@ -185,9 +193,9 @@ class Auditor:
         intentional change.  Recorded with time and user."""
         if dataset.checksums:
             raise ThreeTwoOneError(
-                f"dataset {dataset.name} has a producer manifest "
-                f"({dataset.checksums.file}); the manifest is its reference: update the "
-                "manifest instead")
+                f"dataset {dataset.name} has producer manifests "
+                f"({', '.join(c.label for c in dataset.checksums)}); they are its "
+                "reference: update the manifests instead")
         primary = dataset.primary
         reference = _Reference("accepted", made_from=primary, new=True)
         try:
@@ -216,52 +224,53 @@ class Auditor:
 
     # -- the reference ----------------------------------------------------------
     def _known_reference(self, dataset: Dataset, warnings: list[str]) -> _Reference | None:
-        """The manifest or the catalog's reference; None on a first audit."""
+        """The manifests' or the catalog's reference; None on a first audit."""
         info = self.catalog.reference_info(dataset.name)
         if dataset.checksums:
-            stored = self.catalog.reference(dataset.name)
-            spec = dataset.checksums
-            primary = dataset.primary
-            location = self.inventory.locations[primary.location]
-            try:
-                backend = self.backend(location)
-                with backend.open_read(primary.path, spec.file) as handle:
-                    data = handle.read()
-            except (BackendError, OSError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                if stored and stored.source == "manifest":
-                    warnings.append(f"producer manifest {spec.file} could not be read "
-                                    f"({reason}); using the copy of it in the catalog")
-                    return _Reference("manifest")
-                return _Reference("none", detail=f"producer manifest {spec.file} in "
-                                  f"{primary.location}:{primary.path} could not be read: "
-                                  f"{reason}")
-            try:
-                entries = manifest.parse(data, spec.algorithm)
-            except manifest.ManifestError as exc:
-                return _Reference("none", detail=f"producer manifest {spec.file}: {exc}")
-            if not entries:
-                return _Reference("none", detail=f"producer manifest {spec.file} lists "
-                                                     "no files")
-            files = {}
-            for entry in entries:
-                known = stored.files.get(entry.path) if stored else None
-                digests = {spec.algorithm: entry.digest}
-                size = None
-                if known and known.digests.get(spec.algorithm) == entry.digest:
-                    digests = {**known.digests, **digests}  # keep e.g. xxh3_128 learnt before
-                    size = known.size
-                files[entry.path] = ReferenceFile(entry.path, size, digests)
-            if (stored is None or stored.source != "manifest"
-                    or _manifest_digests(stored.files, spec.algorithm)
-                    != _manifest_digests(files, spec.algorithm)):
-                # A new or re-issued manifest: record it (this also forgets what copies
-                # verified against the old one).
-                self.catalog.save_reference(dataset.name, "manifest", files.values())
-            return _Reference("manifest")
+            return self._manifest_reference(dataset, warnings)
         if info:
             return _Reference(info[0])
         return None
+
+    def _manifest_reference(self, dataset: Dataset, warnings: list[str]) -> _Reference:
+        """Read every producer manifest of the primary into the catalog's reference."""
+        stored = self.catalog.reference(dataset.name)
+        primary = dataset.primary
+        location = self.inventory.locations[primary.location]
+        try:
+            backend = self.backend(location)
+        except BackendError as exc:
+            read = reference.ManifestRead(problems=[f"the primary copy's location "
+                                                    f"{primary.location} is unreachable: {exc}"])
+        else:
+            read = reference.read_manifests(dataset.checksums,
+                                            _lister(backend, primary.path),
+                                            _reader(backend, primary.path))
+        warnings.extend(read.notes)
+        if read.invalid:
+            return _Reference("invalid", detail="; ".join(read.invalid))
+        if read.problems:
+            detail = "; ".join(read.problems)
+            if stored and stored.source == "manifest":
+                warnings.append(f"{detail}; using the producer manifests' reference kept in "
+                                "the catalog")
+                return _Reference("manifest", skip=read.unlisted_manifests)
+            return _Reference("none", detail=detail)
+        files = {}
+        for path, digests in read.expected.files.items():
+            known = stored.files.get(path) if stored else None
+            size = None
+            merged = dict(digests)
+            if known and all(known.digests.get(a) == d for a, d in digests.items()):
+                merged = {**known.digests, **digests}  # keep e.g. xxh3_128 learnt before
+                size = known.size
+            files[path] = ReferenceFile(path, size, merged)
+        if (stored is None or stored.source != "manifest"
+                or _manifest_digests(stored.files) != _manifest_digests(files, read)):
+            # A new or re-issued manifest: record it (this also forgets what copies
+            # verified against the old one).
+            self.catalog.save_reference(dataset.name, "manifest", files.values())
+        return _Reference("manifest", skip=read.unlisted_manifests, bag=read.bag)
 
     def _reference_algorithms(self, dataset: Dataset) -> list[str]:
         """xxh3_128, plus what the other copies' servers can report themselves."""
@@ -310,17 +319,19 @@ class Auditor:
                     return result
                 identities[root.identity] = result
             ctx = self._context(backend, dataset, copy)
-            list_copy(ctx)
+            list_copy(ctx, reference.skip)
             if reference.made_from is copy:
                 self._make_reference(ctx, algorithms or [DEFAULT_ALGORITHM], reference,
                                      result)
-            elif reference.source == "none":
+            elif reference.source in ("none", "invalid"):
                 result.state = CopyState.ERROR
                 result.detail = reference.detail
                 result.files.present = ctx.workset.listed_files()[0]
             else:
                 compare(ctx, self.options.plan, self.catalog.last_audit_at(ctx.key),
                         reference.source == "manifest", result)
+                if reference.bag is not None:
+                    reference_check_bag(reference.bag, ctx, result)
                 ctx.workset.commit_copy(ctx.key, dataset.name, result.state.value, ctx.now)
         except LocationUnreachable as exc:
             result.state = CopyState.UNREACHABLE
@@ -368,6 +379,13 @@ class Auditor:
                 warnings.append(f"copy {copy.label} not counted: {reason}")
         if reference.source == "none" and reference.detail:
             warnings.insert(0, reference.detail)
+        status = judgement.status
+        violations = list(judgement.violations)
+        if reference.source == "invalid":
+            # The producer's reference contradicts itself: no copy can be judged
+            # intact against it, whatever the copies hold.
+            status = "fail"
+            violations.insert(0, Violation("reference", 1, 0, reference.detail))
         plan = self.options.plan
         if (policy.max_age is not None and plan.mode == "scheduled"
                 and plan.interval > policy.max_age):
@@ -379,15 +397,15 @@ class Auditor:
             warnings.extend(_majority_view(copies))
         for copy in copies:
             if (copy.state in (CopyState.INCOMPLETE, CopyState.MISSING)
-                    and judgement.status == "pass"):
+                    and status == "pass"):
                 warnings.append(f"copy {copy.label} is {copy.state.value} (not needed to pass)")
             if copy.files.extra:
                 warnings.append(f"copy {copy.label} has {copy.files.extra} file(s) not in "
                                 "the reference")
         return DatasetResult(name=dataset.name, policy=policy.name,
-                             status=Status(judgement.status),
+                             status=Status(status),
                              counts=judgement.counts.as_dict(),
-                             violations=judgement.violations, warnings=warnings,
+                             violations=violations, warnings=warnings,
                              copies=copies, reference=reference.source,
                              attested=list(policy.attested))
 
@@ -401,9 +419,39 @@ class Auditor:
 
 # -- helpers -----------------------------------------------------------------------
 
-def _manifest_digests(files: Mapping[str, ReferenceFile], algorithm: str
-                      ) -> dict[str, str | None]:
-    return {path: f.digests.get(algorithm) for path, f in files.items()}
+def _manifest_digests(files: Mapping[str, ReferenceFile],
+                      read: reference.ManifestRead | None = None) -> dict[str, dict[str, str]]:
+    """What the manifests say per file: the digests a reference must keep."""
+    if read is not None:
+        return {path: dict(digests) for path, digests in read.expected.files.items()}
+    return {path: {a: d for a, d in f.digests.items() if a in manifest.HEX_LENGTHS}
+            for path, f in files.items()}
+
+
+def _reader(backend: Backend, root: str) -> reference.Reader:
+    def read(path: str) -> bytes:
+        try:
+            with backend.open_read(root, path) as handle:
+                return handle.read()
+        except (BackendError, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise reference.ReadFailed(reason) from exc
+    return read
+
+
+def _lister(backend: Backend, root: str) -> reference.Lister:
+    def listing() -> list[tuple[str, int]]:
+        out = []
+        try:
+            for item in backend.walk(root):
+                if isinstance(item, WalkProblem):
+                    raise reference.ReadFailed(f"{item.path or '.'}: {item.detail}")
+                if item.kind is EntryKind.FILE:
+                    out.append((item.path, item.size))
+        except BackendError as exc:
+            raise reference.ReadFailed(str(exc)) from exc
+        return out
+    return listing
 
 
 def _majority_view(copies: Sequence[CopyResult]) -> list[str]:

@@ -2,7 +2,8 @@
 
 Algorithm names used throughout threetwoone (reports, catalog, backends):
 ``xxh3_128`` (default; equals ``xxhsum -H2`` / XXH128), ``md5``, ``sha1``,
-``sha256``, ``sha512``, ``adler32`` (dCache's default), ``crc32``, ``crc32c``.
+``sha224``, ``sha256``, ``sha384``, ``sha512`` (every algorithm a producer manifest
+or a BagIt bag may use), ``adler32`` (dCache's default), ``crc32``, ``crc32c``.
 Digests are lowercase hex strings; adler32/crc32 as 8 hex digits, big-endian,
 as dCache and RFC 3230 write them.
 """
@@ -61,7 +62,9 @@ FACTORIES: dict[str, Callable[[], Hasher]] = {
     "xxh3_128": xxhash.xxh3_128,
     "md5": hashlib.md5,
     "sha1": hashlib.sha1,
+    "sha224": hashlib.sha224,
     "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
     "sha512": hashlib.sha512,
     "adler32": _Adler32,
     "crc32": _Crc32,

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from . import bag as bagit
 from .backends import Backend, Entry, EntryKind, HashResult, WalkProblem
 from .checksums import DEFAULT_ALGORITHM
 from .inventory import CopySpec, Dataset
@@ -45,11 +46,10 @@ class CopyContext:
     walk_problems: list[WalkProblem] = field(default_factory=list)
 
 
-def list_copy(ctx: CopyContext) -> None:
-    """Walk the copy into the workset; remember folders that could not be listed."""
-    dataset = ctx.dataset
-    skip = {dataset.checksums.file} if dataset.checksums else set()
-    patterns = dataset.exclude
+def list_copy(ctx: CopyContext, skip: Collection[str] = ()) -> None:
+    """Walk the copy into the workset (without the files in ``skip``); remember
+    folders that could not be listed."""
+    patterns = ctx.dataset.exclude
 
     def entries() -> Iterator[Entry]:
         for item in ctx.backend.walk(ctx.copy.path):
@@ -402,3 +402,32 @@ def _compare_digests(hashed: HashResult, ref: dict[str, str]) -> str | None:
             return (f"{algorithm} {hashed.digests[algorithm]}{how}, "
                     f"reference {ref[algorithm]}")
     return None
+
+
+# -- BagIt ---------------------------------------------------------------------------
+
+def check_bag(bag: bagit.Bag, ctx: CopyContext, result: CopyResult) -> None:
+    """After ``compare``: is this copy still a valid bag?  A payload file no
+    manifest lists or a wrong Payload-Oxum make it invalid (not intact: its
+    content is not the bag's); files listed in fetch.txt and absent make it a
+    holey bag (incomplete, still to be fetched)."""
+    check = bagit.check_payload(bag, ((e.path, e.size) for e in ctx.workset.files()))
+    missing = {p.path: p for p in result.problems if p.problem is ProblemKind.MISSING}
+    for path in check.unfetched:
+        if path in missing:
+            index = result.problems.index(missing[path])
+            result.problems[index] = Problem(path, ProblemKind.MISSING,
+                                             "listed in fetch.txt, not fetched (holey bag)")
+    for path, hint in check.hints.items():
+        if path in missing and path not in check.unfetched:
+            index = result.problems.index(missing[path])
+            result.problems[index] = Problem(path, ProblemKind.MISSING, hint)
+    for path in check.extra:
+        for index, problem in enumerate(result.problems):
+            if problem.path == path and problem.problem is ProblemKind.EXTRA:
+                result.problems[index] = Problem(path, ProblemKind.EXTRA,
+                                                 "payload file in no bag manifest: the bag "
+                                                 "is invalid")
+    if check.reasons and result.state in (CopyState.INTACT, CopyState.INCOMPLETE):
+        result.state = CopyState.CORRUPT
+        result.detail = "not a valid BagIt bag: " + "; ".join(check.reasons)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import manifest, pathglob
 from .errors import ConfigError, ConfigErrors
 from .yamlload import Document, join, load_file
 
@@ -207,10 +208,26 @@ def copy_address(location: Location, path: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ChecksumsSpec:
-    """A producer manifest inside the primary copy (md5sum/sha256sum format)."""
+    """One ``checksums:`` entry: producer manifests inside the primary copy.
 
-    file: str
-    algorithm: str
+    Exactly one of ``file`` and ``glob`` names them, except for ``format:
+    bagit`` (the copy is a bag; its own manifests are read).  ``paths`` says
+    what names inside a manifest are relative to: ``manifest`` (its own folder),
+    ``dataset`` (the copy's root) or a folder inside the copy."""
+
+    file: str | None = None
+    glob: str | None = None
+    format: str = "coreutils"
+    algorithm: str = "md5"
+    paths: str = "dataset"
+    strip: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How the report names this entry."""
+        if self.format == "bagit":
+            return "the BagIt bag"
+        return self.file or f"glob {self.glob}"
 
 
 @dataclass(frozen=True)
@@ -218,7 +235,8 @@ class Dataset:
     name: str
     copies: tuple[CopySpec, ...]
     policy: str | None = None
-    checksums: ChecksumsSpec | None = None
+    #: Producer manifests (empty: none; the reference is recorded from the primary).
+    checksums: tuple[ChecksumsSpec, ...] = ()
     exclude: tuple[str, ...] = ()
     cls: str | None = None
     description: str | None = None
@@ -257,7 +275,23 @@ class Inventory:
     document: Document | None = None
 
 
-MANIFEST_ALGORITHMS = ("md5", "sha256", "sha1", "sha512", "xxh3_128", "xxh128")
+#: Inventory names of manifest algorithms -> threetwoone's.
+MANIFEST_ALGORITHMS = {"md5": "md5", "sha1": "sha1", "sha224": "sha224", "sha256": "sha256",
+                       "sha384": "sha384", "sha512": "sha512", "xxh128": "xxh3_128",
+                       "xxh3_128": "xxh3_128"}
+MANIFEST_FORMATS = ("coreutils", "sidecar", "bagit")
+_CHECKSUMS_KEYS: dict[str, tuple[Check, bool]] = {
+    "file": (_string, False), "glob": (_string, False), "format": (_string, False),
+    "algorithm": (_string, False), "paths": (_string, False), "strip": (_string, False)}
+
+
+def _inside_copy(value: str) -> str | None:
+    """Why ``value`` is not a relative path that stays inside a copy, or None."""
+    if value.startswith("/") or value.startswith("~"):
+        return "must be a path inside the copy (relative to its root, no leading '/')"
+    if any(part == ".." for part in value.replace("\\", "/").split("/")):
+        return "must not contain '..': it would leave the copy"
+    return None
 
 
 class _Validator:
@@ -382,27 +416,91 @@ class _Validator:
             return None
         self.keys(value, keypath, {
             "copies": (lambda v: None, True), "policy": (_string, False),
-            "checksums": (_mapping, False), "exclude": (_string_list, False),
+            "checksums": (lambda v: None, False), "exclude": (_string_list, False),
             "class": (_string, False), "description": (_string, False)})
-        checksums = None
-        spec = value.get("checksums")
-        if isinstance(spec, dict):
-            ckey = join(keypath, "checksums")
-            self.keys(spec, ckey, {"file": (_string, True), "algorithm": (_string, True)})
-            algorithm = spec.get("algorithm")
-            if isinstance(algorithm, str) and algorithm not in MANIFEST_ALGORITHMS:
-                self.error(join(ckey, "algorithm"), f"unsupported algorithm {algorithm!r} "
-                           f"(expected one of: {', '.join(MANIFEST_ALGORITHMS)})")
-            if isinstance(spec.get("file"), str) and isinstance(algorithm, str):
-                checksums = ChecksumsSpec(file=spec["file"].strip("/"),
-                                          algorithm="xxh3_128" if algorithm == "xxh128"
-                                          else algorithm)
+        checksums = self.checksums(value.get("checksums"), join(keypath, "checksums"))
         copies = self.copies(value.get("copies"), join(keypath, "copies"), locations)
         if not copies:
             return None
         return Dataset(name=name, copies=copies, policy=value.get("policy"),
                        checksums=checksums, exclude=tuple(value.get("exclude") or ()),
                        cls=value.get("class"), description=value.get("description"))
+
+    def checksums(self, value: Any, keypath: str) -> tuple[ChecksumsSpec, ...]:
+        """``checksums:``: one mapping or a list of them."""
+        if value is None:
+            return ()
+        items: list[tuple[str, Any]]
+        if isinstance(value, dict):
+            items = [(keypath, value)]
+        elif isinstance(value, list) and value:
+            items = [(join(keypath, i), v) for i, v in enumerate(value)]
+        else:
+            self.error(keypath, "must be a mapping ({file: ..} or {glob: ..}) or a "
+                                "non-empty list of them")
+            return ()
+        specs = []
+        for ckey, spec in items:
+            if not isinstance(spec, dict):
+                self.error(ckey, "must be a mapping with 'file', 'glob' or 'format: bagit'")
+                continue
+            parsed = self.checksums_entry(spec, ckey)
+            if parsed:
+                specs.append(parsed)
+        if len(specs) > 1 and any(s.format == "bagit" for s in specs):
+            self.error(keypath, "format 'bagit' describes the whole copy with the bag's "
+                                "own manifests: it cannot be combined with other entries")
+        return tuple(specs)
+
+    def checksums_entry(self, spec: dict[str, Any], ckey: str) -> ChecksumsSpec | None:
+        errors = len(self.errors)
+        self.keys(spec, ckey, _CHECKSUMS_KEYS)
+        fmt = spec.get("format", "coreutils")
+        if isinstance(fmt, str) and fmt not in MANIFEST_FORMATS:
+            self.error(join(ckey, "format"), f"unknown format {fmt!r} (expected one of: "
+                                             f"{', '.join(MANIFEST_FORMATS)})")
+        if fmt == "bagit":
+            extra = sorted(k for k in spec if k != "format")
+            if extra:
+                self.error(join(ckey, extra[0]), "format 'bagit' takes no other keys: the "
+                           "copy is the bag, and its manifest-ALG.txt files say the rest")
+            return None if len(self.errors) > errors else ChecksumsSpec(format="bagit")
+        named = [k for k in ("file", "glob") if k in spec]
+        if len(named) != 1:
+            self.error(ckey, "needs exactly one of 'file' (a manifest) and 'glob' (every "
+                             "manifest matching it), or 'format: bagit'")
+        for key in named:
+            if isinstance(spec[key], str):
+                problem = (_inside_copy(spec[key]) if key == "file"
+                           else pathglob.problem(spec[key]))
+                if problem:
+                    self.error(join(ckey, key), problem)
+        algorithm = spec.get("algorithm", "md5")
+        if isinstance(algorithm, str) and algorithm not in MANIFEST_ALGORITHMS:
+            self.error(join(ckey, "algorithm"), f"unsupported algorithm {algorithm!r} "
+                       f"(expected one of: {', '.join(MANIFEST_ALGORITHMS)})")
+        paths = spec.get("paths", "manifest" if "glob" in spec else "dataset")
+        if fmt == "sidecar" and "paths" in spec:
+            self.error(join(ckey, "paths"), "format 'sidecar' takes no 'paths': X.md5 "
+                                            "always describes the file X beside it")
+        if isinstance(paths, str) and paths not in ("manifest", "dataset"):
+            problem = _inside_copy(paths)
+            if problem:
+                self.error(join(ckey, "paths"), "must be 'manifest', 'dataset' or a folder "
+                                                "inside the copy; " + problem)
+        if fmt == "sidecar" and "strip" in spec:
+            self.error(join(ckey, "strip"), "format 'sidecar' takes no 'strip': a "
+                                            "sidecar's name, if any, is not used")
+        if len(self.errors) > errors:
+            return None
+        file = spec.get("file")
+        return ChecksumsSpec(
+            file="/".join(manifest.split_path(file)) if isinstance(file, str) else None,
+            glob=spec.get("glob"), format=str(fmt),
+            algorithm=MANIFEST_ALGORITHMS[str(algorithm)],
+            paths=paths if paths in ("manifest", "dataset")
+            else "/".join(manifest.split_path(str(paths))),
+            strip=spec.get("strip"))
 
     def inventory(self) -> Inventory:
         data = self.doc.data
