@@ -163,7 +163,8 @@ def test_accept_refused_with_a_manifest(lab: Lab) -> None:
                      checksums={"file": "m.md5", "algorithm": "md5"})
     lab.write()
     result = run_cli("accept", str(lab.inventory), "ds", "--state", str(lab.state))
-    assert result.exit_code == 5 and "the manifest is its reference" in result.stderr
+    assert result.exit_code == 5
+    assert "has producer manifests (m.md5); they are its reference" in result.stderr
 
 
 def test_status_shows_what_is_due(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:

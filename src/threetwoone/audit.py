@@ -406,7 +406,9 @@ class Auditor:
                              status=Status(status),
                              counts=judgement.counts.as_dict(),
                              violations=violations, warnings=warnings,
-                             copies=copies, reference=reference.source,
+                             copies=copies,
+                             reference="manifest" if reference.source == "invalid"
+                             else reference.source,
                              attested=list(policy.attested))
 
     def _view(self, copy: CopyResult) -> CopyView:

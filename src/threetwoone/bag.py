@@ -396,7 +396,8 @@ def check_payload(bag: Bag, listing: Iterable[tuple[str, int]]) -> PayloadCheck:
                              f"(e.g. {check.extra[0]!r})")
     absent = sorted(p for p in bag.payload if p not in present)
     check.unfetched = [p for p in absent if p in bag.fetch]
-    if bag.oxum and not check.unfetched and bag.oxum != (octets, files):
+    # Absent or extra files say more than the Oxum would (and explain it).
+    if bag.oxum and not absent and not check.extra and bag.oxum != (octets, files):
         check.reasons.append(f"Payload-Oxum says {bag.oxum[0]}.{bag.oxum[1]} "
                              f"(octets.files), the payload is {octets}.{files}")
     check.hints = _hints(absent, present)
