@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from ..results import AuditResult
 from .json import render_json
+from .junit import render_junit
+from .markdown import render_markdown
 from .prometheus import render_prometheus
 from .table import render_table
 
@@ -17,6 +19,9 @@ FORMATTERS: dict[str, Formatter] = {
     "table": render_table,
     "json": render_json,
     "prometheus": render_prometheus,
+    "junit": render_junit,
+    "markdown": render_markdown,
 }
 
-__all__ = ["FORMATTERS", "Formatter", "render_json", "render_prometheus", "render_table"]
+__all__ = ["FORMATTERS", "Formatter", "render_json", "render_junit", "render_markdown",
+           "render_prometheus", "render_table"]

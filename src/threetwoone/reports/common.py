@@ -38,9 +38,9 @@ def headline(result: AuditResult) -> str:
             f"{totals['pass']} pass, {totals['fail']} fail, {totals['unknown']} unknown")
 
 
-def plural(count: int, noun: str) -> str:
-    """``1 file``, ``2 files``."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files``; ``many`` for nouns that do not just add an s."""
+    return f"{count} {noun}" if count == 1 else f"{count} {many or noun + 's'}"
 
 
 def not_passing(result: AuditResult) -> list[DatasetResult]:
