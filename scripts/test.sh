@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # must run the same command under each).
 APT_PACKAGES=(openssh-server openssh-client xxhash hashdeep rclone
               xrootd-server xrootd-server-plugins xrootd-client
-              prometheus util-linux mount fish tcsh zsh)
+              prometheus chromium util-linux mount fish tcsh zsh)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..results import AuditResult
+from .html import render_html
 from .json import render_json
 from .junit import render_junit
 from .markdown import render_markdown
@@ -21,7 +22,8 @@ FORMATTERS: dict[str, Formatter] = {
     "prometheus": render_prometheus,
     "junit": render_junit,
     "markdown": render_markdown,
+    "html": render_html,
 }
 
-__all__ = ["FORMATTERS", "Formatter", "render_json", "render_junit", "render_markdown",
-           "render_prometheus", "render_table"]
+__all__ = ["FORMATTERS", "Formatter", "render_html", "render_json", "render_junit",
+           "render_markdown", "render_prometheus", "render_table"]
