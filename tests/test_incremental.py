@@ -173,7 +173,7 @@ def test_status_shows_what_is_due(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> 
     lab.audit_json()
     at(monkeypatch, T0 + 31 * DAY)
     result = run_cli("status", "--state", str(lab.state))
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # files overdue
     row = next(line for line in result.stdout.splitlines() if "ds/tape/ds" in line)
     assert "intact" in row and "(31d ago)" in row
     assert row.split()[-2:] == ["8", "0"]  # 8 overdue, none merely coming due

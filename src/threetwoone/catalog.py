@@ -107,6 +107,26 @@ class ReferenceFile:
 
 
 @dataclass(frozen=True, slots=True)
+class CopyFixity:
+    """One copy's standing against the fixity schedule (``threetwoone status``)."""
+
+    copy: str  # dataset/location/path
+    dataset: str
+    last_audit_at: float | None
+    last_state: str | None
+    #: Files in the dataset's reference.
+    files: int
+    #: The oldest verification among them (None when none was ever verified).
+    oldest_verified_at: float | None
+    #: Reference files last verified before the interval, or never.
+    overdue: int
+    #: Files that come due within a day.
+    due_soon: int
+    #: Reference files this copy never verified.
+    never_verified: int
+
+
+@dataclass(frozen=True, slots=True)
 class Reference:
     dataset: str
     source: str
@@ -218,20 +238,31 @@ class Catalog:
                               (copy,)).fetchone()
         return None if row is None else row[0]
 
-    def copy_status(self, interval: float, now: float
-                    ) -> list[tuple[str, str, float | None, str | None, int, float | None, int,
-                                    int]]:
-        """Per copy: key, dataset, last audit, last state, files, oldest
-        verification, files overdue now, files coming due within a day."""
+    def copy_status(self, interval: float, now: float, copy: str | None = None
+                    ) -> list[CopyFixity]:
+        """Per audited copy (or just ``copy``), its reference files' last
+        verification against the fixity ``interval`` at time ``now``.  A reference
+        file the copy never verified (absent, or the reference is newer) is overdue."""
+        cutoff = now - interval
+        where = "WHERE c.copy = ? " if copy is not None else ""
         rows = self.db.execute(
-            "SELECT c.copy, c.dataset, c.last_audit_at, c.last_state, COUNT(f.path), "
+            "SELECT c.copy, c.dataset, c.last_audit_at, c.last_state, COUNT(r.path), "
             "MIN(f.verified_at), "
-            "COALESCE(SUM(f.verified_at <= ?), 0), "
-            "COALESCE(SUM(f.verified_at > ? AND f.verified_at <= ?), 0) "
-            "FROM copies c LEFT JOIN copy_files f ON f.copy = c.copy "
-            "GROUP BY c.copy ORDER BY c.dataset, c.copy",
-            (now - interval, now - interval, now - interval + 86400))
-        return [tuple(row) for row in rows]
+            "COALESCE(SUM(r.path IS NOT NULL AND (f.verified_at IS NULL "
+            "OR f.verified_at <= ?)), 0), "
+            "COALESCE(SUM(f.verified_at > ? AND f.verified_at <= ?), 0), "
+            "COALESCE(SUM(r.path IS NOT NULL AND f.verified_at IS NULL), 0) "
+            "FROM copies c LEFT JOIN reference_files r ON r.dataset = c.dataset "
+            "LEFT JOIN copy_files f ON f.copy = c.copy AND f.path = r.path "
+            f"{where}GROUP BY c.copy ORDER BY c.dataset, c.copy",
+            (cutoff, cutoff, cutoff + 86400, *(() if copy is None else (copy,))))
+        return [CopyFixity(*row) for row in rows]
+
+    def latest_policies(self) -> dict[str, str]:
+        """Dataset -> the policy its latest recorded verdict was judged by."""
+        return dict(self.db.execute(
+            "SELECT d.dataset, d.policy FROM run_datasets d WHERE d.run_id = "
+            "(SELECT MAX(run_id) FROM run_datasets e WHERE e.dataset = d.dataset)"))
 
     # -- runs ----------------------------------------------------------------
     def start_run(self, inventory: str) -> int:

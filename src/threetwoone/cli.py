@@ -368,61 +368,73 @@ def accept(inventory: str, dataset: str, state: str | None, lock_timeout: float)
 @state_option
 @click.option("-n", "--limit", type=click.IntRange(1), default=30, show_default=True,
               help="Show at most N verdicts.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format.")
 @handle_errors
-def history(dataset: str | None, state: str | None, limit: int) -> None:
+def history(dataset: str | None, state: str | None, limit: int, fmt: str) -> None:
     """Past verdicts, newest first (all datasets, or DATASET)."""
-    from tabulate import tabulate
-
     from .catalog import Catalog, default_state_path
+    from .reports.history import render_history_json, render_history_table
 
     with Catalog(state or default_state_path()) as catalog:
-        rows = [(started, name, policy, status.upper(),
-                 ", ".join(f"{label}={st}" for label, st in summary["copies"].items()))
-                for started, name, policy, status, summary in catalog.history(dataset, limit)]
-        accepted = catalog.reference_info(dataset) if dataset else None
-    if not rows:
+        verdicts = list(catalog.history(dataset, limit))
+        reference = catalog.reference_info(dataset) if dataset else None
+    if fmt == "json":
+        click.echo(render_history_json(verdicts, reference), nl=False)
+    elif not verdicts:
         click.echo("no audits recorded" + (f" for {dataset}" if dataset else ""))
-        return
-    click.echo(tabulate(rows, headers=["audit started", "dataset", "policy", "status",
-                                       "copies"]))
-    if accepted:
-        source, recorded_at, recorded_by = accepted
-        click.echo(f"\nreference: {source}, recorded {recorded_at} by {recorded_by}")
+    else:
+        click.echo(render_history_table(verdicts, reference), nl=False)
 
 
 @main.command()
+@click.argument("inventory", required=False,
+                type=click.Path(dir_okay=False, path_type=str))
 @state_option
 @click.option("--fixity-interval", default="30d", show_default=True, metavar="DURATION",
               help="The interval to compute what is due against.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format.")
 @handle_errors
-def status(state: str | None, fixity_interval: str) -> None:
-    """Per copy: last audit, when it was last fully verified, and what is due."""
-    from datetime import UTC, datetime
+def status(inventory: str | None, state: str | None, fixity_interval: str, fmt: str) -> None:
+    """Per copy: last audit, when it was last fully verified, and what is due.
 
-    from tabulate import tabulate
-
+    Exits 1 when a copy has files not fully verified within the fixity interval,
+    is older than its policy's max_age, or (with INVENTORY) was never audited.
+    With INVENTORY, policies are the inventory's and its copies never audited
+    are listed; without, each dataset's policy is the one of its latest verdict.
+    """
+    from .audit import copy_key
     from .catalog import Catalog, default_state_path
+    from .reports.status import (
+        exit_code,
+        render_status_json,
+        render_status_table,
+        standings,
+    )
     from .schedule import parse_duration
 
     interval = parse_option(parse_duration, fixity_interval, "'--fixity-interval'")
     now = clock()()
-
-    def when(epoch: float | None) -> str:
-        if epoch is None:
-            return "never"
-        stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
-        return f"{stamp} ({(now - epoch) / 86400:.0f}d ago)"
-
+    declared: dict[str, str] = {}
+    policies: dict[str, Policy | None] = {}
+    if inventory:
+        inv = load_inventory(inventory)
+        policies.update(resolve_policies(inv, None, list(inv.datasets)))
+        declared = {copy_key(name, copy): name for name, dataset in inv.datasets.items()
+                    for copy in dataset.copies}
     with Catalog(state or default_state_path()) as catalog:
-        rows = [(copy, last_state or "-", when(last), files, when(oldest), overdue, soon)
-                for copy, _ds, last, last_state, files, oldest, overdue, soon
-                in catalog.copy_status(interval, now)]
-    if not rows:
-        click.echo("no copies audited yet")
-        return
-    click.echo(tabulate(rows, headers=["copy (dataset/location/path)", "state", "last audit",
-                                       "files", "oldest verification", "overdue",
-                                       "due in 24h"]))
+        fixity = catalog.copy_status(interval, now)
+        recorded = catalog.latest_policies()
+    for dataset, name in recorded.items():
+        if dataset not in policies:
+            policies[dataset] = load_policy(name) if name in builtin_names() else None
+    rows = standings(fixity, policies, declared)
+    if fmt == "json":
+        click.echo(render_status_json(rows, now, interval), nl=False)
+    else:
+        click.echo(render_status_table(rows, now), nl=False)
+    sys.exit(exit_code(rows, now))
 
 
 @main.command()

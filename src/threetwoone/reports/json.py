@@ -79,7 +79,8 @@ def render_json(result: AuditResult, quiet: bool = False) -> str:
     return json.dumps(report_dict(result), indent=2, ensure_ascii=False) + "\n"
 
 
-def schema() -> dict[str, Any]:
-    text = (resources.files("threetwoone") / "reports" / "report.schema.json").read_text()
+def schema(name: str = "report") -> dict[str, Any]:
+    """A shipped JSON Schema: ``report`` (audit), ``status`` or ``history``."""
+    text = (resources.files("threetwoone") / "reports" / f"{name}.schema.json").read_text()
     loaded: dict[str, Any] = json.loads(text)
     return loaded
