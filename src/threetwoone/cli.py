@@ -178,7 +178,7 @@ def parse_report_targets(ctx: click.Context, param: click.Parameter,
 
 
 @main.command()
-@click.argument("inventory", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("inventory", type=click.Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(report_format_names()), default="table",
               show_default=True, help="Report format on stdout (or -o).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
@@ -332,7 +332,7 @@ def write_reports(targets: list[ReportTarget], result: AuditResult,
 
 
 @main.command()
-@click.argument("inventory", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("inventory", type=click.Path(path_type=str))
 @click.argument("dataset")
 @state_option
 @lock_option
@@ -438,7 +438,7 @@ def status(inventory: str | None, state: str | None, fixity_interval: str, fmt: 
 
 
 @main.command()
-@click.argument("inventory", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("inventory", type=click.Path(path_type=str))
 @click.option("--policy", metavar="NAME|FILE", help="Also check this policy.")
 @handle_errors
 def validate(inventory: str, policy: str | None) -> None:
