@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from .pathnames import display
+
 
 class ExitCode(enum.IntEnum):
     PASS = 0
@@ -30,8 +32,10 @@ class ConfigError(ThreeTwoOneError):
         self.line = line
         self.keypath = keypath
         self.message = message
-        where = f"{file}:{line}" if line else file
-        super().__init__(f"{where}: {keypath}: {message}" if keypath else f"{where}: {message}")
+        # Key paths hold names from the file: shown escaped, like file names.
+        where = f"{display(file)}:{line}" if line else display(file)
+        shown = display(keypath)
+        super().__init__(f"{where}: {shown}: {message}" if keypath else f"{where}: {message}")
 
 
 class ConfigErrors(ThreeTwoOneError):

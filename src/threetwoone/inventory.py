@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 from . import manifest, pathglob
 from .errors import ConfigError, ConfigErrors
-from .yamlload import Document, join, load_file
+from .pathnames import has_control
+from .yamlload import Document, join, key_join, load_file, shown
 
 KINDS = ("local", "sftp", "webdav", "s3")
 
@@ -93,6 +94,10 @@ def _env_name(value: Any) -> str | None:
 def _mapping(value: Any) -> str | None:
     return None if isinstance(value, dict) else "must be a mapping"
 
+
+#: Checks that want text: a failure there gets a hint when YAML read an
+#: unquoted value as something else (``root: off``).
+TEXT_CHECKS: tuple[Check, ...] = (_string, _env_name, _http_url)
 
 COMMON_LOCATION_KEYS: dict[str, tuple[Check, bool]] = {
     "kind": (_string, True),
@@ -308,9 +313,9 @@ class _Validator:
         """Check a mapping against ``schema``: secrets, unknown keys, required
         keys, value types."""
         for key in value:
-            child = join(keypath, key)
+            child = key_join(keypath, key)
             if not isinstance(key, str):
-                self.error(child, "keys must be strings")
+                self.error(child, "keys must be strings" + self.doc.unquoted_hint(child, True))
             elif key in SECRET_KEYS:
                 self.error(child, f"secrets must not be written in the inventory; "
                                   f"use {SECRET_KEYS[key]}")
@@ -321,10 +326,34 @@ class _Validator:
                 check = _env_name if key.endswith("_env") else schema[key][0]
                 problem = check(value[key])
                 if problem:
+                    if check in TEXT_CHECKS:
+                        problem += self.doc.unquoted_hint(child)
                     self.error(child, problem)
         for key, (_check, required) in schema.items():
             if required and key not in value:
                 self.error(keypath, f"missing required key {key!r}")
+
+    def names(self, value: Any, keypath: str, what: str) -> dict[str, Any]:
+        """The entries of a mapping from names (locations, datasets, classes) to
+        their settings.  A name YAML read as something else is refused: the keys
+        ``1`` and ``"1"`` would otherwise become one name."""
+        if not isinstance(value, dict):
+            return {}
+        out = {}
+        for name, entry in value.items():
+            child = key_join(keypath, name)
+            if not isinstance(name, str):
+                self.error(child, f"a {what} name must be text"
+                           + self.doc.unquoted_hint(child, key=True))
+            elif not name.strip():
+                self.error(child, f"a {what} name must not be empty")
+            elif has_control(name):
+                # Names go into tables, mails and metrics labels as they are.
+                self.error(child, f"a {what} name must not contain control, line-separator "
+                                  "or bidirectional-override characters")
+            else:
+                out[name] = entry
+        return out
 
     def resolve_path(self, value: str) -> str:
         expanded = os.path.expanduser(value)
@@ -510,39 +539,37 @@ class _Validator:
         self.keys(data, "", {"version": (lambda v: None, True), "policy": (_string, False),
                              "policies": (_mapping, False), "locations": (_mapping, True),
                              "datasets": (_mapping, True), "description": (_string, False)})
-        if "version" in data and data["version"] != 1:
-            self.error("version", f"unsupported inventory version {data['version']!r} "
+        version = data.get("version", 1)
+        # Exactly the integer 1: YAML's true and 1.0 compare equal to 1 in Python.
+        if type(version) is not int or version != 1:
+            self.error("version", f"unsupported inventory version {shown(version)} "
                                   "(this threetwoone reads version 1)")
-        raw_locations = _as_dict(data.get("locations"))
+        raw_locations = self.names(data.get("locations"), "locations", "location")
         locations: dict[str, Location] = {}
         for name, value in raw_locations.items():
-            location = self.location(str(name), value, join("locations", name))
+            location = self.location(name, value, join("locations", name))
             if location:
-                locations[str(name)] = location
+                locations[name] = location
         class_policies: dict[str, str] = {}
-        if isinstance(data.get("policies"), dict):
-            for cls, policy in data["policies"].items():
-                if not isinstance(policy, str) or not policy:
-                    self.error(join("policies", cls), "must be a policy name or file")
-                else:
-                    class_policies[str(cls)] = policy
+        for cls, policy in self.names(data.get("policies"), "policies", "class").items():
+            if not isinstance(policy, str) or not policy:
+                self.error(join("policies", cls), "must be a policy name or file"
+                           + self.doc.unquoted_hint(join("policies", cls)))
+            else:
+                class_policies[cls] = policy
         datasets: dict[str, Dataset] = {}
-        raw_datasets = _as_dict(data.get("datasets"))
-        if isinstance(data.get("datasets"), dict) and not raw_datasets:
+        raw_datasets = self.names(data.get("datasets"), "datasets", "dataset")
+        if data.get("datasets") == {}:
             self.error("datasets", "no datasets declared")
         for name, value in raw_datasets.items():
-            dataset = self.dataset(str(name), value, join("datasets", name), raw_locations)
+            dataset = self.dataset(name, value, join("datasets", name), raw_locations)
             if dataset:
-                datasets[str(name)] = dataset
+                datasets[name] = dataset
         if self.errors:
             raise ConfigErrors(self.errors)
         return Inventory(path=self.doc.file, folder=self.folder, locations=locations,
                          datasets=datasets, policy=data.get("policy"),
                          class_policies=class_policies, document=self.doc)
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:
