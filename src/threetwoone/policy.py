@@ -625,19 +625,24 @@ def _validate(doc: Document, fallback_name: str) -> Policy:
 
 def load_policy(spec: str, base_folder: str | None = None,
                 where: tuple[Document, str] | None = None) -> Policy:
-    """Load a built-in policy by name, or a policy file by path (relative paths
-    resolve against ``base_folder``, the inventory's folder).  ``where`` is the
-    inventory document and key path that named ``spec``, for the error."""
+    """Load a built-in policy by name, or a policy file by path.  A relative
+    path resolves against ``base_folder`` (the inventory's folder, for a policy
+    an inventory names) and only there: the same inventory must give the same
+    verdict from any working directory.  Without ``base_folder`` (``--policy``
+    on the command line) it resolves against the working directory, as any
+    command-line path does.  ``where`` is the inventory document and key path
+    that named ``spec``, for the error."""
     builtin = _builtin_path(spec) if "/" not in spec and not spec.endswith(
         (".yaml", ".yml")) else None
     if builtin:
         return _validate(load_file(builtin), spec)
     path = os.path.expanduser(spec)
-    if base_folder and not os.path.isabs(path) and not os.path.exists(path):
+    if base_folder and not os.path.isabs(path):
         path = os.path.join(base_folder, path)
     if not os.path.exists(path):
+        looked = f"; no file {path}" if path != spec else ""
         message = (f"no built-in policy or policy file named {spec!r} "
-                   f"(built-in: {', '.join(builtin_names())})")
+                   f"(built-in: {', '.join(builtin_names())}{looked})")
         if where:
             raise where[0].error(where[1], message)
         raise ConfigError(spec, None, "", message)
@@ -668,13 +673,16 @@ def resolve_policies(inventory: Inventory, override: str | None, datasets: Seque
     named += [(spec, f"policies.{cls}") for cls, spec in inventory.class_policies.items()]
     named += [(d.policy, f"datasets.{name}.policy") for name, d in inventory.datasets.items()
               if d.policy]
-    loaded: dict[str, Policy] = {}
+    # A policy file the inventory names resolves against the inventory's folder;
+    # --policy, a command-line path, against the working directory (base None).
+    loaded: dict[tuple[str, str | None], Policy] = {}
     for spec, keypath in [*named, *([(override, "")] if override else [])]:
-        if spec in loaded:
+        base = inventory.folder if keypath else None
+        if (spec, base) in loaded:
             continue
         try:
-            loaded[spec] = load_policy(spec, inventory.folder,
-                                       (doc, keypath) if doc and keypath else None)
+            loaded[spec, base] = load_policy(spec, base,
+                                             (doc, keypath) if doc and keypath else None)
         except ConfigErrors as exc:
             errors.extend(e for e in exc.errors if str(e) not in map(str, errors))
         except ConfigError as exc:
@@ -692,9 +700,10 @@ def resolve_policies(inventory: Inventory, override: str | None, datasets: Seque
             spec = inventory.class_policies[dataset.cls]
         else:
             spec = inventory.policy or default
-        if spec not in loaded:
-            loaded[spec] = load_policy(spec, inventory.folder)
-        out[name] = loaded[spec]
+        key = (spec, None if override else inventory.folder)
+        if key not in loaded:
+            loaded[key] = load_policy(spec, inventory.folder)
+        out[name] = loaded[key]
     return out
 
 
