@@ -3,9 +3,19 @@ code, in bounded time and memory, with nothing replaced on disk and no secret sh
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 
-from conftest import Lab, run_cli
+from conftest import Lab, copy_by_location, run_cli, run_subprocess
 from leaks import make_secret, run_with_secret
 
 
@@ -40,3 +50,274 @@ def test_a_valid_env_name_still_validates(lab: Lab) -> None:
     lab.locations["dav"] = dav_location({"type": "bearer", "token_env": "_SWESTORE_TOKEN2"})
     result = run_cli("validate", str(lab.write()))
     assert result.exit_code == 0, result.stderr
+
+
+# -- YAML bounds ---------------------------------------------------------------
+
+BILLION_LAUGHS = """\
+version: 1
+lol0: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+lol1: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+lol2: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+lol3: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+lol4: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+lol5: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+lol6: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
+lol7: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]
+lol8: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]
+locations: *i
+datasets: {}
+"""
+
+
+MINIMAL = """\
+version: 1
+locations:
+  nas: {kind: local, root: /srv/nas, media: disk, site: a}
+datasets:
+  ds:
+    description: DESC
+    copies: [{location: nas, path: ds}]
+"""
+
+
+def limited_memory() -> None:
+    """In the child: 1 GiB of address space. Expanding the aliases above needs
+    tens of GiB, so without a bound the run ends in MemoryError (exit 5)."""
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def validate_in_process(path: Path, *extra: str) -> tuple[int, str]:
+    """``threetwoone validate`` in a real process with bounded memory."""
+    run = run_subprocess("validate", str(path), *extra, preexec_fn=limited_memory)
+    assert "Traceback" not in run.stderr, run.stderr
+    return run.returncode, run.stdout + run.stderr
+
+
+def test_billion_laughs_ends_at_once_with_exit_4(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(BILLION_LAUGHS)
+    assert len(BILLION_LAUGHS) < 900
+    code, out = validate_in_process(path)
+    assert code == 4, out
+    assert f"{path}:" in out and "expands to more than 1,000,000 values" in out
+
+
+def test_the_same_bounds_hold_for_a_policy_file(tmp_path: Path) -> None:
+    (tmp_path / "bomb.yaml").write_text(BILLION_LAUGHS.replace("version: 1\n", "name: x\n"))
+    (tmp_path / "inventory.yaml").write_text(
+        MINIMAL.replace("version: 1\n", "version: 1\npolicy: bomb.yaml\n"))
+    code, out = validate_in_process(tmp_path / "inventory.yaml")
+    assert code == 4, out
+    assert f"{tmp_path / 'bomb.yaml'}:" in out and "expands to more than" in out
+
+
+@pytest.mark.parametrize(("description", "message"), [
+    ("[" + ", ".join(["*x"] * 10_001) + "]", "more than 10,000 aliases"),
+    ("[" * 65 + "]" * 65, "nested deeper than the limit of 64 levels"),
+    ("[" * 100_000, "nest"),   # libyaml's own nesting limit, or ours
+    ("[" * 60 + "*deep" + "]" * 60,   # 60 levels, and the alias adds 5
+     "nested deeper than the limit of 64 levels"),
+    ("9" * 5000, "a number of more than 30 digits is out of range"),
+    ("&r [1, *r]", "alias *r refers to a mapping or list that contains it"),
+    ("*nowhere", "alias *nowhere refers to no anchor defined before it"),
+    ("!!python/object/apply:os.system ['true']", "unsupported YAML tag"),
+    ("2024-13-45", "invalid timestamp value"),
+])
+def test_each_bound_and_bad_scalar_exits_4_with_the_line(tmp_path: Path, description: str,
+                                                         message: str) -> None:
+    text = MINIMAL.replace("version: 1\n", "version: 1\nanchors: [&x 1, &deep [[[[[1]]]]]]\n")
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text.replace("DESC", description))
+    code, out = validate_in_process(path)
+    assert code == 4, out
+    assert f"{path}:" in out and message in out, out
+
+
+def test_files_over_the_size_limit_are_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    with open(path, "wb") as handle:
+        handle.write(MINIMAL.encode())
+        handle.truncate(8 * 1024 * 1024 + 1)  # sparse: no need to write 8 MiB
+    code, out = validate_in_process(path)
+    assert code == 4
+    assert f"{path}: is 8.0 MiB, larger than the limit of 8.0 MiB" in out
+
+
+# -- not a regular file ----------------------------------------------------------
+
+def special_file(tmp_path: Path, kind: str) -> Path:
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "inventory.yaml")
+        return tmp_path / "inventory.yaml"
+    if kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(tmp_path / "inventory.yaml"))
+        sock.close()
+        return tmp_path / "inventory.yaml"
+    if kind == "directory":
+        (tmp_path / "inventory.yaml").mkdir()
+        return tmp_path / "inventory.yaml"
+    return Path("/dev/zero")
+
+
+@pytest.mark.parametrize(("kind", "words"), [
+    ("fifo", "is a FIFO (named pipe), not a regular file"),
+    ("socket", "is a socket, not a regular file"),
+    ("directory", "is a directory, not a regular file"),
+    ("zero", "is a character device, not a regular file"),
+])
+def test_an_inventory_that_is_not_a_regular_file_exits_4(tmp_path: Path, kind: str,
+                                                         words: str) -> None:
+    path = special_file(tmp_path, kind)
+    state = tmp_path / "state" / "catalog.sqlite3"
+    for args in (["validate", str(path)], ["audit", str(path), "--state", str(state)]):
+        # A real process, with a timeout: a FIFO opened for reading would block.
+        run = run_subprocess(*args, preexec_fn=limited_memory)
+        assert run.returncode == 4, run.stderr
+        assert f"threetwoone: {path}: {words}\n" == run.stderr
+    assert not state.parent.exists()
+
+
+def test_a_policy_file_that_is_a_fifo_exits_4(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "lab.yaml")
+    (tmp_path / "inventory.yaml").write_text(MINIMAL.replace("version: 1\n",
+                                                             "version: 1\npolicy: lab.yaml\n"))
+    code, out = validate_in_process(tmp_path / "inventory.yaml")
+    assert code == 4 and f"{tmp_path / 'lab.yaml'}: is a FIFO" in out
+
+
+# -- values ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("path: ds}", 'path: "d\\0s"}'),
+     "7: datasets.ds.copies[0].path: the value contains a NUL character"),
+    (("ds:\n", '"d\\0s":\n'), "5: datasets: a key contains a NUL character"),
+    (("version: 1", "version: true"), "1: version: unsupported inventory version true"),
+    (("version: 1", "version: 1.0"), "1: version: unsupported inventory version 1.0"),
+    (("root: /srv/nas", "root: off"),
+     "3: locations.nas.root: must be a non-empty string (YAML reads the unquoted off as "
+     "the boolean false; write 'off' in quotes if you mean the text)"),
+    (("site: a", "site: 2024"),
+     "3: locations.nas.site: must be a non-empty string (YAML reads the unquoted 2024 as a "
+     "number; write '2024' in quotes if you mean the text)"),
+    (("  ds:\n", "  1:\n"),
+     "5: datasets.1: a dataset name must be text (YAML reads the unquoted 1 as a number; "
+     "write '1' in quotes if you mean the text)"),
+    (("  nas: {", "  yes: {"), "3: locations.True: a location name must be text (YAML "
+     "reads the unquoted yes as the boolean true"),
+])
+def test_values_yaml_misreads_are_refused_with_a_hint(tmp_path: Path,
+                                                      change: tuple[str, str],
+                                                      message: str) -> None:
+    path = tmp_path / "inventory.yaml"
+    assert change[0] in MINIMAL
+    path.write_text(MINIMAL.replace(change[0], change[1], 1).replace("DESC", "x"))
+    state = tmp_path / "state.sqlite3"
+    for args in (["validate", str(path)], ["audit", str(path), "--state", str(state)]):
+        result = run_cli(*args)
+        assert result.exit_code == 4, result.stderr
+        assert f"{path}:{message}" in result.stderr
+    assert not state.exists()
+
+
+def test_keys_1_and_quoted_1_do_not_collapse_into_one_dataset(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(MINIMAL.replace("DESC", "x") + textwrap.indent(textwrap.dedent("""\
+        1: {copies: [{location: nas, path: one}]}
+        "1": {copies: [{location: nas, path: other}]}
+        """), "  "))
+    result = run_cli("validate", str(path))
+    assert result.exit_code == 4
+    assert f"{path}:8: datasets.1: a dataset name must be text" in result.stderr
+
+
+def test_a_nul_byte_in_a_copy_path_never_reaches_the_audit(lab: Lab) -> None:
+    lab.three_copies({"a.txt": b"a"})
+    lab.datasets["ds"]["copies"][1]["path"] = "ds\0evil"
+    result = lab.audit()
+    assert result.exit_code == 4, result.stderr
+    assert "datasets.ds.copies[1].path: the value contains a NUL character" in result.stderr
+
+
+# -- policy paths ----------------------------------------------------------------
+
+STRICT = "name: lab\nrequire: {copies: 4}\n"
+LOOSE = "name: lab\nrequire: {copies: 1}\n"
+
+
+def test_a_policy_file_resolves_against_the_inventory_folder_only(lab: Lab,
+                                                                 tmp_path: Path) -> None:
+    lab.three_copies({"a.txt": b"a"})
+    lab.write(policy="policies/lab.yaml")
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "lab.yaml").write_text(STRICT)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "policies").mkdir(parents=True)
+    (elsewhere / "policies" / "lab.yaml").write_text(LOOSE)
+    args = ("audit", str(lab.inventory), "--state", str(lab.state))
+    codes = {str(cwd): run_subprocess(*args, cwd=cwd).returncode
+             for cwd in (tmp_path, elsewhere, Path("/"))}
+    assert set(codes.values()) == {1}, codes   # three copies, the lab policy wants four
+    # Without the file next to the inventory, the one in the working directory is not used.
+    (tmp_path / "policies" / "lab.yaml").unlink()
+    run = run_subprocess("validate", str(lab.inventory), cwd=elsewhere)
+    assert run.returncode == 4
+    assert f"no file {tmp_path / 'policies' / 'lab.yaml'}" in run.stderr
+
+
+def test_policy_on_the_command_line_resolves_against_the_working_directory(
+        lab: Lab, tmp_path: Path) -> None:
+    lab.three_copies({"a.txt": b"a"})
+    lab.write()
+    (tmp_path / "lab.yaml").write_text(STRICT)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "lab.yaml").write_text(LOOSE)
+    args = ("audit", str(lab.inventory), "--state", str(lab.state), "--policy", "lab.yaml")
+    assert run_subprocess(*args, cwd=elsewhere).returncode == 0
+    assert run_subprocess(*args, cwd=tmp_path).returncode == 1
+
+
+# -- display -------------------------------------------------------------------
+
+def test_c1_controls_and_line_separators_in_names_are_escaped(lab: Lab) -> None:
+    names = {"csi\x9b31mred": "csi\\u009b31mred", "nel\x85line": "nel\\u0085line",
+             "ls\u2028ps\u2029x": "ls\\u2028ps\\u2029x",
+             "evil\u202etxt.exe": "evil\\u202etxt.exe", "ok-åäö": "ok-åäö"}
+    _nas, tape, _remote = lab.three_copies({name: b"data" for name in names})
+    for name in names:
+        (tape / name).unlink()
+    table = lab.audit("--format", "table")
+    assert table.exit_code == 1
+    code, report = lab.audit_json()
+    assert code == 1
+    problems = {p["path"]: p for p in copy_by_location(report, "ds", "tape")["problems"]}
+    for name, shown in names.items():
+        assert f"missing: {shown}" in table.stdout
+        assert shown in problems
+        if shown != name:
+            assert base64.b64decode(problems[shown]["path_base64"]) == name.encode()
+    for char in "\x85\x9b\u2028\u2029\u202e":
+        assert char not in table.stdout and char not in json.dumps(report, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("name", ["line\u2028break", "esc\x1b[2J", "c1\x9b", "rtl\u202e"])
+def test_inventory_names_with_control_characters_are_refused(tmp_path: Path,
+                                                             name: str) -> None:
+    path = tmp_path / "inventory.yaml"
+    quoted = json.dumps(name)  # a YAML double-quoted string
+    path.write_text(MINIMAL.replace("  ds:\n", f"  {quoted}:\n").replace("DESC", "x"))
+    result = run_cli("validate", str(path))
+    assert result.exit_code == 4
+    assert "a dataset name must not contain control" in result.stderr
+    assert not any(c in result.stderr for c in "\u2028\x1b\x9b\u202e")
+
+
+def test_the_hostile_yaml_benchmark_runs_and_every_hostile_case_exits_4() -> None:
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "hostile_yaml.py"
+    run = subprocess.run([sys.executable, str(script), "--runs", "1", "--datasets", "50"],
+                         capture_output=True, text=True, timeout=300, check=True)
+    rows = {line[:36].strip(): line[36:].split() for line in run.stdout.splitlines()[1:]}
+    assert rows["billion laughs"][1] == "4" and rows["nesting 100,000 deep"][1] == "4"
+    assert rows["integer of 5,000 digits"][1] == "4" and rows["honest, 50 datasets"][1] == "0"
