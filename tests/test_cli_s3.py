@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from conftest import Lab, copy_by_location, dataset_of, run_subprocess, write_tree
-from servers.moto_s3 import Fault, FaultProxy, MotoS3, fake_aws_environment, sha256_b64
+from servers.fault_proxy import Fault, FaultProxy
+from servers.moto_s3 import MotoS3, fake_aws_environment, sha256_b64
+from threetwoone.backends import s3 as s3_backend
 
 FILES = {
     "run1/sample_R1.fastq.gz": os.urandom(70_000),
@@ -174,5 +176,88 @@ def test_lying_server_told_apart_from_corruption_by_forced_download(lab: Lab,
         archive = copy_by_location(report, "ds", "archive")
         assert code == 0 and archive["state"] == "intact"
         assert archive["verification"] == "full"
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("fault", [
+    {"cut_after": 1000, "no_length": True},  # closes early: looks like a whole body
+    {"extra": b"trailing bytes"},            # more than the listing said
+], ids=["ends-early", "runs-long"])
+def test_a_body_of_the_wrong_length_is_unreadable_not_bit_rot(
+        lab: Lab, s3: MotoS3, monkeypatch: pytest.MonkeyPatch, fault: dict[str, Any]) -> None:
+    """A GET body shorter or longer than the listed size makes the object
+    unreadable and the copy ``error`` (exit 3), after resuming where it
+    stopped: never ``corrupt``, never "bit rot"."""
+    monkeypatch.setattr(s3_backend, "RESUME_BACKOFF", 0.001)
+    proxy = FaultProxy(upstream_port=s3.port)
+    proxy.start()
+    try:
+        s3_lab(lab, s3)
+        lab.locations["archive"]["endpoint_url"] = proxy.endpoint_url
+        assert lab.audit_json()[0] == 0
+        proxy.faults.append(Fault("GET", "sample_R1.fastq.gz", times=99, **fault))
+        result = lab.audit("--format", "json", "--verify", "full", "--force-download")
+        assert result.exit_code == 3, result.stdout
+        copy = copy_by_location(result.json(), "ds", "archive")
+        assert copy["state"] == "error"
+        [problem] = copy["problems"]
+        assert problem["path"] == "run1/sample_R1.fastq.gz"
+        assert problem["problem"] == "unreadable"
+        assert copy["files"]["corrupt"] == 0 and "bit rot" not in result.stdout
+        proxy.faults.clear()
+        code, report = lab.audit_json("--verify", "full", "--force-download")
+        assert code == 0 and copy_by_location(report, "ds", "archive")["state"] == "intact"
+    finally:
+        proxy.stop()
+
+
+def test_a_body_that_ends_early_once_is_resumed(lab: Lab, s3: MotoS3,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(s3_backend, "RESUME_BACKOFF", 0.001)
+    proxy = FaultProxy(upstream_port=s3.port)
+    proxy.start()
+    try:
+        s3_lab(lab, s3)
+        lab.locations["archive"]["endpoint_url"] = proxy.endpoint_url
+        assert lab.audit_json()[0] == 0
+        proxy.seen.clear()
+        proxy.faults.append(Fault("GET", "sample_R1.fastq.gz", cut_after=1000,
+                                  no_length=True, times=1))
+        code, report = lab.audit_json("--verify", "full", "--force-download")
+        assert code == 0 and copy_by_location(report, "ds", "archive")["state"] == "intact"
+        assert len([p for p in proxy.requests("GET") if "sample_R1" in p]) == 2
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("no_length", [True, False], ids=["no-length", "with-length"])
+def test_a_producer_manifest_cut_short_is_not_a_shorter_manifest(lab: Lab, s3: MotoS3,
+                                                                 no_length: bool) -> None:
+    """A manifest read from S3 whose body ends early at a line boundary would
+    name fewer files, and the copies' other files would only be "extra": the
+    read must fail instead (the reference is unknown, exit 3)."""
+    import hashlib
+
+    proxy = FaultProxy(upstream_port=s3.port)
+    proxy.start()
+    try:
+        manifest = "".join(f"{hashlib.md5(data).hexdigest()}  {name}\n"
+                           for name, data in sorted(FILES.items())).encode()
+        bucket = s3_lab(lab, s3, files={**FILES, "checksums.md5": manifest})
+        lab.locations["archive"]["endpoint_url"] = proxy.endpoint_url
+        lab.datasets["ds"]["copies"] = [
+            {"location": "archive", "path": "P1/run1", "primary": True},
+            {"location": "nas", "path": "P1/run1"}, {"location": "tape", "path": "P1/run1"}]
+        lab.datasets["ds"]["checksums"] = {"file": "checksums.md5", "algorithm": "md5"}
+        assert bucket
+        first_line = manifest.index(b"\n") + 1
+        proxy.faults.append(Fault("GET", "checksums.md5", cut_after=first_line,
+                                  no_length=no_length, times=99))
+        result = lab.audit("--format", "json")
+        assert result.exit_code == 3, result.stdout
+        ds = dataset_of(result.json(), "ds")
+        assert ds["status"] == "unknown"
+        assert any("checksums.md5" in w and "could not be read" in w for w in ds["warnings"])
     finally:
         proxy.stop()

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from conftest import Lab, copy_by_location, dataset_of, write_tree
+from servers.fault_proxy import Fault, FaultProxy
+from threetwoone.backends.webdav import WebDAVBackend
 from threetwoone.checksums import hash_bytes
 
 if TYPE_CHECKING:
@@ -218,3 +220,83 @@ def test_checksums_in_the_listing_spare_a_request_per_file(
     asked = [method for method, url_path in site.server.seen_requests()
              if url_path.startswith(f"/{path}/") and not url_path.endswith("/")]
     assert asked and set(asked) == {"PROPPATCH"}  # ours, above: no HEAD, no GET
+
+
+@pytest.mark.parametrize("fault", [
+    {"cut_after": 1000, "no_length": True},  # closes early: looks like a whole body
+    {"extra": b"trailing bytes"},            # more than the listing said
+], ids=["ends-early", "runs-long"])
+def test_a_body_of_the_wrong_length_is_unreadable_not_bit_rot(
+        lab: Lab, site: DavSite, fast_retries: None, fault: dict[str, Any]) -> None:
+    """A GET body shorter or longer than the listed size (a connection closed
+    early with no Content-Length cannot be told from a whole body) makes the
+    file unreadable and the copy ``error`` (exit 3), after the usual retries:
+    never ``corrupt``, never "bit rot"."""
+    proxy = FaultProxy(upstream_port=site.server.port)
+    proxy.start()
+    try:
+        lab_with_dav(lab, site, url=proxy.endpoint_url)
+        assert lab.audit_json()[0] == 0
+        proxy.seen.clear()
+        proxy.faults.append(Fault("GET", "sample_R1.fastq.gz", times=99, **fault))
+        result = lab.audit("--format", "json", "--verify", "full", "--force-download")
+        assert result.exit_code == 3, result.stdout
+        copy = copy_by_location(result.json(), "ds", "dav")
+        assert copy["state"] == "error"
+        [problem] = copy["problems"]
+        assert problem["path"] == "run1/sample_R1.fastq.gz"
+        assert problem["problem"] == "unreadable"
+        assert copy["files"]["corrupt"] == 0 and "bit rot" not in result.stdout
+        gets = [p for p in proxy.requests("GET") if p.endswith("sample_R1.fastq.gz")]
+        assert len(gets) == 1 + len(WebDAVBackend.retry_delays)  # retried, then given up
+        # Once the transfers are whole again, so is the copy.
+        proxy.faults.clear()
+        code, report = lab.audit_json("--verify", "full", "--force-download")
+        assert code == 0 and copy_by_location(report, "ds", "dav")["state"] == "intact"
+    finally:
+        proxy.stop()
+
+
+def test_a_body_cut_once_is_read_again(lab: Lab, site: DavSite, fast_retries: None) -> None:
+    proxy = FaultProxy(upstream_port=site.server.port)
+    proxy.start()
+    try:
+        lab_with_dav(lab, site, url=proxy.endpoint_url)
+        assert lab.audit_json()[0] == 0
+        proxy.seen.clear()
+        proxy.faults.append(Fault("GET", "sample_R1.fastq.gz", cut_after=1000,
+                                  no_length=True, times=1))
+        code, report = lab.audit_json("--verify", "full", "--force-download")
+        assert code == 0 and copy_by_location(report, "ds", "dav")["state"] == "intact"
+        assert len([p for p in proxy.requests("GET") if p.endswith("R1.fastq.gz")]) == 2
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("no_length", [True, False], ids=["no-length", "with-length"])
+def test_a_producer_manifest_cut_short_is_not_a_shorter_manifest(
+        lab: Lab, site: DavSite, fast_retries: None, no_length: bool) -> None:
+    """A manifest read from WebDAV whose body ends early at a line boundary (no
+    Content-Length) would name fewer files, and the other files would only be
+    "extra": the read must fail instead (the reference is unknown, exit 3)."""
+    proxy = FaultProxy(upstream_port=site.server.port)
+    proxy.start()
+    try:
+        manifest = "".join(f"{hash_bytes(data, ['md5'])['md5']}  {os.fsdecode(name)}\n"
+                           for name, data in sorted(FILES.items())).encode()
+        path = lab_with_dav(lab, site, {**FILES, "checksums.md5": manifest},
+                            url=proxy.endpoint_url)
+        lab.datasets["ds"]["copies"] = [{"location": "dav", "path": path, "primary": True},
+                                        {"location": "nas", "path": "ds"},
+                                        {"location": "tape", "path": "ds"}]
+        lab.datasets["ds"]["checksums"] = {"file": "checksums.md5", "algorithm": "md5"}
+        first_line = manifest.index(b"\n") + 1
+        proxy.faults.append(Fault("GET", "checksums.md5", cut_after=first_line,
+                                  no_length=no_length, times=99))
+        result = lab.audit("--format", "json")
+        assert result.exit_code == 3, result.stdout
+        ds = dataset_of(result.json(), "ds")
+        assert ds["status"] == "unknown"
+        assert any("checksums.md5" in w and "could not be read" in w for w in ds["warnings"])
+    finally:
+        proxy.stop()

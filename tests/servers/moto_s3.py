@@ -6,23 +6,19 @@ Fake credentials are set through the environment by the ``aws_env`` fixture only
 and the developer's own ``~/.aws`` is hidden so it can neither leak in nor break
 a test.
 
-``FaultProxy`` sits between the backend and moto to produce what moto cannot:
-5xx answers and connections cut in the middle of a body.
+``FaultProxy`` (servers/fault_proxy.py) sits between the backend and moto to
+produce what moto cannot: 5xx answers and connections cut in the middle of a body.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
-import http.server
 import itertools
 import json
 import logging
-import threading
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +27,8 @@ import pytest
 import requests
 from moto import settings as moto_settings
 from moto.server import ThreadedMotoServer
+
+from servers.fault_proxy import Fault, FaultProxy
 
 REGION = "us-east-1"
 ACCESS_KEY = "AKIATHREETWOONETEST0"
@@ -141,105 +139,6 @@ class MotoS3:
         answer = requests.post(f"{self.endpoint_url}/moto-api/reset-auth", data=count,
                                timeout=10)
         answer.raise_for_status()
-
-
-@dataclass
-class Fault:
-    method: str
-    key: str
-    #: Answer this status instead of forwarding (e.g. 503) ...
-    status: int | None = None
-    #: ... or forward, then cut the connection after this many body bytes ...
-    cut_after: int | None = None
-    #: ... or forward with these response headers replaced (a server that lies).
-    headers: dict[str, str] | None = None
-    times: int = 1
-
-
-@dataclass
-class FaultProxy:
-    """An HTTP proxy in front of moto that injects 5xx answers and cut bodies."""
-
-    upstream_port: int
-    faults: list[Fault] = field(default_factory=list)
-    seen: list[tuple[str, str, int]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    endpoint_url: str = ""
-
-    def start(self) -> str:
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _fault(self) -> Fault | None:
-                with proxy.lock:
-                    for fault in proxy.faults:
-                        if (fault.times > 0 and fault.method == self.command
-                                and self.path.split("?")[0].endswith("/" + fault.key)):
-                            fault.times -= 1
-                            return fault
-                return None
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                fault = self._fault()
-                if fault is not None and fault.status is not None:
-                    payload = b"<Error><Code>ServiceUnavailable</Code></Error>"
-                    self.send_response(fault.status)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(payload)
-                    with proxy.lock:
-                        proxy.seen.append((self.command, self.path, fault.status))
-                    return
-                upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port,
-                                                      timeout=30)
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("connection", "keep-alive")}
-                upstream.request(self.command, self.path, body=body, headers=headers)
-                answer = upstream.getresponse()
-                data = answer.read()
-                upstream.close()
-                with proxy.lock:
-                    proxy.seen.append((self.command, self.path, answer.status))
-                self.send_response(answer.status)
-                replaced = {k.lower(): v for k, v in ((fault and fault.headers) or {}).items()}
-                for name, value in answer.getheaders():
-                    if name.lower() not in ("connection", "keep-alive", "transfer-encoding",
-                                            "content-length", "date", "server", *replaced):
-                        self.send_header(name, value)
-                for name, value in replaced.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command == "HEAD":
-                    return
-                if fault is not None and fault.cut_after is not None:
-                    self.wfile.write(data[:fault.cut_after])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(data)
-
-            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.endpoint_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        return self.endpoint_url
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
 
 
 # -- fixtures ---------------------------------------------------------------------------

@@ -110,6 +110,10 @@ _STREAM_ERRORS = (
     bexc.ConnectionClosedError, ConnectionError, TimeoutError,
 )
 
+class _ShortBody(Exception):
+    """A download ended, without an error, before the listed size."""
+
+
 _MD5_ETAG = re.compile(r'^"?([0-9a-fA-F]{32})"?$')
 _MULTIPART_ETAG = re.compile(r'^"?[0-9a-fA-F]+-\d+"?$')
 
@@ -413,7 +417,19 @@ class S3Backend(Backend):
         except Exception as exc:
             raise self._failed(exc, f"reading {relpath!r}") from None
         body = answer["Body"]
-        return buffered(body.read, body.close)
+        length = answer.get("ContentLength")
+        if not isinstance(length, int):
+            # No Content-Length: the end of the body cannot be told from a cut.
+            length = self._object_size(key)
+        return buffered(body.read, body.close, length=length,
+                        errors=(*_STREAM_ERRORS, bexc.BotoCoreError), describe=_last_line)
+
+    def _object_size(self, key: str) -> int | None:
+        try:
+            size = self.client.head_object(Bucket=self.bucket, Key=key).get("ContentLength")
+        except (bexc.ClientError, bexc.BotoCoreError):
+            return None
+        return size if isinstance(size, int) else None
 
     def hash_files(
         self,
@@ -487,13 +503,22 @@ class S3Backend(Backend):
             body = answer["Body"]
             try:
                 for chunk in body.iter_chunks(BUFFER_SIZE * 8):
+                    if total + len(chunk) > entry.size:
+                        return HashResult(entry.path, {}, total, error=(
+                            f"the server sent more than the {entry.size} bytes the listing "
+                            "said: the object changed during the audit or the transfer "
+                            "is broken"))
                     for hasher in hashers.values():
                         hasher.update(chunk)
                     total += len(chunk)
                     if progress:
                         progress(0, len(chunk))
+                if total < entry.size:
+                    # Ended without an error: a body without Content-Length, cut
+                    # short, looks like a whole one.  Resume it like a broken one.
+                    raise _ShortBody(f"the body ended after {total} of {entry.size} bytes")
                 break
-            except _STREAM_ERRORS as exc:
+            except (*_STREAM_ERRORS, _ShortBody) as exc:
                 resumes += 1
                 if resumes > STREAM_RESUMES:
                     return HashResult(entry.path, {}, total, error=(
@@ -502,10 +527,6 @@ class S3Backend(Backend):
                 time.sleep(min(8.0, RESUME_BACKOFF * 2 ** (resumes - 1)))
             finally:
                 body.close()
-        if total != entry.size:
-            # Pinned to the listed ETag when there is one: a short or padded body.
-            return HashResult(entry.path, {}, total, error=(
-                f"read {total} bytes, the listing said {entry.size} (changed during the audit?)"))
         if progress:
             progress(1, 0)
         return HashResult(entry.path, {a: h.hexdigest() for a, h in hashers.items()}, total,
@@ -515,6 +536,9 @@ class S3Backend(Backend):
         code, status = _error_code(exc)
         if code in ("NoSuchKey", "404") or status == 404:
             detail = "object disappeared during the audit"
+        elif code in ("InvalidRange", "416") or status == 416:
+            detail = ("object shorter than the listing said (changed during the audit, "
+                      "or the server reports a wrong size)")
         elif code in ("PreconditionFailed", "412") or status == 412:
             detail = "object replaced during the audit (ETag changed)"
         elif code == "InvalidObjectState":

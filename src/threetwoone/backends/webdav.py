@@ -85,6 +85,13 @@ class _TransportError(Exception):
         self.fatal = fatal
 
 
+class _WrongLength(Exception):
+    """A GET body ended before (or ran past) the size the listing gave, without
+    the connection reporting an error: a body delimited by closing the
+    connection, cut short, looks exactly like a complete one.  Retried; in the
+    end the file is unreadable, never corrupt."""
+
+
 class _StatusError(Exception):
     """The server kept answering with a 5xx (or 429) after every retry."""
 
@@ -318,6 +325,10 @@ class WebDAVBackend(Backend):
                 if attempt >= len(delays):
                     raise
                 wait_for = getattr(exc, "retry_after", None)
+                log.debug("%s: %s, retrying", self._where, exc)
+            except _WrongLength as exc:
+                if attempt >= len(delays):
+                    raise
                 log.debug("%s: %s, retrying", self._where, exc)
             except _TRANSPORT_ERRORS as exc:
                 message, fatal = describe_transport_error(exc, self._where, self._timeout)
@@ -585,8 +596,11 @@ class WebDAVBackend(Backend):
         except _StatusError as exc:
             raise OSError(errno.EIO, str(exc), relpath) from None
         if response.status_code == 200:
+            announced = response.headers.get("Content-Length", "")
+            length = int(announced) if announced.isdigit() else self._listed_size(server_path)
             return buffered(partial(response.raw.read, decode_content=True), response.close,
-                            CHUNK)
+                            CHUNK, length=length, errors=_TRANSPORT_ERRORS,
+                            describe=self._describe_broken_read)
         response.close()
         status = response.status_code
         if status == 404:
@@ -596,6 +610,18 @@ class WebDAVBackend(Backend):
         if status == 401:
             raise CopyFailed(f"authentication refused reading {relpath} (HTTP 401)")
         raise OSError(errno.EIO, f"HTTP {status}", relpath)
+
+    def _listed_size(self, server_path: str) -> int | None:
+        """The size PROPFIND gives for a file (for a body sent without a
+        Content-Length, whose end cannot be told from a cut)."""
+        try:
+            status, resources = self._propfind(server_path, 0)
+        except (_TransportError, _StatusError):
+            return None
+        return resources[0].size if status == 207 and resources else None
+
+    def _describe_broken_read(self, exc: BaseException) -> str:
+        return describe_transport_error(exc, self._where, self._timeout)[0]
 
     def hash_files(
         self,
@@ -675,17 +701,31 @@ class WebDAVBackend(Backend):
                 if resp.status_code != 200:
                     return resp.status_code, {}, 0
                 raw = resp.raw
+                # One byte past the listed size is enough to tell "too long",
+                # and bounds what a server that never stops can make us read.
+                left = entry.size + 1
 
                 def read(n: int) -> bytes:
-                    data: bytes = raw.read(min(n, CHUNK), decode_content=True)
+                    nonlocal left
+                    data: bytes = raw.read(min(n, CHUNK, left), decode_content=True) \
+                        if left else b""
+                    left -= len(data)
                     return data
 
                 digests, size = hash_stream(read, local)
+                if size < entry.size:
+                    raise _WrongLength(
+                        f"read {size} bytes, the listing said {entry.size}: the transfer "
+                        "ended early or the file changed during the audit")
+                if size > entry.size:
+                    raise _WrongLength(
+                        f"the server sent more than the {entry.size} bytes the listing "
+                        "said: the file changed during the audit or the transfer is broken")
                 return 200, digests, size
 
         try:
             status, digests, size = self._call(send)
-        except _StatusError as exc:
+        except (_StatusError, _WrongLength) as exc:
             return HashResult(entry.path, {}, error=str(exc))
         error = self._file_status_error(status, entry.path)
         if error:
