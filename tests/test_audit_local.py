@@ -141,7 +141,7 @@ def test_unreachable_cannot_save_a_failing_dataset(lab: Lab) -> None:
 def test_unreadable_file_via_fault(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests run as root in CI, and root reads every file: inject EACCES at open()."""
     from threetwoone import checksums
-    from threetwoone.backends import local
+    from threetwoone.backends import localhash
 
     _nas, tape, _ = lab.three_copies(FILES)
     assert lab.audit_json()[0] == 0
@@ -154,7 +154,7 @@ def test_unreadable_file_via_fault(lab: Lab, monkeypatch: pytest.MonkeyPatch) ->
             raise PermissionError(13, "Permission denied")
         return real_open(path, dir_fd)
 
-    monkeypatch.setattr(local, "open_regular", fake_open)
+    monkeypatch.setattr(localhash, "open_regular", fake_open)
     code, report = lab.audit_json()
     assert code == 3
     copy = copy_by_location(report, "ds", "tape")

@@ -51,7 +51,9 @@ from .workset import Workset
 
 @dataclass
 class AuditOptions:
-    workers: int = 1
+    #: Files hashed at once per copy; None: the backend's default (one process
+    #: per CPU for local copies, one transfer for remote ones).
+    workers: int | None = None
     plan: VerifyPlan = field(default_factory=VerifyPlan)
     force_download: bool = False
     clock: Callable[[], float] = time.time
@@ -351,7 +353,8 @@ class Auditor:
             backend.location.attribute("force_download", False))
         return CopyContext(
             backend=backend, dataset=dataset, copy=copy, key=copy_key(dataset.name, copy),
-            workset=self.workset, workers=self.options.workers, force_full=force,
+            workset=self.workset, workers=self.options.workers or backend.default_workers(),
+            force_full=force,
             now=self.options.clock(),
             deadline=None if limit is None else self._started + limit,
             clock=self.options.clock, progress=self.progress)

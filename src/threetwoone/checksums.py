@@ -85,13 +85,11 @@ class NotRegularFile(OSError):
     """The path is (now) a FIFO, socket, device, directory or symlink."""
 
 
-def _open_flags() -> int:
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    return flags | getattr(os, "O_CLOEXEC", 0)
-
-
-_NOATIME = getattr(os, "O_NOATIME", 0)
-_noatime_allowed = bool(_NOATIME)
+#: Read-only, no symlink followed, no blocking on a FIFO opened by mistake.
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+#: Plus no atime update: needs the file's owner or CAP_FOWNER.
+_NOATIME_FLAGS = _OPEN_FLAGS | getattr(os, "O_NOATIME", 0)
 
 
 def open_regular(path: str | bytes, dir_fd: int | None = None) -> tuple[int, os.stat_result]:
@@ -99,16 +97,11 @@ def open_regular(path: str | bytes, dir_fd: int | None = None) -> tuple[int, os.
     blocking on a FIFO and, where the kernel allows it, without touching atime.
     Return the descriptor and its stat; raise NotRegularFile for anything that is
     not a regular file (checked on the open descriptor: no race with a swap)."""
-    global _noatime_allowed
-    flags = _open_flags()
-    if _noatime_allowed:
-        try:
-            fd = os.open(path, flags | _NOATIME, dir_fd=dir_fd)
-        except PermissionError:
-            # O_NOATIME needs file ownership (or CAP_FOWNER); retry without it.
-            fd = os.open(path, flags, dir_fd=dir_fd)
-    else:
-        fd = os.open(path, flags, dir_fd=dir_fd)
+    try:
+        fd = os.open(path, _NOATIME_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        # O_NOATIME needs file ownership (or CAP_FOWNER); retry without it.
+        fd = os.open(path, _OPEN_FLAGS, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -193,8 +193,9 @@ def parse_report_targets(ctx: click.Context, param: click.Parameter,
               help="Audit only this dataset (repeatable).")
 @click.option("--policy", metavar="NAME|FILE",
               help="Judge every dataset by this policy instead of the inventory's.")
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Hash with N parallel workers.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
+              help="Hash at most N files at once: worker processes for local copies "
+                   "(default: one per CPU), parallel transfers for remote ones (default 1).")
 @click.option("--verify", type=click.Choice(VERIFY_MODES),
               default="scheduled", show_default=True,
               help="full: re-read every file; changed: re-read only new or changed files "
@@ -214,7 +215,7 @@ def parse_report_targets(ctx: click.Context, param: click.Parameter,
 @click.option("-q", "--quiet", is_flag=True, help="Print problems only.")
 @handle_errors
 def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarget],
-          state: str | None, datasets: tuple[str, ...], policy: str | None, jobs: int,
+          state: str | None, datasets: tuple[str, ...], policy: str | None, jobs: int | None,
           verify: str, fixity_interval: str, max_read: str | None, time_limit: str | None,
           force_download: bool, lock_timeout: float, quiet: bool) -> None:
     """Audit every copy of every dataset in INVENTORY against its policy."""
@@ -249,7 +250,7 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
 
 
 def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
-              policy: str | None, jobs: int, verify: str, fixity_interval: str,
+              policy: str | None, jobs: int | None, verify: str, fixity_interval: str,
               max_read: str | None, time_limit: str | None, force_download: bool,
               lock_timeout: float) -> AuditResult:
     """Load, audit, and read the recent history for the reports; any error escapes."""

@@ -130,6 +130,11 @@ class Backend(abc.ABC):
         hashes the primary, so later audits can verify this copy cheaply."""
         return ()
 
+    def default_workers(self) -> int:
+        """How many files to hash at once when ``-j`` is not given: parallel
+        transfers for a remote location (1), processes for a local one."""
+        return 1
+
     # -- reading -----------------------------------------------------------
     @abc.abstractmethod
     def stat_root(self, path: str) -> RootInfo | None:

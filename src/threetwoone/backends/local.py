@@ -10,24 +10,15 @@ outside the copy is ever read, whatever is swapped while the audit runs.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from functools import partial
 from typing import BinaryIO
 
-from ..checksums import (
-    BUFFER_SIZE,
-    LARGE_BUFFER_SIZE,
-    FileChanged,
-    NotRegularFile,
-    hash_fd,
-    open_readonly,
-    open_regular,
-)
+from ..checksums import open_readonly
 from ..inventory import Location
-from .folders import FolderChain, FolderReplaced, open_root, split
+from .folders import FolderChain, open_root, split
+from .hashpool import HashPool, RootChanged
 from .interface import (
     Backend,
     CopyFailed,
@@ -39,16 +30,7 @@ from .interface import (
     RootInfo,
     WalkProblem,
 )
-from .parallel import batches, run_bounded
-
-#: A worker takes files in batches of about this many bytes (or BATCH_FILES
-#: files): one task per small file costs more in scheduling than it hashes.
-BATCH_BYTES = 32 * 1024 * 1024
-BATCH_FILES = 256
-
-
-def describe_os_error(exc: OSError) -> str:
-    return exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+from .localhash import Buffers, FileTask, describe_os_error, hash_tasks
 
 
 class LocalBackend(Backend):
@@ -58,6 +40,7 @@ class LocalBackend(Backend):
         super().__init__(name, location)
         #: copy path -> (st_dev, st_ino) of its root when it was listed
         self._roots: dict[str, tuple[int, int]] = {}
+        self._pool: HashPool | None = None
 
     def _location_root(self) -> str:
         root = self.location.root
@@ -177,6 +160,10 @@ class LocalBackend(Backend):
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
 
+    def default_workers(self) -> int:
+        """One hashing process per CPU this process may run on."""
+        return usable_cpus()
+
     def hash_files(
         self,
         path: str,
@@ -187,89 +174,70 @@ class LocalBackend(Backend):
         force_full: bool = False,
         progress: ProgressCallback | None = None,
     ) -> Iterator[HashResult]:
+        """Hash in worker processes (hashpool.py) when ``workers`` > 1 and the job
+        is large enough to pay for them; otherwise here, with the same loop."""
         try:
             root_fd = self._open_copy_root(path)
         except OSError as exc:
             raise CopyFailed(f"cannot open {self.full_path(path)}: "
                              f"{describe_os_error(exc)}") from None
+        tasks = [(e.path, e.size, e.mtime_ns, e.ident) for e in entries]
         try:
-            if workers <= 1 or len(entries) < 2:
-                yield from _hash_batch(root_fd, entries, algorithms, progress)
+            pool = self._pool_for(workers, tasks)
+            if pool is None:
+                yield from _hash_here(root_fd, tasks, algorithms, progress)
                 return
-            tasks = (partial(_hash_batch_list, root_fd, batch, algorithms, progress)
-                     for batch in batches(entries, BATCH_BYTES, BATCH_FILES))
-            yield from run_bounded(tasks, workers, "hash")
+            root_id = self._roots[path]
+            try:
+                for task, (_index, digests, size, error) in pool.hash(
+                        self.full_path(path), root_id, tasks, algorithms, progress):
+                    yield HashResult(task[0], digests or {}, size, error)
+            except RootChanged as exc:
+                raise CopyFailed(str(exc)) from None
         finally:
             os.close(root_fd)
 
+    def _pool_for(self, workers: int, tasks: Sequence[FileTask]) -> HashPool | None:
+        """The worker processes to use, started if needed, or None to hash here."""
+        if workers <= 1:
+            return None
+        if self._pool is not None and self._pool.size != workers:
+            self._pool.close()
+            self._pool = None
+        if self._pool is None:
+            if not HashPool.worth_it(tasks):
+                return None
+            self._pool = HashPool(workers)
+        if not self._pool.running:
+            try:
+                self._pool.hash_ready()
+            except OSError:
+                return None  # no process could be forked: hash here
+        return self._pool
 
-def _hash_batch(root_fd: int, entries: Sequence[Entry], algorithms: Sequence[str],
-                progress: ProgressCallback | None) -> Iterator[HashResult]:
-    small, large = bytearray(BUFFER_SIZE), None
-    chain = FolderChain(root_fd)
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+def _hash_here(root_fd: int, tasks: Sequence[FileTask], algorithms: Sequence[str],
+               progress: ProgressCallback | None) -> Iterator[HashResult]:
+    for index, digests, size, error in hash_tasks(root_fd, tasks, algorithms, Buffers()):
+        if error is None and progress:
+            progress(1, size)
+        yield HashResult(tasks[index][0], digests or {}, size, error)
+
+
+def usable_cpus() -> int:
     try:
-        for entry in entries:
-            try:
-                folder, name = split(entry.path)
-                fd, before = open_regular(name, chain.enter(folder))
-            except NotRegularFile:
-                yield HashResult(entry.path, {}, error="no longer a regular file (not opened)")
-                continue
-            except FolderReplaced as exc:
-                yield HashResult(entry.path, {}, error=exc.strerror)
-                continue
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:  # replaced by a symlink since the listing
-                    detail = "replaced by a symlink while auditing (not followed)"
-                else:
-                    detail = describe_os_error(exc)
-                yield HashResult(entry.path, {}, error=detail)
-                continue
-            try:
-                changed = differs_from_listing(entry, before)
-                if changed:
-                    yield HashResult(entry.path, {}, error=changed)
-                    continue
-                # O_NONBLOCK (set so a FIFO cannot hang the open) does nothing to
-                # reads of a regular file: no need to clear it.
-                buffer = small
-                if before.st_size > BUFFER_SIZE:
-                    large = large or bytearray(LARGE_BUFFER_SIZE)
-                    buffer = large
-                digests, size = hash_fd(fd, algorithms, buffer, before=before)
-            except FileChanged as exc:
-                yield HashResult(entry.path, {}, error=str(exc))
-                continue
-            except OSError as exc:
-                yield HashResult(entry.path, {}, error=describe_os_error(exc))
-                continue
-            finally:
-                os.close(fd)
-            if progress:
-                progress(1, size)
-            yield HashResult(entry.path, digests, size=size, method="full")
-    finally:
-        chain.close()
-
-
-def differs_from_listing(entry: Entry, st: os.stat_result) -> str | None:
-    """Why the file opened is not the file listed, or None.  A file cut short
-    (or grown, or replaced) since the listing is unreadable tonight: hashing it
-    would judge bytes that are not the listed file's as corruption."""
-    if st.st_size != entry.size:
-        how = "shorter" if st.st_size < entry.size else "longer"
-        return f"{how} than listed ({st.st_size} bytes, listed {entry.size})"
-    if entry.mtime_ns is not None and st.st_mtime_ns != entry.mtime_ns:
-        return "modified since it was listed"
-    if entry.ident is not None and entry.ident != f"{st.st_dev}:{st.st_ino}":
-        return "replaced since it was listed"
-    return None
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _name(entry: os.DirEntry[str]) -> str:
     return entry.name
 
 
-def _hash_batch_list(root_fd: int, entries: Sequence[Entry], algorithms: Sequence[str],
-                     progress: ProgressCallback | None) -> list[HashResult]:
-    return list(_hash_batch(root_fd, entries, algorithms, progress))
+
