@@ -121,7 +121,7 @@ def test_conformance_suite_through_the_cli(lab: Lab) -> None:
     ("v0.97/invalid/baginfo-missing-encoding", "bagit.txt lacks Tag-File-Character-Encoding"),
     ("v0.97/invalid/invalid-version-number", "BagIt-Version '.97' is not M.N"),
     ("v1.0/invalid/bagit-with-invalid-whitespace", "'BagIt-Version : 1.0' is not 'Label: "),
-    ("v0.97/invalid/extra-file-in-bag", "1 payload file(s) in no manifest (e.g. 'data/bar')"),
+    ("v0.97/invalid/extra-file-in-bag", "1 payload file in no manifest (e.g. 'data/bar')"),
     ("v1.0/invalid/same-filename-listed-twice-with-the-same-hash",
      "lists 'data/README' twice (BagIt 1.0"),
     ("v0.97/invalid/same-filename-listed-twice-with-different-hashes",
@@ -246,7 +246,7 @@ def test_a_damaged_backup_bag_is_not_intact(lab: Lab, damage: str) -> None:
     assert bagit_python_valid(tape / "bag") is False
     if damage == "add-payload-file":
         assert backup["state"] == "corrupt"
-        assert backup["detail"] == ("not a valid BagIt bag: 1 payload file(s) in no manifest "
+        assert backup["detail"] == ("not a valid BagIt bag: 1 payload file in no manifest "
                                     "(e.g. 'data/reads/S1_R3.fastq.gz')")
     if damage == "break-oxum":  # bag-info.txt no longer has the primary's content
         assert backup["state"] == "corrupt"

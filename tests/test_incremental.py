@@ -163,8 +163,19 @@ def test_accept_refused_with_a_manifest(lab: Lab) -> None:
                      checksums={"file": "m.md5", "algorithm": "md5"})
     lab.write()
     result = run_cli("accept", str(lab.inventory), "ds", "--state", str(lab.state))
-    assert result.exit_code == 5
+    assert result.exit_code == 2  # a usage error: nothing to accept
     assert "has producer manifests (m.md5); they are its reference" in result.stderr
+    assert not lab.state.exists()
+
+
+def test_accept_names_its_argument_for_an_unknown_dataset(lab: Lab) -> None:
+    lab.three_copies(files(2))
+    lab.write()
+    result = run_cli("accept", str(lab.inventory), "sd", "--state", str(lab.state))
+    assert result.exit_code == 2
+    assert "Invalid value for 'DATASET': unknown dataset: sd (the inventory has: ds)" \
+        in result.stderr
+    assert "--dataset" not in result.stderr
 
 
 def test_status_shows_what_is_due(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -108,7 +108,7 @@ def test_validate_warns_about_spelling_and_stays_valid(lab: Lab) -> None:
     path = lab.write()
     result = run_cli("validate", str(path))
     assert result.exit_code == 0, result.stderr
-    assert "valid (4 locations, 1 datasets)" in result.stdout
+    assert "valid (4 locations, 1 dataset)" in result.stdout
     warnings = [w for w in result.stderr.splitlines() if w.startswith("threetwoone: warning: ")]
     assert len(warnings) == 4, result.stderr
     text = "\n".join(warnings)

@@ -273,7 +273,7 @@ def test_two_digests_for_one_file_fail_whatever_the_copies_hold(lab: Lab) -> Non
     assert (code, ds["status"]) == (1, "fail")
     [violation] = [v for v in ds["violations"] if v["rule"] == "reference"]
     assert violation["message"] == (
-        "the producer manifests give 1 file(s) two different checksums: f1: md5 "
+        "the producer manifests give 1 file two different checksums: f1: md5 "
         f"{'0' * 32} (checksums.md5:1) but {hashlib.md5(b'one').hexdigest()} "
         "(checksums.md5:2)")
 

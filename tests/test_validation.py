@@ -49,7 +49,7 @@ def test_good_inventory_validates_without_touching_storage(tmp_path: Path) -> No
     # Neither the nas root nor the sftp host exist: validate must not care.
     code, out = validate(write(tmp_path, GOOD))
     assert code == 0, out
-    assert "valid (2 locations, 1 datasets)" in out
+    assert "valid (2 locations, 1 dataset)" in out
 
 
 @pytest.mark.parametrize(("change", "line", "message"), [
@@ -66,7 +66,7 @@ def test_good_inventory_validates_without_touching_storage(tmp_path: Path) -> No
     (("    host: backup.example.org\n",
       "    host: backup.example.org\n    password: hunter2\n"), 12,
      "locations.backup.password: secrets must not be written in the inventory; "
-     "use password_env"),
+     "use identity_file (a key file) or an ssh-agent: sftp logs in with keys only"),
     (("kind: sftp", "kind: ftp"), 10, "locations.backup.kind: unknown kind 'ftp'"),
     (("version: 1", "version: 2"), 1, "version: unsupported inventory version 2"),
     (("algorithm: md5", "algorithm: crc99"), 17,
@@ -127,6 +127,19 @@ def test_yaml_tags_are_not_constructed(tmp_path: Path) -> None:
     code, _out = validate(path)
     assert code == 4
     assert not (tmp_path / "pwned").exists() and not os.path.exists("pwned")
+
+
+def test_plain_anchors_load_and_merge_keys_are_refused(tmp_path: Path) -> None:
+    """What the README says about anchors, checked."""
+    anchored = GOOD.replace("site: uppsala", "site: &home uppsala", 1).replace(
+        "site: kth", "site: *home", 1)
+    assert anchored != GOOD
+    code, out = validate(write(tmp_path, anchored))
+    assert code == 0, out
+    merged = GOOD.replace("    site: kth\n", "    <<: {site: kth}\n", 1)
+    assert merged != GOOD
+    code, out = validate(write(tmp_path, merged))
+    assert code == 4 and "merge keys ('<<') are not supported" in out
 
 
 def test_relative_root_and_tilde(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,4 +227,35 @@ def test_webdav_url_checked_without_echoing_secrets(tmp_path: Path, url: str,
                         "    media: object\n    site: nsc\ndatasets:\n", 1)
     code, out = validate(write(tmp_path, text))
     assert code == 4 and "locations.dav.url: " + message in out
+    assert "hunter2" not in out
+
+
+@pytest.mark.parametrize(("location", "key", "hint"), [
+    ({"kind": "webdav", "url": "https://dav.example.org/x"}, "password",
+     "use auth: {type: ..., password_env: NAME}"),
+    ({"kind": "webdav", "url": "https://dav.example.org/x",
+      "auth": {"type": "basic", "username": "u"}}, "auth.password", "use password_env"),
+    ({"kind": "webdav", "url": "https://dav.example.org/x"}, "token",
+     "use auth: {type: ..., token_env: NAME}"),
+    ({"kind": "s3", "bucket": "b"}, "password", "use the standard AWS credential chain"),
+    ({"kind": "local", "root": "/x"}, "token",
+     "use an environment variable read by the tool that needs it"),
+])
+def test_a_secret_points_to_a_key_that_location_accepts(
+        tmp_path: Path, location: dict[str, object], key: str, hint: str) -> None:
+    import yaml
+    spec: dict[str, object] = {**location, "media": "disk", "site": "a"}
+    if "." in key:
+        outer, inner = key.split(".")
+        spec[outer] = {**spec[outer], inner: "hunter2"}  # type: ignore[dict-item]
+    else:
+        spec[key] = "hunter2"
+    doc = {"version": 1, "locations": {"here": spec},
+           "datasets": {"d": {"copies": [{"location": "here", "path": "d"}]}}}
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    code, out = validate(path)
+    assert code == 4
+    assert f"locations.here.{key}: secrets must not be written in the inventory; {hint}" \
+        in out, out
     assert "hunter2" not in out

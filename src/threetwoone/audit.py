@@ -46,6 +46,7 @@ from .results import (
 )
 from .schedule import VerifyPlan
 from .vocabulary import spelling_warnings, value_key, warnings_for
+from .words import plural
 from .workset import Workset
 
 
@@ -186,7 +187,8 @@ class Auditor:
                                 f"{copy_result.same_as}; it counts once")
         if reference.new and reference.count:
             warnings.append(f"reference recorded from the primary copy "
-                            f"{results[primary.index].label} ({reference.count} files); "
+                            f"{results[primary.index].label} "
+                            f"({plural(reference.count, 'file')}); "
                             "later audits compare every copy with it")
         return self._judge(dataset, policy, reference, copies, warnings)
 
@@ -403,8 +405,8 @@ class Auditor:
                     and status == "pass"):
                 warnings.append(f"copy {copy.label} is {copy.state.value} (not needed to pass)")
             if copy.files.extra:
-                warnings.append(f"copy {copy.label} has {copy.files.extra} file(s) not in "
-                                "the reference")
+                warnings.append(f"copy {copy.label} has {plural(copy.files.extra, 'file')} "
+                                "not in the reference")
         return DatasetResult(name=dataset.name, policy=policy.name,
                              status=Status(status),
                              counts=judgement.counts.as_dict(),
@@ -483,8 +485,13 @@ def _majority_view(copies: Sequence[CopyResult]) -> list[str]:
                          + (f" (which {', '.join(matching)} match)" if matching else
                             " (no copy matches the reference)"))
         if not agreeing and len(groups) > 1 and matching:
-            notes.append(f"{display(path)}: {', '.join(matching)} match the reference; "
-                         "every other copy differs in its own way")
+            others = [label for key, labels in groups.items() if key != "reference"
+                      for label in labels]
+            verb = "matches" if len(matching) == 1 else "match"
+            differ = (f"{others[0]} differs" if len(others) == 1
+                      else f"the others ({', '.join(others)}) each differ in their own way")
+            notes.append(f"{display(path)}: {', '.join(matching)} {verb} the reference; "
+                         f"{differ}")
     return notes
 
 

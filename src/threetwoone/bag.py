@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .manifest import HEX_LENGTHS, ManifestSet
+from .words import plural
 
 #: BagIt algorithm names -> threetwoone's (the same for these).
 BAG_ALGORITHMS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
@@ -149,7 +150,7 @@ def read_bag(top_files: Iterable[str], read: Reader) -> Bag:
         for name, listed in sorted(listed_by.items()):
             absent = sorted(union - listed)
             if absent:
-                reasons.append(f"{name} does not list {len(absent)} payload file(s) other "
+                reasons.append(f"{name} does not list {plural(len(absent), 'payload file')} other "
                                f"manifests list (e.g. {absent[0]!r}); every payload "
                                "manifest must list every payload file")
     info_name = "package-info.txt" if version <= (0, 95) else "bag-info.txt"
@@ -273,10 +274,12 @@ def _manifest_lines(data: bytes, name: str, algorithm: str, encoding: str,
         dotted += had_dot
         yield number, digest, path
     if starred:
-        warnings.append(f"{name}: {starred} name(s) start with '*' (md5sum's binary "
+        warnings.append(f"{name}: {plural(starred, 'name')} "
+                        f"{'starts' if starred == 1 else 'start'} with '*' (md5sum's binary "
                         "marker, not part of a BagIt file path); read without it")
     if dotted:
-        warnings.append(f"{name}: {dotted} path(s) start with './'; read without it")
+        warnings.append(f"{name}: {plural(dotted, 'path')} "
+                        f"{'starts' if dotted == 1 else 'start'} with './'; read without it")
 
 
 def parse_tags(data: bytes, encoding: str) -> list[tuple[str, str]]:
@@ -392,7 +395,7 @@ def check_payload(bag: Bag, listing: Iterable[tuple[str, int]]) -> PayloadCheck:
             check.extra.append(path)
     check.extra.sort()
     if check.extra:
-        check.reasons.append(f"{len(check.extra)} payload file(s) in no manifest "
+        check.reasons.append(f"{plural(len(check.extra), 'payload file')} in no manifest "
                              f"(e.g. {check.extra[0]!r})")
     absent = sorted(p for p in bag.payload if p not in present)
     check.unfetched = [p for p in absent if p in bag.fetch]

@@ -23,6 +23,7 @@ from .inventory import Inventory, load_inventory
 from .policy import Policy, builtin_names, describe, load_policy
 from .policy import resolve_policies as resolve_dataset_policies
 from .schedule import VERIFY_MODES
+from .words import plural
 
 if TYPE_CHECKING:
     from .reports.targets import ReportTarget
@@ -101,12 +102,14 @@ def resolve_policies(inventory: Inventory, override: str | None,
     return resolve_dataset_policies(inventory, override, datasets, DEFAULT_POLICY)
 
 
-def select_datasets(inventory: Inventory, names: tuple[str, ...]) -> list[str]:
+def select_datasets(inventory: Inventory, names: tuple[str, ...],
+                    param_hint: str = "'-d/--dataset'") -> list[str]:
     unknown = [n for n in names if n not in inventory.datasets]
     if unknown:
         raise click.BadParameter(
-            f"unknown dataset(s): {', '.join(unknown)} (the inventory has: "
-            f"{', '.join(inventory.datasets)})", param_hint="'-d/--dataset'")
+            f"unknown {'dataset' if len(unknown) == 1 else 'datasets'}: "
+            f"{', '.join(unknown)} (the inventory has: {', '.join(inventory.datasets)})",
+            param_hint=param_hint)
     return list(dict.fromkeys(names)) if names else list(inventory.datasets)
 
 
@@ -350,7 +353,13 @@ def accept(inventory: str, dataset: str, state: str | None, lock_timeout: float)
     from .results import CopyState
 
     inv = load_inventory(inventory)
-    [name] = select_datasets(inv, (dataset,))
+    [name] = select_datasets(inv, (dataset,), param_hint="'DATASET'")
+    if inv.datasets[name].checksums:
+        # Its reference is what the producer's manifests say: nothing to accept.
+        raise click.UsageError(
+            f"dataset {name} has producer manifests "
+            f"({', '.join(c.label for c in inv.datasets[name].checksums)}); they are its "
+            "reference: update the manifests instead of accepting")
     path = state or default_state_path()
     with exclusive_lock(path, lock_timeout), Catalog(path) as catalog:
         auditor = Auditor(inv, resolve_policies(inv, None, [name]), catalog,
@@ -361,7 +370,7 @@ def accept(inventory: str, dataset: str, state: str | None, lock_timeout: float)
              f"{result.state.value} ({result.detail or 'not every file could be read'})",
              int(ExitCode.UNKNOWN))
     click.echo(f"{name}: new reference accepted from {result.label} "
-               f"({result.files.present} files, {result.bytes} bytes)")
+               f"({plural(result.files.present, 'file')}, {plural(result.bytes, 'byte')})")
 
 
 @main.command()
@@ -450,8 +459,8 @@ def validate(inventory: str, policy: str | None) -> None:
     resolve_policies(inv, policy, list(inv.datasets))
     for warning in inventory_warnings(inv):
         click.echo(f"threetwoone: warning: {warning}", err=True)
-    click.echo(f"{inventory}: valid ({len(inv.locations)} locations, "
-               f"{len(inv.datasets)} datasets)")
+    click.echo(f"{inventory}: valid ({plural(len(inv.locations), 'location')}, "
+               f"{plural(len(inv.datasets), 'dataset')})")
 
 
 @main.group(invoke_without_command=True)

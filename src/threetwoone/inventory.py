@@ -299,6 +299,22 @@ def _inside_copy(value: str) -> str | None:
     return None
 
 
+def _secret_hint(key: str, schema: Mapping[str, object]) -> str:
+    """Where a secret written under ``key`` belongs, for the mapping whose keys
+    are ``schema``: never a key that this very mapping would then refuse."""
+    hint = SECRET_KEYS[key]
+    named = hint.split()[0]
+    if not named.endswith("_env") or named in schema:
+        return hint
+    if "identity_file" in schema:  # sftp: key-based login only
+        return "identity_file (a key file) or an ssh-agent: sftp logs in with keys only"
+    if "auth" in schema:  # webdav: credentials live under auth
+        return f"auth: {{type: ..., {named}: NAME}} (the name of an environment variable)"
+    if "bucket" in schema:
+        return "the standard AWS credential chain (environment, profile)"
+    return "an environment variable read by the tool that needs it"
+
+
 class _Validator:
     def __init__(self, doc: Document) -> None:
         self.doc = doc
@@ -318,7 +334,7 @@ class _Validator:
                 self.error(child, "keys must be strings" + self.doc.unquoted_hint(child, True))
             elif key in SECRET_KEYS:
                 self.error(child, f"secrets must not be written in the inventory; "
-                                  f"use {SECRET_KEYS[key]}")
+                                  f"use {_secret_hint(key, schema)}")
             elif key not in schema:
                 known = ", ".join(sorted(schema))
                 self.error(child, f"unknown key {key!r} (expected one of: {known})")

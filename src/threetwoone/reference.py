@@ -23,6 +23,7 @@ from . import manifest, pathglob
 from .inventory import ChecksumsSpec
 from .manifest import ManifestError, ManifestSet, PathOutside
 from .pathnames import display
+from .words import plural
 
 #: Reads a file of the primary copy (a path relative to its root).  Raises
 #: OSError or a BackendError when it cannot.
@@ -91,7 +92,7 @@ def read_manifests(specs: Sequence[ChecksumsSpec], lister: Lister,
         conflicts = out.expected.conflicts
         shown = "; ".join(display(str(c)) for c in conflicts[:_SHOWN])
         more = f" (and {len(conflicts) - _SHOWN} more)" if len(conflicts) > _SHOWN else ""
-        out.invalid.append(f"the producer manifests give {len(conflicts)} file(s) two "
+        out.invalid.append(f"the producer manifests give {plural(len(conflicts), 'file')} two "
                            f"different checksums: {shown}{more}")
     if out.expected.self_entries:
         out.notes.append(f"{out.expected.self_entries} manifest entry(ies) naming its own "

@@ -6,6 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ..results import AuditResult, CopyState, DatasetResult, Status
+from ..words import plural
+
+__all__ = ["ERROR_STATUS", "STATE_ORDER", "headline", "iso_time", "locations_in_order",
+           "not_passing", "overall_status", "plural"]
 
 #: The overall status of a run that ended before a verdict (exit 4 or 5).
 ERROR_STATUS = "error"
@@ -36,11 +40,6 @@ def headline(result: AuditResult) -> str:
     count = len(result.datasets)
     return (f"{result.status.value.upper()}: {plural(count, 'dataset')}: "
             f"{totals['pass']} pass, {totals['fail']} fail, {totals['unknown']} unknown")
-
-
-def plural(count: int, noun: str, many: str | None = None) -> str:
-    """``1 file``, ``2 files``; ``many`` for nouns that do not just add an s."""
-    return f"{count} {noun}" if count == 1 else f"{count} {many or noun + 's'}"
 
 
 def not_passing(result: AuditResult) -> list[DatasetResult]:

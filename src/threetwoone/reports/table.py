@@ -66,7 +66,7 @@ def render_table(result: AuditResult, quiet: bool = False) -> str:
                      dataset.counts["copies"], dataset.counts["media"],
                      dataset.counts["offsite"],
                      *(dataset.counts.get(k, "-") for k in extra), _copies_cell(dataset)])
-    out = [tabulate(rows, headers=["dataset", "policy", "status", "copies", "media",
+    out = [tabulate(rows, headers=["dataset", "policy", "status", "counted copies", "media",
                                    "offsite", *extra, "copy states"], tablefmt="simple")]
     details = []
     for dataset in shown:
