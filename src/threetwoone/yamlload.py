@@ -184,6 +184,8 @@ class _Builder:
         if tag is None or tag == "!":
             tag = self.resolver.resolve(  # type: ignore[no-untyped-call]
                 yaml.ScalarNode, event.value, event.implicit)
+        if tag == _MERGE_TAG:
+            raise self.fail(line, "YAML merge keys ('<<') are not supported")
         if tag not in _SCALAR_TAGS:
             raise self.fail(line, f"unsupported YAML tag {event.tag!r}")
         is_key = bool(self.stack) and isinstance(self.stack[-1].value, dict) \
@@ -214,8 +216,6 @@ class _Builder:
     def key(self, key: Any, tag: str, line: int, plain: tuple[str, Any] | None) -> None:
         frame = self.stack[-1]
         assert isinstance(frame.value, dict)
-        if tag == _MERGE_TAG:
-            raise self.fail(line, "YAML merge keys ('<<') are not supported", frame.keypath)
         child = key_join(frame.keypath, key)
         if key in frame.value:
             # The earlier key may differ in type only (YAML's 1 and true are equal keys).
