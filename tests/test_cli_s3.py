@@ -261,3 +261,36 @@ def test_a_producer_manifest_cut_short_is_not_a_shorter_manifest(lab: Lab, s3: M
         assert any("checksums.md5" in w and "could not be read" in w for w in ds["warnings"])
     finally:
         proxy.stop()
+
+
+@pytest.mark.parametrize("twin", [
+    {"endpoint_url": "http://localhost:{port}"},
+    {"endpoint_url": "http://127.0.0.1:{port}/"},
+    {"endpoint_url": "http://LocalHost:{port}", "prefix": "./projects//"},
+    {"path": "./P1/run1/"},
+], ids=["localhost", "trailing-slash", "host-case-and-prefix", "copy-path"])
+def test_one_bucket_by_two_addresses_counts_once(lab: Lab, s3: MotoS3,
+                                                 twin: dict[str, str]) -> None:
+    """One physical copy spelled two ways (another host name for the endpoint,
+    its address written differently, the copy path or prefix with ``./``) is
+    one copy: with a primary, two copies of 3 required, the audit fails."""
+    write_tree(lab.location("nas", "disk", "site-a") / "P1" / "run1",
+               dict[str | bytes, bytes](FILES))
+    bucket = s3.new_bucket("archive")
+    s3.put_tree(bucket, "projects/P1/run1/", FILES, checksum="SHA256")
+    settings = {"kind": "s3", "endpoint_url": s3.endpoint_url, "bucket": bucket,
+                "prefix": "projects/", "media": "object", "site": "site-b"}
+    lab.locations["archive"] = settings
+    lab.locations["archive-2"] = {
+        **settings, "site": "site-c",
+        **{k: v.format(port=s3.port) for k, v in twin.items() if k != "path"}}
+    lab.dataset("ds", [{"location": "nas", "path": "P1/run1", "primary": True},
+                       {"location": "archive", "path": "P1/run1"},
+                       {"location": "archive-2", "path": twin.get("path", "P1/run1")}])
+    code, report = lab.audit_json()
+    ds = dataset_of(report, "ds")
+    twin_copy = copy_by_location(report, "ds", "archive-2")
+    assert code == 1, ds
+    assert ds["counts"]["copies"] == 2
+    assert twin_copy["same_as"] and not twin_copy["counted"]
+    assert any("archive-2" in w and "counts once" in w for w in ds["warnings"])

@@ -300,3 +300,32 @@ def test_a_producer_manifest_cut_short_is_not_a_shorter_manifest(
         assert any("checksums.md5" in w and "could not be read" in w for w in ds["warnings"])
     finally:
         proxy.stop()
+
+
+@pytest.mark.parametrize("twin", [
+    {"url": "http://localhost:{port}"},
+    {"url": "http://127.0.0.1:{port}/./"},
+    {"url": "http://LocalHost:{port}//", "path": "./{path}/"},
+], ids=["localhost", "dot-segment", "host-case-and-copy-path"])
+def test_one_folder_by_two_addresses_counts_once(lab: Lab, site: DavSite,
+                                                 twin: dict[str, str]) -> None:
+    """One WebDAV folder reached by two spellings of its address (another host
+    name for the server, ``/./`` or ``//`` in the url, ``./`` in the copy path)
+    is one copy: with a primary, two copies of 3 required, the audit fails."""
+    write_tree(lab.location("nas", "disk", "site-a") / "ds", FILES)
+    path = site.tree(FILES)
+    port = site.server.port
+    lab.locations["dav"] = site.settings()
+    lab.locations["dav-2"] = {**site.settings(site="dav-site-2"),
+                              "url": twin["url"].format(port=port)}
+    lab.dataset("ds", [{"location": "nas", "path": "ds", "primary": True},
+                       {"location": "dav", "path": path},
+                       {"location": "dav-2",
+                        "path": twin.get("path", "{path}").format(path=path)}])
+    code, report = lab.audit_json()
+    ds = dataset_of(report, "ds")
+    twin_copy = copy_by_location(report, "ds", "dav-2")
+    assert code == 1, ds
+    assert ds["counts"]["copies"] == 2
+    assert twin_copy["same_as"] and not twin_copy["counted"]
+    assert any("dav-2" in w and "counts once" in w for w in ds["warnings"])

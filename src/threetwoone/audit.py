@@ -310,8 +310,9 @@ class Auditor:
                     reference.detail = (f"no reference yet: the primary copy {result.label} "
                                         "does not exist")
                 return result
-            if root.identity is not None:
-                first = identities.get(root.identity)
+            keys = root.keys()
+            if keys:
+                first = next((identities[k] for k in keys if k in identities), None)
                 if first is not None:
                     # The same directory again (symlink, bind mount, same path twice):
                     # its verdict is the first one's, and it must not count twice.
@@ -321,7 +322,8 @@ class Auditor:
                     result.same_as = first.label
                     result.detail = f"same storage as {first.label}; counted once"
                     return result
-                identities[root.identity] = result
+                for key in keys:
+                    identities[key] = result
             ctx = self._context(backend, dataset, copy)
             list_copy(ctx, reference.skip)
             if reference.made_from is copy:

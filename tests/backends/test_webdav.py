@@ -19,6 +19,7 @@ from threetwoone.backends.interface import (
     EntryKind,
     HashResult,
     LocationUnreachable,
+    RootInfo,
     WalkProblem,
 )
 from threetwoone.backends.webdav import WebDAVBackend
@@ -152,6 +153,45 @@ def test_stat_root(dav_site: DavSite, connected: WebDAVBackend) -> None:
     assert connected.stat_root("no-such-folder") is None
     with pytest.raises(CopyFailed, match="not a folder"):
         connected.stat_root(path + "/f")
+
+
+def test_stat_root_names_every_address_of_the_server(dav_site: DavSite) -> None:
+    """One folder through ``localhost`` and ``127.0.0.1``, ``/./`` and ``./``
+    shares a same-storage key; another folder does not."""
+    path = dav_site.tree({"f": b"x"})
+    other = dav_site.tree({"f": b"x"})
+    port = dav_site.server.port
+
+    def root(path: str, **settings: Any) -> RootInfo:
+        backend = dav_site.backend(**settings)
+        backend.connect()
+        info = backend.stat_root(path)
+        backend.close()
+        assert info is not None
+        return info
+
+    keys = set(root(path).keys())
+    for url, copy_path in ((f"http://localhost:{port}", path),
+                           (f"http://127.0.0.1:{port}/./", f"./{path}/"),
+                           (f"http://127.0.0.1:{port}//x/..", path)):
+        assert keys & set(root(copy_path, url=url).keys()), url
+    assert not keys & set(root(other).keys())
+
+
+def test_a_folder_the_server_identifies_is_one_storage_by_any_path(
+        wsgidav_site: DavSite) -> None:
+    """Where the server names the folder itself (ownCloud's ``oc:id``, RFC 5842
+    ``resource-id``), two paths it names alike are one storage.  WsgiDAV serves
+    the ``oc:id`` here as a dead property."""
+    first, second, third = (wsgidav_site.tree({"f": b"x"}) for _ in range(3))
+    server = wsgidav_site.server
+    for path in (first, second):
+        server.set_property(f"/{path}", "http://owncloud.org/ns", "id", "00000042ocinstance")
+    backend = wsgidav_site.backend()
+    backend.connect()
+    keys = [set(backend.stat_root(p).keys()) for p in (first, second, third)]  # type: ignore[union-attr]
+    assert keys[0] & keys[1] == {"webdav-resource:owncloud:00000042ocinstance"}
+    assert not keys[0] & keys[2]
 
 
 def test_open_read(dav_site: DavSite, connected: WebDAVBackend) -> None:

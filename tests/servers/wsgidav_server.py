@@ -20,6 +20,7 @@ Two options produce what a plain WsgiDAV cannot:
 :meth:`WsgiDAVServer.set_checksums` stores a dCache-style ``Checksums``
 property on a file (a dead property, kept by WsgiDAV's property manager): the
 server then lists chosen checksums in PROPFIND answers, as dCache does.
+:meth:`WsgiDAVServer.set_property` stores any other (an ownCloud ``oc:id``).
 """
 
 from __future__ import annotations
@@ -268,9 +269,13 @@ class WsgiDAVServer:
     def set_checksums(self, path: str, value: str) -> None:
         """Make PROPFIND list ``value`` (e.g. ``adler32=084b021f,md5=<base64>``) as
         dCache's ``Checksums`` property of the file at URL path ``path``."""
+        self.set_property(path, "http://www.dcache.org/2013/webdav", "Checksums", value)
+
+    def set_property(self, path: str, namespace: str, name: str, value: str) -> None:
+        """Store a dead property ``{namespace}name`` = ``value`` on ``path``."""
         body = ('<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" '
-                'xmlns:R="http://www.dcache.org/2013/webdav"><D:set><D:prop>'
-                f"<R:Checksums>{escape(value)}</R:Checksums></D:prop></D:set>"
+                f'xmlns:R="{escape(namespace)}"><D:set><D:prop>'
+                f"<R:{name}>{escape(value)}</R:{name}></D:prop></D:set>"
                 "</D:propertyupdate>")
         answer = requests.request(
             "PROPPATCH", self.url + path, data=body.encode(), timeout=10,

@@ -37,6 +37,18 @@ PROPFIND_BODY = (
     b"</D:prop></D:propfind>"
 )
 
+#: For a copy's root: also what identifies the folder on the server, where the
+#: server says (RFC 5842 ``resource-id``; ownCloud/Nextcloud ``oc:id``, which
+#: holds the instance id), so that one folder reached by two paths counts once.
+STAT_BODY = (
+    b'<?xml version="1.0" encoding="utf-8"?>'
+    b'<D:propfind xmlns:D="DAV:" xmlns:OC="http://owncloud.org/ns"><D:prop>'
+    b"<D:resourcetype/><D:getlastmodified/><D:resource-id/><OC:id/>"
+    b"</D:prop></D:propfind>"
+)
+RESOURCE_ID = DAV + "resource-id"
+OWNCLOUD_ID = "{http://owncloud.org/ns}id"
+
 # Characters that may appear in a percent-encoded URL path (RFC 3986 pchar + "/").
 _URL_PATH = re.compile(r"^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*$")
 
@@ -60,6 +72,8 @@ class DavResource:
     digests: dict[str, str] = field(default_factory=dict)
     #: HTTP status given for the resource itself (``<D:status>`` outside a propstat).
     status: int | None = None
+    #: What the server says identifies the resource, whatever its path (see STAT_BODY).
+    resource_id: str | None = None
 
 
 def href_to_path(href: str, literal: bool = False) -> tuple[str, bool]:
@@ -131,6 +145,18 @@ def _parse_xml(body: bytes) -> ET.Element:
         raise ListingError(f"not a WebDAV multistatus: {exc}") from None
 
 
+def _resource_id(props: dict[str, ET.Element]) -> str | None:
+    element = props.get(RESOURCE_ID)
+    if element is not None:  # <D:resource-id><D:href>urn:uuid:...</D:href></D:resource-id>
+        text = element.findtext(DAV + "href")
+        if text and text.strip():
+            return "rfc5842:" + text.strip()
+    element = props.get(OWNCLOUD_ID)
+    if element is not None and element.text and element.text.strip():
+        return "owncloud:" + element.text.strip()
+    return None
+
+
 def parse_multistatus(body: bytes, literal: bool = False) -> tuple[list[DavResource], bool]:
     """Resources of a multistatus body, and whether any href was literal
     (not percent-encoded).  See :func:`href_to_path` for ``literal``: it applies
@@ -172,5 +198,6 @@ def parse_multistatus(body: bytes, literal: bool = False) -> tuple[list[DavResou
             etag=etag.text.strip() if etag is not None and etag.text else None,
             digests=parse_digest_header(checksums.text) if checksums is not None else {},
             status=status,
+            resource_id=_resource_id(props),
         ))
     return out, saw_literal

@@ -80,9 +80,20 @@ class WalkProblem:
 class RootInfo:
     """A copy root that exists.  ``identity`` is equal for two roots that are the
     same storage (same directory through a symlink or a bind mount), so the
-    auditor can count them once.  None when the backend cannot tell."""
+    auditor can count them once.  None when the backend cannot tell.
+
+    ``identity`` is stable from run to run (it spells the address in one normal
+    form).  ``aliases`` are further names of the same root found this run, such
+    as one per address the server's host name resolves to, or an identity the
+    server gives the folder itself: two roots sharing any of :meth:`keys` are
+    the same storage."""
 
     identity: str | None
+    aliases: tuple[str, ...] = ()
+
+    def keys(self) -> tuple[str, ...]:
+        """Every name of this root, for the same-storage check."""
+        return (self.identity, *self.aliases) if self.identity is not None else self.aliases
 
 
 class HashResult(NamedTuple):

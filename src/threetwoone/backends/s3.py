@@ -39,6 +39,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, BinaryIO, ClassVar
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions as bexc
@@ -47,6 +48,8 @@ from botocore.config import Config
 from .. import __version__
 from ..checksums import BUFFER_SIZE, FACTORIES, new_hashers
 from ..inventory import Location
+from ..urls import default_port, normal_path
+from .addresses import host_aliases
 from .interface import (
     Backend,
     CopyFailed,
@@ -113,6 +116,9 @@ _STREAM_ERRORS = (
 class _ShortBody(Exception):
     """A download ended, without an error, before the listed size."""
 
+
+#: Hosts of Amazon's own S3 endpoints; group 1 is the partition suffix (".cn").
+_AWS_HOST = re.compile(r"(?:^|\.)amazonaws\.com(\.cn)?$", re.IGNORECASE)
 
 _MD5_ETAG = re.compile(r'^"?([0-9a-fA-F]{32})"?$')
 _MULTIPART_ETAG = re.compile(r'^"?[0-9a-fA-F]+-\d+"?$')
@@ -369,8 +375,27 @@ class S3Backend(Backend):
             raise self._unreachable(exc) from None
         if not answer.get("KeyCount") and not answer.get("Contents"):
             return None
-        endpoint = (self.endpoint_url or "aws").rstrip("/").lower()
-        return RootInfo(identity=f"s3:{endpoint}/{self.bucket}/{prefix}")
+        names = [f"s3:{service}/{self.bucket}/{prefix}" for service in self._services()]
+        return RootInfo(identity=names[0], aliases=tuple(names[1:]))
+
+    def _services(self) -> tuple[str, ...]:
+        """Names of the S3 service the bucket lives in, for the same-storage check.
+
+        Bucket names are unique within a service, so the service and the bucket
+        name identify a bucket: every AWS endpoint (global, regional, dual-stack)
+        reaches one service per partition; any other endpoint is its host,
+        normalised (each address it resolves to, the default port) and path.
+        A bucket's owner id is not used: self-hosted stores (MinIO) give the same
+        one everywhere, and two sites' buckets of one name would merge."""
+        if not self.endpoint_url:
+            return ("aws",)
+        parts = urlsplit(self.endpoint_url.strip())
+        host = parts.hostname or ""
+        aws = _AWS_HOST.search(host)
+        if aws:
+            return ("aws" + (aws.group(1) or "").replace(".", "-"),)
+        path = normal_path(parts.path, decode=True).rstrip("/")
+        return tuple(alias + path for alias in host_aliases(host, default_port(parts) or 0))
 
     def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
         prefix = self.root_prefix(path)

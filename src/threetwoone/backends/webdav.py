@@ -34,13 +34,21 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
 
 from ..checksums import FACTORIES, hash_stream
-from .dav_listing import PROPFIND_BODY, DavResource, ListingError, parse_multistatus
+from ..urls import default_port, netloc, normal_path, redact
+from .addresses import host_aliases
+from .dav_listing import (
+    PROPFIND_BODY,
+    STAT_BODY,
+    DavResource,
+    ListingError,
+    parse_multistatus,
+)
 from .http_digest import OURS_TO_RFC, PREFERENCE, parse_digest_header, usable, want_digest_header
 from .interface import (
     Backend,
@@ -112,16 +120,6 @@ class _BearerAuth(requests.auth.AuthBase):
 
     def __repr__(self) -> str:  # never show the token
         return "<bearer token>"
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user info, query or fragment: safe for a message."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -220,19 +218,17 @@ class WebDAVBackend(Backend):
         parts = urlsplit(url)
         self._url_problem: str | None = None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            self._url_problem = f"url {redact_url(url)!r} is not an http(s) URL"
+            self._url_problem = f"url {redact(url)!r} is not an http(s) URL"
         elif parts.password is not None:
             self._url_problem = ("the url must not carry a password; "
                                  "use auth: {type: basic, username, password_env}")
-        netloc = parts.hostname or ""
-        if ":" in netloc:
-            netloc = f"[{netloc}]"
-        if parts.port:
-            netloc += f":{parts.port}"
-        self._origin = f"{parts.scheme}://{netloc}"
-        #: The location's base path on the server, decoded, without trailing "/".
-        self._base = unquote(parts.path, errors="surrogateescape").rstrip("/")
-        self._where = redact_url(url)
+        self._origin = f"{parts.scheme}://{netloc(parts)}"
+        #: The location's base path on the server, decoded, without trailing "/",
+        #: "." or empty segments: ``/data/./`` and ``/data`` are one folder.
+        self._base = normal_path(parts.path, decode=True).rstrip("/")
+        #: The server as the same-storage check names it (see ``stat_root``).
+        self._host = (parts.hostname or "", default_port(parts) or 0)
+        self._where = redact(url)
         self._timeout = float(settings.get("timeout", DEFAULT_TIMEOUT))
         self._force_download = bool(settings.get("force_download", False))
         self._local = threading.local()
@@ -303,12 +299,9 @@ class WebDAVBackend(Backend):
         return self._origin + quote(server_path, safe="/", errors="surrogateescape")
 
     def _copy_path(self, path: str, relpath: str = "") -> str:
-        """Server path of ``relpath`` in the copy at ``path`` (decoded)."""
-        out = self._base
-        for piece in (path.strip("/"), relpath.strip("/")):
-            if piece:
-                out += "/" + piece
-        return out or "/"
+        """Server path of ``relpath`` in the copy at ``path`` (decoded, normalised:
+        the copy paths ``run1``, ``./run1`` and ``run1/`` are one folder)."""
+        return normal_path(f"{self._base}/{path}/{relpath}")
 
     def _call(self, fn: Callable[[requests.Session], T], *, retry_connect: bool = True) -> T:
         """Run ``fn`` (one request, body included) with retries on 5xx, resets and
@@ -351,8 +344,8 @@ class WebDAVBackend(Backend):
             response.close()
             raise error
 
-    def _propfind(self, server_path: str, depth: int, *, retry_connect: bool = True
-                  ) -> tuple[int, list[DavResource]]:
+    def _propfind(self, server_path: str, depth: int, *, retry_connect: bool = True,
+                  body: bytes = PROPFIND_BODY) -> tuple[int, list[DavResource]]:
         """PROPFIND a collection (or file); follows same-server redirects only,
         keeping the method (requests would turn a 302 into a GET)."""
         url = self._url(server_path)
@@ -362,13 +355,13 @@ class WebDAVBackend(Backend):
             target = url
             for _hop in range(6):
                 response = session.request(
-                    "PROPFIND", target, data=PROPFIND_BODY, allow_redirects=False,
+                    "PROPFIND", target, data=body, allow_redirects=False,
                     headers=headers, timeout=self._timeout)
                 if response.status_code in (301, 302, 303, 307, 308) and \
                         response.headers.get("Location"):
                     nxt = requests.compat.urljoin(target, response.headers["Location"])
                     response.close()
-                    if redact_url(nxt).split("/")[2] != redact_url(target).split("/")[2]:
+                    if redact(nxt).split("/")[2] != redact(target).split("/")[2]:
                         raise _TransportError(
                             f"{self._where}: listing redirected to another server")
                     target = nxt
@@ -378,7 +371,7 @@ class WebDAVBackend(Backend):
                         response.headers.get("Server", ""))
             raise _TransportError(f"{self._where}: too many redirects while listing")
 
-        status, body, server = self._call(send, retry_connect=retry_connect)
+        status, answer, server = self._call(send, retry_connect=retry_connect)
         if status != 207:
             return status, []
         if not self._literal_hrefs and server.lower().startswith(LITERAL_HREF_SERVERS):
@@ -386,13 +379,13 @@ class WebDAVBackend(Backend):
             # of an answer happens to look percent-encoded ("100%25.txt").
             self._literal_hrefs = True
         try:
-            resources, literal = parse_multistatus(body, self._literal_hrefs)
+            resources, literal = parse_multistatus(answer, self._literal_hrefs)
         except ListingError as exc:
             raise _TransportError(f"{self._where}: {exc}") from None
         if literal and not self._literal_hrefs:
             # This server sends names as they are (XRootD): read every href so.
             self._literal_hrefs = True
-            resources, _ = parse_multistatus(body, True)
+            resources, _ = parse_multistatus(answer, True)
         return status, resources
 
     # -- life cycle ---------------------------------------------------------
@@ -482,7 +475,8 @@ class WebDAVBackend(Backend):
         server_path = self._copy_path(path)
         try:
             # No trailing "/": some servers (XRootD) answer 500 for "file/".
-            status, resources = self._propfind(server_path.rstrip("/") or "/", 0)
+            status, resources = self._propfind(server_path.rstrip("/") or "/", 0,
+                                               body=STAT_BODY)
         except _TransportError as exc:
             raise LocationUnreachable(str(exc)) from None
         except _StatusError as exc:
@@ -498,10 +492,16 @@ class WebDAVBackend(Backend):
             raise CopyFailed(f"{self._where_of(server_path)}: PROPFIND answered HTTP {status}")
         if resources and not resources[0].is_collection:
             raise CopyFailed(f"{self._where_of(server_path)} is a file, not a folder")
-        return RootInfo(identity="webdav:" + self._url(server_path.rstrip("/")))
+        where = quote(server_path, safe="/", errors="surrogateescape")
+        host, port = self._host
+        # The scheme is left out: one host and port serves one of http or https.
+        names = [f"webdav:{alias}{where}" for alias in host_aliases(host, port)]
+        if resources and resources[0].resource_id:
+            names.append(f"webdav-resource:{resources[0].resource_id}")
+        return RootInfo(identity=names[0], aliases=tuple(names[1:]))
 
     def _where_of(self, server_path: str) -> str:
-        return redact_url(self._url(server_path))
+        return redact(self._url(server_path))
 
     def _children(self, folder: str, resources: list[DavResource]
                   ) -> list[tuple[str, DavResource]]:

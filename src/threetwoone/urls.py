@@ -1,0 +1,68 @@
+"""URLs in an inventory (a WebDAV ``url``, an S3 ``endpoint_url``): shown safely,
+compared by what they address.
+
+* :func:`redact` is how every message shows a URL: no user info, no query, no
+  fragment, whatever the inventory holds;
+* :func:`normal_path` and :func:`default_port` make two spellings of one
+  address compare equal (``/data/./``, ``/data//x/``, ``http://h`` and
+  ``http://h:80``), for the same-storage check.
+
+Pure string work: resolving host names is in :mod:`threetwoone.backends.addresses`.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _port(parts: SplitResult) -> int | None:
+    try:
+        return parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        return None
+
+
+def netloc(parts: SplitResult) -> str:
+    """``host[:port]`` of ``parts``, without user info, IPv6 in brackets."""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = _port(parts)
+    return f"{host}:{port}" if port else host
+
+
+def redact(url: str) -> str:
+    """``url`` without user info, query or fragment: safe for any message."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, netloc(parts), parts.path, "", ""))
+
+
+def default_port(parts: SplitResult) -> int | None:
+    """The port ``parts`` reaches: the explicit one, else the scheme's default."""
+    return _port(parts) or DEFAULT_PORTS.get(parts.scheme.lower())
+
+
+def normal_host(host: str) -> str:
+    """A host name as DNS compares it: case folded, no trailing dot."""
+    return host.casefold().rstrip(".")
+
+
+def normal_path(path: str, *, decode: bool = False) -> str:
+    """``path`` as one spelling: ``.`` and empty segments dropped, ``..`` applied,
+    a leading ``/`` and no trailing one (``/`` for the root).  With ``decode``,
+    percent-escapes are decoded first (a URL path), keeping bytes that are not
+    UTF-8 as surrogate escapes."""
+    if decode:
+        path = unquote(path, errors="surrogateescape")
+    out: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(segment)
+    return "/" + "/".join(out)
