@@ -208,6 +208,7 @@ def test_every_format_has_a_formatter() -> None:
     from threetwoone.reports import FORMATTERS
     choices = next(p for p in audit.params if p.name == "fmt").type.choices  # type: ignore
     assert set(choices) == set(FORMATTERS)
+    assert all(callable(FORMATTERS[name]) for name in FORMATTERS)  # each one imports
 
 
 @pytest.mark.parametrize("example", sorted(

@@ -36,7 +36,6 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from .manifest import HEX_LENGTHS, ManifestSet
 from .words import plural
@@ -337,6 +336,8 @@ def _fetch(data: bytes | None, encoding: str, version: tuple[int, int],
     except (UnicodeDecodeError, LookupError) as exc:
         reasons.append(f"fetch.txt is not valid {encoding}: {exc}")
         return out
+    from urllib.parse import urlsplit  # only bags with a fetch.txt pay for it
+
     for number, row in enumerate(re.split(r"\r\n|\r|\n", text.lstrip("\ufeff")), start=1):
         if not row.strip():
             continue

@@ -10,7 +10,6 @@ as dCache and RFC 3230 write them.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import zlib
@@ -58,14 +57,26 @@ class _Crc32:
         return f"{self.value:08x}"
 
 
+def _from_hashlib(name: str) -> Callable[[], Hasher]:
+    """A hashlib constructor, imported when first called: hashlib loads OpenSSL
+    (a few milliseconds), which a run on the default xxh3_128 never needs."""
+    def make() -> Hasher:
+        import hashlib
+
+        hasher: Hasher = getattr(hashlib, name)()
+        return hasher
+    make.__name__ = name
+    return make
+
+
 FACTORIES: dict[str, Callable[[], Hasher]] = {
     "xxh3_128": xxhash.xxh3_128,
-    "md5": hashlib.md5,
-    "sha1": hashlib.sha1,
-    "sha224": hashlib.sha224,
-    "sha256": hashlib.sha256,
-    "sha384": hashlib.sha384,
-    "sha512": hashlib.sha512,
+    "md5": _from_hashlib("md5"),
+    "sha1": _from_hashlib("sha1"),
+    "sha224": _from_hashlib("sha224"),
+    "sha256": _from_hashlib("sha256"),
+    "sha384": _from_hashlib("sha384"),
+    "sha512": _from_hashlib("sha512"),
     "adler32": _Adler32,
     "crc32": _Crc32,
 }

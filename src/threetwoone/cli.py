@@ -9,9 +9,6 @@ import functools
 import os
 import sqlite3
 import sys
-import tempfile
-import textwrap
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -76,6 +73,8 @@ def handle_errors(func: F) -> F:
             if outcome is None:
                 raise
             if debug:
+                import traceback
+
                 traceback.print_exc()
             fail(*outcome)
 
@@ -116,6 +115,8 @@ def select_datasets(inventory: Inventory, names: tuple[str, ...],
 def write_atomically(path: str, text: str) -> None:
     """Temporary file in the same folder, fsync, rename: a reader never sees half a report."""
     folder = os.path.dirname(os.path.abspath(path))
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=".threetwoone-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -494,6 +495,8 @@ def policies_show(name: str) -> None:
     click.echo(f"name: {info['name']}")
     click.echo(f"file: {info['source']}")
     if info["description"]:
+        import textwrap
+
         click.echo(textwrap.fill(info["description"], width=88,
                                  initial_indent="description: ", subsequent_indent="  "))
     click.echo("rules:")

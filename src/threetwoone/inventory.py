@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from . import manifest, pathglob
 from .errors import ConfigError, ConfigErrors
@@ -67,6 +66,8 @@ def _string_list(value: Any) -> str | None:
 def _http_url(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return "must be a non-empty string"
+    from urllib.parse import urlsplit  # only inventories with URLs pay for it
+
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an http:// or https:// URL"
@@ -203,6 +204,8 @@ def copy_address(location: Location, path: str) -> tuple[str, ...]:
                 str(settings.get("port", 22)),
                 posixpath.normpath(posixpath.join(str(settings.get("root", "")), below)))
     if location.kind == "webdav":
+        from urllib.parse import urlsplit
+
         url = urlsplit(str(settings.get("url", "")))
         return ("webdav", url.scheme.casefold(), url.netloc.casefold(),
                 posixpath.normpath(posixpath.join("/" + url.path.strip("/"), below)))

@@ -38,7 +38,6 @@ import os
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ConfigError, ConfigErrors
@@ -489,14 +488,18 @@ def judge(policy: Policy, copies: Sequence[CopyView], now: float) -> Judgement:
 # -- loading -----------------------------------------------------------------
 
 
+#: The built-in policies, installed next to this module (a plain path, not
+#: importlib.resources: that import alone costs more than loading a policy).
+_BUILTIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies")
+
+
 def builtin_names() -> list[str]:
-    folder = resources.files("threetwoone") / "policies"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(name[:-5] for name in os.listdir(_BUILTIN) if name.endswith(".yaml"))
 
 
 def _builtin_path(name: str) -> str | None:
-    candidate = resources.files("threetwoone") / "policies" / f"{name}.yaml"
-    return str(candidate) if candidate.is_file() else None
+    candidate = os.path.join(_BUILTIN, f"{name}.yaml")
+    return candidate if os.path.isfile(candidate) else None
 
 
 def _is_count(value: Any) -> bool:
