@@ -25,6 +25,7 @@ from pathlib import Path
 GENERATOR = 1
 POOL_BYTES = 64 << 20
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"
+FLAT_FOLDER_FILES = 200
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ class TreeSpec:
     files: int
     total: int
     sigma: float
-    layout: str  # "fastq" (runs/projects/samples) or "bcl" (runs/lanes/cycles/tiles)
+    #: "fastq" (runs/projects/samples), "bcl" (runs/lanes/cycles/tiles) or
+    #: "flat" (folders of 200 files directly below the root)
+    layout: str
     seed: int
 
 
@@ -54,6 +57,8 @@ class DataSet:
     files: int
     bytes: int
     generated: bool
+    #: folders that hold files
+    folders: int = 1
 
 
 def _stamp_path(root: Path, name: str) -> Path:
@@ -71,7 +76,8 @@ def _stamp_ok(root: Path, spec: TreeSpec | FileSpec) -> DataSet | None:
         return None
     if recorded.get("generator") != GENERATOR or recorded.get("spec") != asdict(spec):
         return None
-    return DataSet(folder, int(recorded["files"]), int(recorded["bytes"]), generated=False)
+    return DataSet(folder, int(recorded["files"]), int(recorded["bytes"]), generated=False,
+                   folders=_folders(spec) if isinstance(spec, TreeSpec) else 1)
 
 
 def _write_stamp(root: Path, spec: TreeSpec | FileSpec, files: int, total: int) -> None:
@@ -129,6 +135,20 @@ def _bcl_names(count: int) -> Iterator[str]:
                f"s_{lane + 1}_{1101 + tile}.bcl.gz")
 
 
+def _flat_names(count: int) -> Iterator[str]:
+    """Folders of FLAT_FOLDER_FILES files each, directly below the root."""
+    for i in range(count):
+        folder, index = divmod(i, FLAT_FOLDER_FILES)
+        yield f"sample{folder:03d}/reads_{index:03d}.fastq.gz"
+
+
+LAYOUTS = {"fastq": _fastq_names, "bcl": _bcl_names, "flat": _flat_names}
+
+
+def _folders(spec: TreeSpec) -> int:
+    return len({name.rpartition("/")[0] for name in LAYOUTS[spec.layout](spec.files)})
+
+
 def ensure_tree(root: Path, spec: TreeSpec, log: bool = True) -> DataSet:
     done = _stamp_ok(root, spec)
     if done:
@@ -141,7 +161,7 @@ def ensure_tree(root: Path, spec: TreeSpec, log: bool = True) -> DataSet:
     shutil.rmtree(folder, ignore_errors=True)
     pool = _pool(spec.seed)
     rng = random.Random(f"content-{spec.seed}-{spec.name}")
-    names = _fastq_names if spec.layout == "fastq" else _bcl_names
+    names = LAYOUTS[spec.layout]
     made: set[Path] = set()
     total = 0
     for index, (relpath, size) in enumerate(zip(names(spec.files), _sizes(spec), strict=True)):
@@ -152,7 +172,7 @@ def ensure_tree(root: Path, spec: TreeSpec, log: bool = True) -> DataSet:
         _write(path, size, index, pool, rng)
         total += size
     _write_stamp(root, spec, spec.files, total)
-    return DataSet(folder, spec.files, total, generated=True)
+    return DataSet(folder, spec.files, total, generated=True, folders=len(made))
 
 
 def ensure_file(root: Path, spec: FileSpec, log: bool = True) -> DataSet:

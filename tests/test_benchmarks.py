@@ -19,12 +19,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-CASES = ["full", "big", "nightly", "sftp-hash", "sftp-stream"]
+CASES = ["full", "full-flat", "big", "nightly", "nightly-flat", "sftp-hash", "sftp-stream"]
 #: case -> peers it must be compared with (substring of the ratio line)
 PEERS = {
     "full": ["xxhsum -H2", "hashdeep -r -c md5", "md5sum"],
+    "full-flat": ["xxhsum -H2", "hashdeep -r -c md5", "md5sum"],
     "big": ["xxhsum -H2 FILE"],
     "nightly": ["find -type f -printf"],
+    "nightly-flat": ["find -type f -printf"],
     "sftp-hash": ["rclone md5sum", "threetwoone, full case"],
     "sftp-stream": ["ssh host cat"],
 }

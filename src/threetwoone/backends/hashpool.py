@@ -77,9 +77,11 @@ class HashPool:
 
     @staticmethod
     def worth_it(tasks: Sequence[FileTask]) -> bool:
+        """Whether a job pays for starting workers: many files, or much data in
+        more than one file (one file is read by one process however many run)."""
         if len(tasks) >= MIN_FILES:
             return True
-        return sum(task[1] for task in tasks) >= MIN_BYTES
+        return len(tasks) > 1 and sum(task[1] for task in tasks) >= MIN_BYTES
 
     @property
     def running(self) -> bool:
