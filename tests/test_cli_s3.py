@@ -101,7 +101,8 @@ def test_damaged_s3_copy(lab: Lab, s3: MotoS3, damage: str, force: bool) -> None
     if damage == "corrupt":
         assert archive["problems"][0]["path"] == "run1/sample_R1.fastq.gz"
         assert archive["problems"][0]["problem"] == "corrupt"
-        assert archive["verification"] == ("full" if force else "digest")
+        # --verify full reads every byte, server digests or not.
+        assert archive["verification"] == "full"
     if damage == "incomplete":
         assert archive["files"]["missing"] == 1
 
@@ -118,7 +119,10 @@ def test_multipart_object_is_downloaded_not_misjudged(lab: Lab, s3: MotoS3) -> N
     archive = copy_by_location(report, "ds", "archive")
     assert code == 0, archive
     assert archive["state"] == "intact"
-    assert archive["verification"] == "full"  # one file had to be downloaded
+    # One file had to be downloaded, the other was settled by its sha256: the copy's
+    # verification says the weaker of the two.
+    assert archive["verification"] == "digest"
+    assert "download" in archive["methods"]
 
 
 def test_wrong_credentials_exit_3(lab: Lab, monkeypatch: pytest.MonkeyPatch,
@@ -156,23 +160,27 @@ def test_endpoint_down_exit_3(lab: Lab) -> None:
     assert "connection refused" in (archive.get("detail") or str(archive))
 
 
-def test_lying_server_told_apart_from_corruption_by_forced_download(lab: Lab,
-                                                                   s3: MotoS3) -> None:
+def test_lying_server_told_apart_from_corruption_by_reading_the_bytes(lab: Lab,
+                                                                     s3: MotoS3) -> None:
     proxy = FaultProxy(upstream_port=s3.port)
     proxy.start()
     try:
         s3_lab(lab, s3)
         lab.locations["archive"]["endpoint_url"] = proxy.endpoint_url
-        assert lab.audit_json()[0] == 0
-        # The server now reports a wrong SHA-256 for one object whose bytes are intact.
+        # The server reports a wrong SHA-256 for one object whose bytes are intact.
         proxy.faults.append(Fault("HEAD", "sample_R1.fastq.gz", times=99, headers={
             "x-amz-checksum-sha256": sha256_b64(b"something else")}))
-        code, report = lab.audit_json("--verify", "full")
+        code, report = lab.audit_json()
         archive = copy_by_location(report, "ds", "archive")
         assert code == 1 and archive["state"] == "corrupt"
         assert "(server-side digest)" in archive["problems"][0]["detail"]
-        # Reading the bytes shows the data is fine: the server's digest was wrong.
-        code, report = lab.audit_json("--verify", "full", "--force-download")
+        # A file whose last check failed is cleared only by reading its bytes: the
+        # next plain run downloads it and finds the data fine (the digest was wrong).
+        code, report = lab.audit_json("--verify", "changed")
+        archive = copy_by_location(report, "ds", "archive")
+        assert code == 0 and archive["state"] == "intact"
+        assert archive["verified_files"] == 1 and archive["methods"] == ["download"]
+        code, report = lab.audit_json("--verify", "full")
         archive = copy_by_location(report, "ds", "archive")
         assert code == 0 and archive["state"] == "intact"
         assert archive["verification"] == "full"

@@ -47,8 +47,9 @@ def age_copy(lab: Lab, dataset: str, location: str, days: float) -> None:
     """Make the catalog remember ``location``'s copy as last fully verified
     ``days`` earlier than it was (the audit then trusts it with --verify changed)."""
     with sqlite3.connect(lab.state) as db:
-        cursor = db.execute("UPDATE copy_files SET verified_at = verified_at - ? "
-                            "WHERE copy LIKE ?", (days * DAY, f"{dataset}/{location}/%"))
+        cursor = db.execute("UPDATE copy_files SET verified_at = verified_at - ?, "
+                            "full_at = full_at - ? WHERE copy LIKE ?",
+                            (days * DAY, days * DAY, f"{dataset}/{location}/%"))
         assert cursor.rowcount == len(FILES)
 
 

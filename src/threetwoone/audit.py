@@ -16,7 +16,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import bag as bag_module
 from . import manifest, reference
@@ -26,6 +26,8 @@ from .backends import (
     CopyFailed,
     EntryKind,
     LocationUnreachable,
+    NotAFolder,
+    RootInfo,
     WalkProblem,
     open_backend,
 )
@@ -165,6 +167,7 @@ class Auditor:
         # Copies declared at an earlier copy's address are not audited: they take
         # its verdict and count once, also when their location cannot be reached.
         twice = declared_twice(self.inventory.locations, dataset)
+        self.workset.reset_storage()
         reference = self._known_reference(dataset, warnings)
         if reference is None:
             # First audit without a manifest: the primary's content becomes the reference.
@@ -179,18 +182,46 @@ class Auditor:
             results[index] = self._same_address(dataset, dataset.copies[index],
                                                 results[first.index])
         copies = [results[c.index] for c in dataset.copies]
+        self._hard_links(copies)
         for copy_result in copies:
+            warnings.extend(copy_result.notes)
             if copy_result.same_as == copy_result.label:
                 warnings.append(f"copy {copy_result.label} is declared twice; it counts once")
             elif copy_result.same_as:
                 warnings.append(f"copy {copy_result.label} is the same storage as "
                                 f"{copy_result.same_as}; it counts once")
+            if copy_result.shares_storage:
+                warnings.append(f"copy {copy_result.label} {copy_result.shares_storage}")
         if reference.new and reference.count:
             warnings.append(f"reference recorded from the primary copy "
                             f"{results[primary.index].label} "
                             f"({plural(reference.count, 'file')}); "
                             "later audits compare every copy with it")
         return self._judge(dataset, policy, reference, copies, warnings)
+
+    def _hard_links(self, copies: Sequence[CopyResult]) -> None:
+        """Copies whose files are hard links to another copy's (``cp -al``,
+        rsnapshot) hold no bytes of their own for those files.  The rule: a copy
+        that shares even one file (same device and inode) with a copy listed
+        before it in the inventory does not count; the warning names both and how
+        many files they share.  Strict on purpose: each shared file has one
+        stored copy, whatever the paths say."""
+        seen: set[int] = set()
+        for later, earlier, shared in self.workset.shared_storage():
+            if later in seen:
+                continue  # named once, after the first copy it shares with
+            seen.add(later)
+            copy, first = copies[later], copies[earlier]
+            total = self.workset.noted_files(later)
+            if shared >= total:
+                copy.shares_storage = (f"is the same storage as {first.label}: every file "
+                                       f"({total}) is a hard link to one of its files (same "
+                                       "device and inode); it does not count")
+            else:
+                copy.shares_storage = (f"shares {shared} of its {total} files with "
+                                       f"{first.label} as hard links (same device and "
+                                       "inode: one stored copy of those bytes); it does "
+                                       "not count")
 
     def accept(self, dataset: Dataset) -> CopyResult:
         """Adopt the primary's current content as the new reference, after an
@@ -303,13 +334,7 @@ class Auditor:
             backend = self.backend(location)
             root = backend.stat_root(copy.path)
             if root is None:
-                result.state = CopyState.MISSING
-                result.detail = f"{copy.path} does not exist on {copy.location}"
-                if reference.made_from is copy:
-                    reference.source = "none"
-                    reference.detail = (f"no reference yet: the primary copy {result.label} "
-                                        "does not exist")
-                return result
+                raise NotAFolder(f"{copy.path} does not exist on {copy.location}")
             keys = root.keys()
             if keys:
                 first = next((identities[k] for k in keys if k in identities), None)
@@ -325,20 +350,37 @@ class Auditor:
                 for key in keys:
                     identities[key] = result
             ctx = self._context(backend, dataset, copy)
+            identity, moved = self._storage(backend, copy, root, ctx.key, result)
             list_copy(ctx, reference.skip)
+            if backend.ident_is_storage:
+                self.workset.note_storage(copy.index)
             if reference.made_from is copy:
                 self._make_reference(ctx, algorithms or [DEFAULT_ALGORITHM], reference,
-                                     result)
+                                     result, identity)
             elif reference.source in ("none", "invalid"):
                 result.state = CopyState.ERROR
                 result.detail = reference.detail
                 result.files.present = ctx.workset.listed_files()[0]
             else:
-                compare(ctx, self.options.plan, self.catalog.last_audit_at(ctx.key),
+                plan = self.options.plan
+                if moved:
+                    plan = replace(plan, mode="full")
+                compare(ctx, plan, self.catalog.last_audit_at(ctx.key),
                         reference.source == "manifest", result)
                 if reference.bag is not None:
                     reference_check_bag(reference.bag, ctx, result)
-                ctx.workset.commit_copy(ctx.key, dataset.name, result.state.value, ctx.now)
+                ctx.workset.commit_copy(ctx.key, dataset.name, result.state.value, ctx.now,
+                                        identity, replace=moved)
+        except NotAFolder as exc:
+            # Nothing there, or a file where the copy's folder should be: the copy
+            # is not there.
+            result.state = CopyState.MISSING
+            result.detail = str(exc)
+            if reference.made_from is copy:
+                reference.source = "none"
+                reference.detail = (f"no reference yet: the primary copy {result.label} "
+                                    f"is missing ({exc})")
+            return result
         except LocationUnreachable as exc:
             result.state = CopyState.UNREACHABLE
             result.detail = str(exc)
@@ -350,6 +392,22 @@ class Auditor:
             reference.detail = (f"no reference yet: the primary copy {result.label} is "
                                 f"{result.state.value} ({result.detail or 'see problems'})")
         return result
+
+    def _storage(self, backend: Backend, copy: CopySpec, root: RootInfo, key: str,
+                 result: CopyResult) -> tuple[dict[str, str], bool]:
+        """The copy's storage identity, and whether it moved since the catalog last
+        verified the copy: then nothing cached about it counts, every file is
+        verified in full, and the report says why."""
+        identity = backend.storage_identity(copy.path, root)
+        before = self.catalog.storage_identity(key)
+        moved = before is not None and before != identity
+        if moved:
+            assert before is not None
+            result.notes.append(
+                f"copy {result.label} is not on the storage it was last verified on "
+                f"({describe_identity_change(before, identity)}): nothing cached about it "
+                "is trusted; every file was verified in full")
+        return identity, moved
 
     def _context(self, backend: Backend, dataset: Dataset, copy: CopySpec) -> CopyContext:
         limit = self.options.plan.time_limit
@@ -364,14 +422,14 @@ class Auditor:
             clock=self.options.clock, progress=self.progress)
 
     def _make_reference(self, ctx: CopyContext, algorithms: Sequence[str],
-                        reference: _Reference, result: CopyResult) -> None:
+                        reference: _Reference, result: CopyResult,
+                        identity: Mapping[str, str]) -> None:
         """First audit (or accept): the primary's content becomes the reference."""
         if not make_reference(ctx, algorithms, result):
             return
         self.workset.commit_reference(ctx.dataset.name, reference.source, now_iso(),
-                                      self.options.user or current_user())
-        self.workset.commit_copy(ctx.key, ctx.dataset.name, result.state.value, ctx.now,
-                                 replace=True)
+                                      self.options.user or current_user(), ctx.key,
+                                      result.state.value, ctx.now, identity)
         reference.count = result.verified_files
 
     # -- judging ---------------------------------------------------------------
@@ -382,7 +440,8 @@ class Auditor:
         for position, copy in enumerate(copies):
             copy.counted = judgement.counted[position]
             reason = judgement.not_counted.get(position)
-            if reason and copy.state is CopyState.INTACT and not copy.same_as:
+            if (reason and copy.state is CopyState.INTACT and not copy.same_as
+                    and not copy.shares_storage):
                 warnings.append(f"copy {copy.label} not counted: {reason}")
         if reference.source == "none" and reference.detail:
             warnings.insert(0, reference.detail)
@@ -422,11 +481,21 @@ class Auditor:
         location = self.inventory.locations[copy.location]
         return CopyView(label=copy.label, location=copy.location, media=copy.media,
                         site=copy.site, offsite=copy.offsite, state=copy.state.value,
-                        same_as=copy.same_as, attributes=location.settings,
+                        same_as=copy.same_as, shares_storage=copy.shares_storage,
+                        attributes=location.settings,
                         verified_at=copy.verified_at)
 
 
 # -- helpers -----------------------------------------------------------------------
+
+def describe_identity_change(before: Mapping[str, str], after: Mapping[str, str]) -> str:
+    """``root: /a -> /b; filesystem: ... -> ...``: what moved (no secrets are
+    ever part of a storage identity)."""
+    changes = [f"{key}: {before.get(key, '(none)')} -> {after.get(key, '(none)')}"
+               for key in dict.fromkeys([*before, *after])
+               if before.get(key) != after.get(key)]
+    return "; ".join(changes)
+
 
 def _manifest_digests(files: Mapping[str, ReferenceFile],
                       read: reference.ManifestRead | None = None) -> dict[str, dict[str, str]]:

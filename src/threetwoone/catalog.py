@@ -10,11 +10,13 @@ are not UTF-8 are kept exactly.  Digests are JSON ``{algorithm: hex}``.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import getpass
 import json
 import os
 import sqlite3
+import struct
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .checksums import WEAK_ALGORITHMS
 from .errors import StateError
 from .results import RunSummary
 
@@ -74,6 +77,42 @@ MIGRATIONS: list[str] = [
         summary TEXT NOT NULL,            -- JSON: counts, violations, copy states
         PRIMARY KEY (run_id, dataset)
     );
+    """,
+    # 2: what a cached verification is bound to (issues 10 and 11).  Reference
+    # versions: every new reference (first audit, accept, a re-issued manifest) gets
+    # the next number, and each file's entry keeps the version in which its content
+    # was last set.  Entries an accept replaces move to reference_history.  Per copy
+    # file: the reference version it was checked against, how (full read or server
+    # digest), and when its bytes were last read and matched (full_at: only a full
+    # read sets it).  Per copy: the identity of the storage it was verified on.
+    # Rows written before this migration know none of that: ref_version stays NULL,
+    # so they are never trusted and every file is checked again once.
+    """
+    ALTER TABLE datasets ADD COLUMN reference_version INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE reference_files ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE reference_versions (
+        dataset TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        recorded_by TEXT,
+        PRIMARY KEY (dataset, version)
+    );
+    INSERT INTO reference_versions
+        SELECT name, 1, reference_source, reference_at, reference_by FROM datasets;
+    CREATE TABLE reference_history (
+        dataset TEXT NOT NULL,
+        path BLOB NOT NULL,
+        version INTEGER NOT NULL,         -- the version this entry belonged to
+        size INTEGER,
+        digests TEXT NOT NULL,
+        replaced_at TEXT NOT NULL,
+        PRIMARY KEY (dataset, path, version)
+    ) WITHOUT ROWID;
+    ALTER TABLE copy_files ADD COLUMN full_at REAL;
+    ALTER TABLE copy_files ADD COLUMN evidence TEXT;
+    ALTER TABLE copy_files ADD COLUMN ref_version INTEGER;
+    ALTER TABLE copies ADD COLUMN storage_identity TEXT
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -218,19 +257,16 @@ class Catalog:
 
     def save_reference(self, dataset: str, source: str, files: Iterable[ReferenceFile],
                        user: str | None = None) -> None:
+        """Make ``files`` the dataset's reference (a new or re-issued manifest)."""
+        self.db.execute(_STAGED_SCHEMA)
         with self.transaction():
-            self.db.execute("DELETE FROM reference_files WHERE dataset=?", (dataset,))
-            # What each copy verified was verified against the old reference.
-            self.db.execute("DELETE FROM copy_files WHERE copy IN "
-                            "(SELECT copy FROM copies WHERE dataset=?)", (dataset,))
-            self.db.execute(
-                "INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?)",
-                (dataset, source, now_iso(), user or current_user()))
+            self.db.execute("DELETE FROM temp.staged_reference")
             self.db.executemany(
-                "INSERT INTO reference_files VALUES (?, ?, ?, ?)",
-                ((dataset, os.fsencode(f.path), f.size, json.dumps(dict(f.digests),
-                                                                    sort_keys=True))
+                "INSERT OR REPLACE INTO temp.staged_reference VALUES (?, ?, ?)",
+                ((os.fsencode(f.path), f.size, json.dumps(dict(f.digests), sort_keys=True))
                  for f in files))
+            replace_reference(self.db, dataset, source, now_iso(), user or current_user(),
+                              "temp.staged_reference")
 
     # -- per-copy file state -------------------------------------------------
     def last_audit_at(self, copy: str) -> float | None:
@@ -238,22 +274,34 @@ class Catalog:
                               (copy,)).fetchone()
         return None if row is None else row[0]
 
+    def storage_identity(self, copy: str) -> dict[str, str] | None:
+        """The storage ``copy`` was last verified on (see Backend.storage_identity)."""
+        row = self.db.execute("SELECT storage_identity FROM copies WHERE copy=?",
+                              (copy,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        identity: dict[str, str] = json.loads(row[0])
+        return identity
+
     def copy_status(self, interval: float, now: float, copy: str | None = None
                     ) -> list[CopyFixity]:
-        """Per audited copy (or just ``copy``), its reference files' last
-        verification against the fixity ``interval`` at time ``now``.  A reference
-        file the copy never verified (absent, or the reference is newer) is overdue."""
+        """Per audited copy (or just ``copy``), its reference files' last full
+        read against the fixity ``interval`` at time ``now``.  Only a full read
+        that matched the current version of the file's reference entry counts: a
+        reference file the copy never read so (absent, only checked by a server
+        digest, last check failed, or the reference is newer) is overdue."""
         cutoff = now - interval
         where = "WHERE c.copy = ? " if copy is not None else ""
+        full = ("(CASE WHEN f.result = 'ok' AND f.ref_version = r.version "
+                "THEN f.full_at END)")
         rows = self.db.execute(
-            "SELECT c.copy, c.dataset, c.last_audit_at, c.last_state, COUNT(r.path), "
-            "MIN(f.verified_at), "
-            "COALESCE(SUM(r.path IS NOT NULL AND (f.verified_at IS NULL "
-            "OR f.verified_at <= ?)), 0), "
-            "COALESCE(SUM(f.verified_at > ? AND f.verified_at <= ?), 0), "
-            "COALESCE(SUM(r.path IS NOT NULL AND f.verified_at IS NULL), 0) "
-            "FROM copies c LEFT JOIN reference_files r ON r.dataset = c.dataset "
-            "LEFT JOIN copy_files f ON f.copy = c.copy AND f.path = r.path "
+            f"SELECT c.copy, c.dataset, c.last_audit_at, c.last_state, COUNT(r.path), "
+            f"MIN({full}), "
+            f"COALESCE(SUM(r.path IS NOT NULL AND ({full} IS NULL OR {full} <= ?)), 0), "
+            f"COALESCE(SUM({full} > ? AND {full} <= ?), 0), "
+            f"COALESCE(SUM(r.path IS NOT NULL AND {full} IS NULL), 0) "
+            f"FROM copies c LEFT JOIN reference_files r ON r.dataset = c.dataset "
+            f"LEFT JOIN copy_files f ON f.copy = c.copy AND f.path = r.path "
             f"{where}GROUP BY c.copy ORDER BY c.dataset, c.copy",
             (cutoff, cutoff, cutoff + 86400, *(() if copy is None else (copy,))))
         return [CopyFixity(*row) for row in rows]
@@ -310,32 +358,122 @@ class Catalog:
             yield started, name, policy, status, json.loads(summary)
 
 
+#: Rows of a new reference, staged before ``replace_reference`` makes them current.
+_STAGED_SCHEMA = ("CREATE TEMP TABLE IF NOT EXISTS staged_reference (path BLOB PRIMARY KEY, "
+                  "size INTEGER, digests TEXT NOT NULL) WITHOUT ROWID")
+
+
+def same_content(size_a: int | None, digests_a: str, size_b: int | None,
+                 digests_b: str) -> bool:
+    """Do two reference entries describe the same content?  Sizes agree where
+    both are known, every algorithm both have agrees, and at least one of those is
+    a strong one (a 32-bit checksum in common proves nothing)."""
+    if size_a is not None and size_b is not None and size_a != size_b:
+        return False
+    a, b = json.loads(digests_a), json.loads(digests_b)
+    common = [algorithm for algorithm in a if algorithm in b]
+    if any(str(a[x]).lower() != str(b[x]).lower() for x in common):
+        return False
+    return any(x not in WEAK_ALGORITHMS for x in common)
+
+
+def replace_reference(db: sqlite3.Connection, dataset: str, source: str, recorded_at: str,
+                      user: str, staged: str) -> int:
+    """Make the rows of the temporary table ``staged`` (path, size, digests) the
+    dataset's reference, as its next version; return that version.  Call inside
+    a transaction.
+
+    A file whose content is the same as in the current reference keeps its entry's
+    version, so what copies verified of it stays valid.  Entries that change or go
+    are kept in ``reference_history``: a copy that matches an earlier reference
+    can be told from a corrupt one."""
+    db.create_function("same_content", 4, same_content, deterministic=True)
+    row = db.execute("SELECT reference_version FROM datasets WHERE name=?",
+                     (dataset,)).fetchone()
+    version = (row[0] if row else 0) + 1
+    differs = (f"NOT EXISTS (SELECT 1 FROM {staged} m WHERE m.path = reference_files.path "
+               f"AND same_content(reference_files.size, reference_files.digests, m.size, "
+               f"m.digests))")
+    db.execute(
+        f"INSERT OR REPLACE INTO reference_history "
+        f"(dataset, path, version, size, digests, replaced_at) "
+        f"SELECT dataset, path, version, size, digests, ? FROM reference_files "
+        f"WHERE dataset = ? AND {differs}", (recorded_at, dataset))
+    db.execute(f"DELETE FROM reference_files WHERE dataset = ? AND {differs}", (dataset,))
+    db.execute(
+        f"UPDATE reference_files SET size = COALESCE(m.size, reference_files.size), "
+        f"digests = json_patch(reference_files.digests, m.digests) FROM {staged} m "
+        f"WHERE reference_files.dataset = ? AND reference_files.path = m.path", (dataset,))
+    db.execute(
+        f"INSERT INTO reference_files (dataset, path, size, digests, version) "
+        f"SELECT ?, path, size, digests, ? FROM {staged} m WHERE NOT EXISTS "
+        f"(SELECT 1 FROM reference_files r WHERE r.dataset = ? AND r.path = m.path)",
+        (dataset, version, dataset))
+    db.execute(
+        "INSERT INTO datasets (name, reference_source, reference_at, reference_by, "
+        "reference_version) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+        "reference_source = excluded.reference_source, reference_at = excluded.reference_at, "
+        "reference_by = excluded.reference_by, reference_version = excluded.reference_version",
+        (dataset, source, recorded_at, user, version))
+    db.execute("INSERT OR REPLACE INTO reference_versions VALUES (?, ?, ?, ?, ?)",
+               (dataset, version, source, recorded_at, user))
+    return version
+
+
+#: The byte of the catalog file the run lock covers: far beyond what SQLite locks
+#: (its lock bytes sit at 1 GiB), so the two never meet.
+LOCK_OFFSET = 1 << 40
+
+
 @contextmanager
 def exclusive_lock(path: str, timeout: float) -> Iterator[None]:
-    """Hold ``PATH.lock`` for the whole run so two audits (an overlapping cron
-    job) never interleave; wait up to ``timeout`` seconds, then give up."""
-    lock_path = path + ".lock"
+    """Hold the catalog for the whole run, so two runs that write it (an
+    overlapping cron job, ``accept`` during an audit) never interleave; wait up to
+    ``timeout`` seconds, then give up.
+
+    The lock is on the catalog file itself (an open-file-description lock on one
+    byte SQLite never uses), not on a name: a symlink, a relative path or a hard
+    link to the same catalog takes the same lock."""
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(lock_path)), mode=0o700, exist_ok=True)
-        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+        # Created 0600 before SQLite touches it: verdicts are nobody else's business.
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        raise StateError(f"state catalog {path}: cannot create its lock file: "
+        raise StateError(f"state catalog {path}: cannot open it to lock it: "
                          f"{exc.strerror}") from None
     try:
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise StateError(
-                        f"state catalog {path} is in use by another threetwoone run "
-                        f"(waited {timeout:g} s; see --lock-timeout)") from None
-                time.sleep(0.1)  # polling a lock held by another process
+        while not _try_lock(fd):
+            if time.monotonic() >= deadline:
+                raise StateError(
+                    f"state catalog {path} is in use by another threetwoone run "
+                    f"(waited {timeout:g} s; see --lock-timeout)") from None
+            time.sleep(0.1)  # polling a lock held by another process
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the run lock on ``fd`` without waiting; False if another holds it.
+
+    Open-file-description locks (Linux) belong to this descriptor alone: closing
+    another descriptor of the file (SQLite opens its own) does not drop them, as
+    it would a classic POSIX lock, and they conflict between descriptors of one
+    process too.  Elsewhere, flock() on the file serves the same purpose."""
+    command = getattr(fcntl, "F_OFD_SETLK", None)
+    try:
+        if command is None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks).
+            fcntl.fcntl(fd, command, struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET,
+                                                 LOCK_OFFSET, 1, 0))
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return False
+        raise StateError(f"state catalog: cannot lock it: {exc.strerror}") from None
+    return True
 
 
 @contextmanager

@@ -20,6 +20,17 @@ import xxhash
 
 DEFAULT_ALGORITHM = "xxh3_128"
 
+#: Checksums that show a change but never prove content intact: 32-bit (and
+#: CRC-64) sums are linear, so adjusting a few bytes keeps them (a +1, -2, +1 on
+#: three neighbouring bytes keeps adler32).  A server that offers only these gets
+#: its files downloaded to verify them.
+WEAK_ALGORITHMS = frozenset({"adler32", "crc32", "crc32c", "crc64nvme"})
+
+
+def is_weak(algorithms: Iterable[str]) -> bool:
+    """True when none of ``algorithms`` is a strong one (or there are none)."""
+    return all(a in WEAK_ALGORITHMS for a in algorithms)
+
 #: Read buffers, reused between files.  Measured on the 2-core CI machine
 #: (benchmarks/): small files are read in one 128 KiB call; for a 2 GiB file
 #: 1 MiB reads hash at 13 GB/s against 9.5 GB/s with 128 KiB (fewer syscalls and

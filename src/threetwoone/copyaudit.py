@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 from . import bag as bagit
 from .backends import Backend, Entry, EntryKind, HashResult, WalkProblem
-from .checksums import DEFAULT_ALGORITHM
+from .checksums import DEFAULT_ALGORITHM, is_weak
 from .inventory import CopySpec, Dataset
 from .results import CopyResult, CopyState, Problem, ProblemKind, Verification
 from .schedule import NightlyPlanner, VerifyPlan
-from .workset import PresentRow, Workset
+from .workset import Outcome, PresentRow, Workset
 
 #: Files handed to a backend at a time: bounds memory, lets --time-limit act.
 CHUNK = 2000
@@ -84,10 +84,17 @@ def _chunks(items: Iterable[PresentRow], size: int = CHUNK) -> Iterator[list[Pre
         yield chunk
 
 
-def _add_method(result: CopyResult, hashed: HashResult) -> None:
+def _add_method(result: CopyResult, hashed: HashResult,
+                ref: Mapping[str, str] | None = None) -> None:
     label = hashed.via or ("digest" if hashed.method == "digest" else "read")
-    if hashed.method == "digest" and not label.startswith("digest"):
-        label = f"digest: {label}"
+    if hashed.method == "digest":
+        compared = sorted(a for a in hashed.digests if ref is None or a in ref)
+        if compared and is_weak(compared):
+            # Weak evidence, shown as such: it can reveal a change, never prove
+            # content intact (the file is downloaded to verify it).
+            label = f"digest ({', '.join(compared)})"
+        elif not label.startswith("digest"):
+            label = f"digest: {label}"
     if label not in result.methods:
         result.methods.append(label)
 
@@ -116,7 +123,7 @@ def make_reference(ctx: CopyContext, algorithms: Sequence[str], result: CopyResu
         return False
     entries = {}
     made: list[tuple[str, int, str]] = []
-    outcomes: list[tuple[str, int, int | None, str | None, float, str]] = []
+    outcomes: list[Outcome] = []
     files = ctx.workset.files()
     while True:
         entries = {e.path: e for e in _take(files, CHUNK)}
@@ -128,12 +135,14 @@ def make_reference(ctx: CopyContext, algorithms: Sequence[str], result: CopyResu
             entry = entries[hashed.path]
             _add_method(result, hashed)
             _count_read(result, hashed)
-            if hashed.error:
-                result.add_problem(Problem(hashed.path, ProblemKind.UNREADABLE, hashed.error))
+            error = hashed.error or _short_read(entry, hashed)
+            if error:
+                result.add_problem(Problem(hashed.path, ProblemKind.UNREADABLE, error))
                 continue
             made.append((hashed.path, hashed.size, digests_json(hashed.digests)))
+            # Version None: the one the new reference gives this file.
             outcomes.append((hashed.path, entry.size, entry.mtime_ns, entry.ident, ctx.now,
-                             "ok"))
+                             "ok", ctx.now, "full", None))
             result.bytes += hashed.size
             result.verified_files += 1
         ctx.workset.record_made(made)
@@ -195,10 +204,13 @@ def compare(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
             _other_detail(extra)
         result.add_problem(Problem(extra.path, ProblemKind.EXTRA, detail))
 
-    hasher = _ChunkHasher(ctx, result, manifest_reference)
-    # 1. Files that must be read: new, changed, not ok last time (or everything).
-    must = ws.present(dataset.name, ctx.key,
-                      trusted=None if plan.mode == "full" else False)
+    # --verify full reads every byte on every backend: a server's checksum may be
+    # compared on top, never instead.
+    full = plan.mode == "full" or ctx.force_full
+    hasher = _ChunkHasher(ctx, result, manifest_reference, full)
+    # 1. Files that must be established: new, changed, not ok last time, checked
+    #    against an older reference version (or everything).
+    must = ws.present(dataset.name, ctx.key, trusted=None if plan.mode == "full" else False)
     for chunk in _chunks(must):
         hasher.run(chunk, scheduled=False)
     # 2. Trusted files: cached, or re-read by the fixity schedule.
@@ -207,10 +219,7 @@ def compare(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
         hasher.cache(count, size, oldest)
     elif plan.mode == "scheduled":
         _scheduled(ctx, plan, last_audit_at, hasher)
-    ws.record(hasher.outcomes)
-    ws.record_learnt(hasher.learnt)
-    hasher.outcomes.clear()
-    hasher.learnt.clear()
+    hasher.flush()
 
     if files.corrupt:
         result.state = CopyState.CORRUPT
@@ -221,12 +230,13 @@ def compare(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
         result.state = CopyState.INCOMPLETE
     else:
         result.state = CopyState.INTACT
-    result.verified_at = hasher.oldest
+    result.verified_at = None if hasher.never_read else hasher.oldest
     if result.cached_files:
         result.verification = Verification.CACHED
+    elif hasher.digest_files:
+        result.verification = Verification.DIGEST
     elif result.verified_files:
-        digest_only = all(m.startswith("digest") for m in result.methods)
-        result.verification = Verification.DIGEST if digest_only else Verification.FULL
+        result.verification = Verification.FULL
 
 
 def _scheduled(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
@@ -239,9 +249,9 @@ def _scheduled(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
     stopped_at: float | None = None
     rows = ws.present(dataset.name, ctx.key, trusted=True, oldest_first=True)
     for row in rows:
-        decision = planner.take(row.entry.size, row.before_verified_at)
+        decision = planner.take(row.entry.size, row.before_full_at)
         if decision is None:
-            stopped_at = row.before_verified_at
+            stopped_at = row.before_full_at
             break
         offered += 1
         offered_bytes += row.entry.size
@@ -251,23 +261,38 @@ def _scheduled(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
                 hasher.run_or_cache(chunk)
                 chunk = []
         else:
-            hasher.cache(1, row.entry.size, row.before_verified_at)
+            hasher.cache(1, row.entry.size, row.before_full_at)
     if chunk:
         hasher.run_or_cache(chunk)
-    # Everything after the stop is newer than it: trusted, the oldest being the stop row.
+    # Everything after the stop was read more recently than it: trusted, the oldest
+    # full read being the stop row's.
     hasher.cache(total_files - offered, total_bytes - offered_bytes, stopped_at)
 
 
 class _ChunkHasher:
     """Hashes chunks of present files and folds the results into the copy result."""
 
-    def __init__(self, ctx: CopyContext, result: CopyResult, manifest_reference: bool) -> None:
+    def __init__(self, ctx: CopyContext, result: CopyResult, manifest_reference: bool,
+                 full: bool) -> None:
         self.ctx = ctx
         self.result = result
         self.manifest_reference = manifest_reference
+        #: Every byte must be read this run (--verify full, --force-download).
+        self.full = full
+        #: The oldest full read over the files seen so far; ``never_read`` when some
+        #: file's bytes were never read and matched (only a server digest vouches).
         self.oldest = ctx.now
-        self.outcomes: list[tuple[str, int, int | None, str | None, float, str]] = []
-        self.learnt: list[tuple[str, int, str]] = []
+        self.never_read = False
+        #: Files settled by a server's digest this run (not read).
+        self.digest_files = 0
+        self.outcomes: list[Outcome] = []
+        self.learnt: list[tuple[str, int, str, int]] = []
+
+    def _full_read(self, when: float | None) -> None:
+        if when is None:
+            self.never_read = True
+        else:
+            self.oldest = min(self.oldest, when)
 
     def cache(self, count: int, size: int, oldest: float | None) -> None:
         if count <= 0:
@@ -275,100 +300,159 @@ class _ChunkHasher:
         self.result.cached_files += count
         self.result.files.present += count
         self.result.bytes += size
-        if oldest is not None:
-            self.oldest = min(self.oldest, oldest)
+        self._full_read(oldest)
 
     def run_or_cache(self, chunk: list[PresentRow]) -> None:
         """Scheduled re-reads: once --time-limit has passed, trust the rest."""
         if self.ctx.deadline is not None and self.ctx.clock() >= self.ctx.deadline:
             for row in chunk:
-                self.cache(1, row.entry.size, row.before_verified_at)
+                self.cache(1, row.entry.size, row.before_full_at)
             return
         self.run(chunk, scheduled=True)
 
+    def _must_read(self, row: PresentRow, scheduled: bool) -> bool:
+        """Must this file's bytes be read, or may a server's digest settle it?
+
+        Read: in a full verification; for a fixity re-read (a checksum the storage
+        recorded at write time cannot see bits that rotted since: dCache, XRootD
+        and S3 all keep theirs); and for a file whose last check failed (corrupt,
+        unreadable, or the server's checksum disagreed): only its bytes clear it."""
+        return (self.full or scheduled
+                or (row.before_result is not None and row.before_result != "ok"))
+
     def run(self, chunk: list[PresentRow], scheduled: bool) -> None:
         ctx, result = self.ctx, self.result
-        rows = {}
-        to_hash = []
-        refs: dict[str, dict[str, str]] = {}
+        groups: dict[bool, list[PresentRow]] = {True: [], False: []}
         for row in chunk:
             entry = row.entry
-            wrong_size = row.ref_size is not None and entry.size != row.ref_size
-            if wrong_size:
+            if row.ref_size is not None and entry.size != row.ref_size:
                 result.files.present += 1
                 result.files.corrupt += 1
                 result.add_problem(Problem(entry.path, ProblemKind.CORRUPT,
                                            f"size {entry.size} bytes, reference "
                                            f"{row.ref_size} bytes"))
-                self.outcomes.append((entry.path, entry.size, entry.mtime_ns, entry.ident,
-                                      ctx.now, "corrupt"))
+                self._stage(row, ctx.now, "corrupt", None, "full")
                 if self.manifest_reference:
                     continue  # no need to read it; with a recorded reference, read it
                     # below only to tell which copies agree (majority view)
-            rows[entry.path] = (row, wrong_size)
-            refs[entry.path] = json.loads(row.ref_digests)
-            to_hash.append(entry)
-        if not to_hash:
-            return
-        # Checksums the listing carried (dCache) spare the backend a request per file.
-        to_hash = ctx.workset.with_listed_digests(to_hash)
-        algorithms = _algorithms_for(ctx, refs.values())
-        # A fixity re-read must read the bytes: a checksum the storage recorded at
-        # write time cannot see bits that rotted since (dCache, XRootD, S3 all keep
-        # theirs).  New and changed files may be settled by server digests.
-        force_full = ctx.force_full or scheduled
-        for hashed in ctx.backend.hash_files(ctx.copy.path, to_hash, algorithms,
-                                             workers=ctx.workers, force_full=force_full,
-                                             progress=ctx.progress):
-            row, wrong_size = rows[hashed.path]
-            ref = refs[hashed.path]
-            _count_read(result, hashed)
-            if wrong_size:
-                if hashed.digests:
-                    result.mismatches[hashed.path] = _digest_key(hashed, ref)
-                continue
-            self._fold(row, hashed, ref)
+            groups[self._must_read(row, scheduled)].append(row)
+        weak: list[PresentRow] = []
+        for force, rows in groups.items():
+            if rows:
+                weak += self._hash(rows, force)
+        if weak:
+            # A 32-bit checksum matched, which proves nothing: read the bytes.
+            self._hash(weak, True)
 
-    def _fold(self, row: PresentRow, hashed: HashResult, ref: dict[str, str]) -> None:
+    def _hash(self, rows: list[PresentRow], force: bool) -> list[PresentRow]:
+        """Hash ``rows`` (reading every byte when ``force``) and fold the results;
+        return the rows that only a weak server checksum vouched for."""
+        ctx = self.ctx
+        by_path = {row.entry.path: row for row in rows}
+        refs = {row.entry.path: json.loads(row.ref_digests) for row in rows}
+        algorithms = _algorithms_for(ctx, refs.values())
+        # Checksums the listing carried (dCache) spare the backend a request per file.
+        entries = ctx.workset.with_listed_digests([r.entry for r in rows])
+        weak = []
+        for hashed in ctx.backend.hash_files(ctx.copy.path, entries, algorithms,
+                                             workers=ctx.workers, force_full=force,
+                                             progress=ctx.progress):
+            row = by_path[hashed.path]
+            ref = refs[hashed.path]
+            _count_read(self.result, hashed)
+            if row.ref_size is not None and row.entry.size != row.ref_size:
+                if hashed.digests and not hashed.error:
+                    self.result.mismatches[hashed.path] = _digest_key(hashed, ref)
+                continue
+            if self._fold(row, hashed, ref):
+                weak.append(row)
+        return weak
+
+    def _fold(self, row: PresentRow, hashed: HashResult, ref: dict[str, str]) -> bool:
+        """Fold one result in; True when only a weak server checksum matched (the
+        caller reads the file instead)."""
         ctx, result = self.ctx, self.result
         entry = row.entry
-        result.files.present += 1
-        _add_method(result, hashed)
-        if hashed.error:
-            result.add_problem(Problem(hashed.path, ProblemKind.UNREADABLE, hashed.error))
-            return
-        if not any(a in ref for a in hashed.digests):
+        _add_method(result, hashed, ref)
+        error = hashed.error or _short_read(entry, hashed)
+        if error:
+            result.files.present += 1
+            result.add_problem(Problem(hashed.path, ProblemKind.UNREADABLE, error))
+            # A failed read invalidates what the catalog knew of the file: the next
+            # run reads it again, and the copy stays "error" until it reads ok.
+            self._stage(row, ctx.now, "unreadable", None, None)
+            return False
+        compared = [a for a in hashed.digests if a in ref]
+        if not compared:
             # Nothing to compare with: unverified, never "corrupt".
+            result.files.present += 1
             result.add_problem(Problem(
                 hashed.path, ProblemKind.UNREADABLE,
                 f"no comparable checksum (got {', '.join(hashed.digests) or 'none'}, "
                 f"reference has {', '.join(ref)})"))
-            return
-        result.verified_files += 1
+            self._stage(row, ctx.now, "unreadable", None, None)
+            return False
         verdict = _compare_digests(hashed, ref)
+        read = hashed.method != "digest"
+        if verdict is None and not read and is_weak(compared):
+            return True  # not counted yet: the caller reads it
+        result.files.present += 1
+        result.verified_files += 1
+        evidence = "full" if read else "digest"
         if verdict is not None:
             result.files.corrupt += 1
-            if row.trusted:
+            if row.trusted and read and (hashed.mtime_ns is None
+                                         or hashed.mtime_ns == entry.mtime_ns):
                 verdict += (" - content changed without a modification: size and mtime are "
                             "as when it last verified ok (silent corruption, bit rot)")
             result.add_problem(Problem(hashed.path, ProblemKind.CORRUPT, verdict))
             result.mismatches[hashed.path] = _digest_key(hashed, ref)
-            outcome = "corrupt"
-        else:
-            outcome = "ok"
-            result.bytes += entry.size
+            self._stage(row, ctx.now, "corrupt", None, evidence)
+            return False
+        result.bytes += entry.size
+        if read:
+            full_at: float | None = ctx.now
             if row.ref_size is None or set(hashed.digests) - set(ref):
-                # Content that matched teaches the reference its size and extra
-                # digests (xxh3_128 next to a producer's md5): later audits are cheaper.
-                self.learnt.append((hashed.path, entry.size,
-                                    digests_json(hashed.digests)))
-        self.outcomes.append((entry.path, entry.size, entry.mtime_ns, entry.ident, ctx.now,
-                              outcome))
+                # Content that was read and matched teaches the reference its size and
+                # extra digests (xxh3_128 next to a producer's md5): later audits are
+                # cheaper.  Never from a server's digest: that is not the bytes.
+                self.learnt.append((hashed.path, entry.size, digests_json(hashed.digests),
+                                    row.ref_version))
+        else:
+            # A strong server digest settles the content, but it is not a read of
+            # the bytes: it never sets (or keeps) the time of the last full read.
+            self.digest_files += 1
+            full_at = None
+        self._full_read(full_at)
+        self._stage(row, ctx.now, "ok", full_at, evidence)
+        return False
+
+    def _stage(self, row: PresentRow, when: float, outcome: str, full_at: float | None,
+               evidence: str | None) -> None:
+        entry = row.entry
+        self.outcomes.append((entry.path, entry.size, entry.mtime_ns, entry.ident, when,
+                              outcome, full_at, evidence, row.ref_version))
         if len(self.outcomes) >= CHUNK:
-            ctx.workset.record(self.outcomes)
-            ctx.workset.record_learnt(self.learnt)
-            self.outcomes.clear()
-            self.learnt.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        self.ctx.workset.record(self.outcomes)
+        self.ctx.workset.record_learnt(self.learnt)
+        self.outcomes.clear()
+        self.learnt.clear()
+
+
+def _short_read(entry: Entry, hashed: HashResult) -> str | None:
+    """A read (or a server's answer) whose byte count is not the listed size is
+    an unreadable read, never corrupt content: cut transfers, files truncated or
+    grown during the audit.  Checked here for every backend."""
+    if hashed.size == entry.size:
+        return None
+    if hashed.method == "digest":
+        return (f"the server reports {hashed.size} bytes, the listing said {entry.size} "
+                "(changed during the audit?)")
+    return (f"read {hashed.size} bytes, the listing said {entry.size} (cut short, or "
+            "changed during the audit)")
 
 
 def _algorithms_for(ctx: CopyContext, refs: Iterable[dict[str, str]]) -> list[str]:

@@ -222,6 +222,8 @@ class CopyView:
     state: str
     #: Another copy's label when this one is the same storage (it counts once).
     same_as: str | None = None
+    #: Why the copy shares stored bytes with an earlier one (hard links): not counted.
+    shares_storage: str | None = None
     #: The location's attributes from the inventory (immutable, offline, zone, ...).
     attributes: Mapping[str, Any] = field(default_factory=dict)
     #: When the copy's content was last fully established (oldest file), epoch seconds.
@@ -332,6 +334,8 @@ def why_not_counted(policy: Policy, copy: CopyView, now: float) -> str | None:
     """None when ``copy`` counts toward ``policy``; else the reason in words."""
     if copy.same_as:
         return f"same storage as {copy.same_as}"
+    if copy.shares_storage:
+        return f"it {copy.shares_storage}"
     if copy.state != "intact":
         return f"copy is {copy.state}"
     if not placement_allowed(policy, copy):
@@ -469,8 +473,8 @@ def judge(policy: Policy, copies: Sequence[CopyView], now: float) -> Judgement:
     ``max_age`` does not hold it back; a placement rule does."""
     reasons = [why_not_counted(policy, c, now) for c in copies]
     counted = [c for c, reason in zip(copies, reasons, strict=True) if reason is None]
-    maybe = [c for c in copies if not c.same_as and c.state in UNDETERMINED
-             and placement_allowed(policy, c)]
+    maybe = [c for c in copies if not c.same_as and not c.shares_storage
+             and c.state in UNDETERMINED and placement_allowed(policy, c)]
     corrupt = sum(1 for c in copies if c.state == "corrupt" and not c.same_as)
     misplaced = [c for c in copies if not placement_allowed(policy, c)]
     violations = evaluate(policy, counted, corrupt, misplaced)

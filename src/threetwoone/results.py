@@ -85,8 +85,13 @@ class CopyResult:
     cached_files: int = 0
     #: Another copy of the same dataset that is the same storage, if any.
     same_as: str | None = None
-    #: When this copy's content was last fully established: the oldest time over
-    #: its reference files (now for files re-read this run), epoch seconds.
+    #: Why this copy shares stored bytes with an earlier copy (hard links), if it does.
+    shares_storage: str | None = None
+    #: Things the dataset's warnings must say about this copy (e.g. moved storage).
+    notes: list[str] = field(default_factory=list)
+    #: When this copy's bytes were last read in full: the oldest last full read over
+    #: its reference files (now for files read this run), epoch seconds; None when
+    #: some file was never read (only a server digest vouches for it).
     verified_at: float | None = None
     #: path -> "algorithm:digest" of files whose content differs from the reference,
     #: so copies that agree with each other can be pointed out (majority view).

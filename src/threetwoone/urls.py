@@ -5,7 +5,9 @@ compared by what they address.
   fragment, whatever the inventory holds;
 * :func:`normal_path` and :func:`default_port` make two spellings of one
   address compare equal (``/data/./``, ``/data//x/``, ``http://h`` and
-  ``http://h:80``), for the same-storage check.
+  ``http://h:80``), for the same-storage check;
+* :func:`normal_url` is one spelling of a whole URL, for the storage identity a
+  cached verification is bound to (never holding user info or a query).
 
 Pure string work: resolving host names is in :mod:`threetwoone.backends.addresses`.
 """
@@ -66,3 +68,18 @@ def normal_path(path: str, *, decode: bool = False) -> str:
             continue
         out.append(segment)
     return "/" + "/".join(out)
+
+
+def normal_url(url: str) -> str:
+    """``url`` in one spelling: scheme and host case-folded, the default port
+    left out, the path normalised, no trailing slash.  User info, query and
+    fragment are dropped: they never name storage, and may hold secrets."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = normal_host(parts.hostname or "")
+    if ":" in host:
+        host = f"[{host}]"
+    port = _port(parts)
+    if port is not None and port != DEFAULT_PORTS.get(scheme):
+        host += f":{port}"
+    return f"{scheme}://{host}{normal_path(parts.path, decode=True).rstrip('/')}"

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from .backends import Entry, EntryKind
-from .catalog import transaction
+from .catalog import replace_reference, transaction
 
 KIND_CODES = {EntryKind.FILE: 0, EntryKind.SYMLINK: 1, EntryKind.SPECIAL: 2}
 CODE_KINDS = {code: kind for kind, code in KIND_CODES.items()}
@@ -34,12 +34,24 @@ CREATE TEMP TABLE IF NOT EXISTS listing (
     mtime_ns INTEGER, ident TEXT, digests TEXT) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS updates (
     path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER, ident TEXT,
-    verified_at REAL, result TEXT) WITHOUT ROWID;
+    verified_at REAL, result TEXT, full_at REAL, evidence TEXT,
+    ref_version INTEGER) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS made (
-    path BLOB PRIMARY KEY, size INTEGER NOT NULL, digests TEXT NOT NULL) WITHOUT ROWID;
+    path BLOB PRIMARY KEY, size INTEGER, digests TEXT NOT NULL) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS learnt (
-    path BLOB PRIMARY KEY, size INTEGER NOT NULL, digests TEXT NOT NULL) WITHOUT ROWID;
+    path BLOB PRIMARY KEY, size INTEGER NOT NULL, digests TEXT NOT NULL,
+    ref_version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS storage (
+    ident TEXT NOT NULL, copy INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS temp.storage_ident ON storage (ident)
 """
+
+#: A staged outcome: path, size, mtime, ident, checked at, result (ok | corrupt |
+#: unreadable), last full read that matched (None if none is known), evidence
+#: (full | digest), reference version compared against (None: the version just
+#: given by the reference made from this copy).
+Outcome = tuple[str, int, int | None, str | None, float, str, float | None, str | None,
+                int | None]
 
 
 class PresentRow(NamedTuple):
@@ -48,9 +60,13 @@ class PresentRow(NamedTuple):
     entry: Entry
     ref_size: int | None
     ref_digests: str  # JSON, decoded only for files that get hashed
+    ref_version: int
     before_verified_at: float | None
     before_result: str | None
-    trusted: bool  # unchanged since it last verified ok
+    #: When its bytes were last read and matched (None: never, as far as we know).
+    before_full_at: float | None
+    #: Unchanged since it last verified ok against this reference version: cached.
+    trusted: bool
 
 
 class Workset:
@@ -158,43 +174,75 @@ class Workset:
                 "ORDER BY l.path", (dataset,)):
             yield Entry(os.fsdecode(path), CODE_KINDS[kind])
 
-    _TRUSTED = ("(s.result = 'ok' AND s.size = l.size AND s.mtime_ns IS l.mtime_ns "
-                "AND s.ident IS l.ident AND s.verified_at IS NOT NULL)")
+    #: A catalog row ``s`` still vouches for the listed file ``l`` against the
+    #: reference entry ``r``: it verified ok by a full read or a strong server
+    #: digest, against the current version of that file's reference entry, and
+    #: size, mtime and identity (inode, ETag) have not moved since.  Rows from
+    #: another storage never get here (a storage change replaces a copy's rows).
+    _TRUSTED = ("(s.result = 'ok' AND s.evidence IN ('full', 'digest') "
+                "AND s.ref_version = r.version AND s.verified_at IS NOT NULL "
+                "AND s.size = l.size AND (r.size IS NULL OR r.size = l.size) "
+                "AND s.mtime_ns IS l.mtime_ns AND s.ident IS l.ident)")
 
     def present(self, dataset: str, copy: str, trusted: bool | None = None,
                 oldest_first: bool = False) -> Iterator[PresentRow]:
-        """Listed files the reference expects; ``trusted`` filters on whether they
-        are unchanged since they last verified ok; ``oldest_first`` orders by last
-        verification (the fixity schedule)."""
+        """Listed files the reference expects; ``trusted`` filters on whether the
+        catalog still vouches for them; ``oldest_first`` orders by the last full
+        read, never-read files first (the fixity schedule)."""
         where = ""
         if trusted is not None:
             where = f"AND {'' if trusted else 'NOT '}COALESCE({self._TRUSTED}, 0) "
-        order = "ORDER BY s.verified_at, l.path" if oldest_first else ""
-        sql = (f"SELECT l.path, l.size, l.mtime_ns, l.ident, r.size, r.digests, "
-               f"s.verified_at, s.result, COALESCE({self._TRUSTED}, 0) "
+        order = "ORDER BY s.full_at, l.path" if oldest_first else ""
+        sql = (f"SELECT l.path, l.size, l.mtime_ns, l.ident, r.size, r.digests, r.version, "
+               f"s.verified_at, s.result, s.full_at, COALESCE({self._TRUSTED}, 0) "
                f"FROM temp.listing l JOIN reference_files r "
                f"ON r.dataset = ? AND r.path = l.path "
                f"LEFT JOIN copy_files s ON s.copy = ? AND s.path = l.path "
                f"WHERE l.kind = 0 {where}{order}")
-        for (path, size, mtime, ident, ref_size, digests, verified_at, result,
-             is_trusted) in self.db.execute(sql, (dataset, copy)):
+        for (path, size, mtime, ident, ref_size, digests, version, verified_at, result,
+             full_at, is_trusted) in self.db.execute(sql, (dataset, copy)):
             yield PresentRow(Entry(os.fsdecode(path), EntryKind.FILE, size, mtime, ident),
-                             ref_size, digests, verified_at, result, bool(is_trusted))
+                             ref_size, digests, version, verified_at, result, full_at,
+                             bool(is_trusted))
 
     def trusted_totals(self, dataset: str, copy: str) -> tuple[int, int, float | None]:
-        """(files, bytes, oldest verification) of trusted files."""
+        """(files, bytes, oldest full read) of trusted files; the oldest is None
+        when one of them was never read in full."""
         count, size, oldest = self.db.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(l.size), 0), MIN(s.verified_at) "
+            f"SELECT COUNT(*), COALESCE(SUM(l.size), 0), "
+            f"CASE WHEN COUNT(s.full_at) < COUNT(*) THEN NULL ELSE MIN(s.full_at) END "
             f"FROM temp.listing l JOIN reference_files r ON r.dataset = ? AND r.path = l.path "
             f"JOIN copy_files s ON s.copy = ? AND s.path = l.path "
             f"WHERE l.kind = 0 AND {self._TRUSTED}", (dataset, copy)).fetchone()
         return int(count), int(size), oldest
 
+    # -- hard links: copies that are the same storage file by file ------------------
+    def reset_storage(self) -> None:
+        self.db.execute("DELETE FROM temp.storage")
+
+    def note_storage(self, copy: int) -> None:
+        """Remember the listed files' storage identities (device and inode) as
+        belonging to copy number ``copy`` of the dataset."""
+        with transaction(self.db, "DEFERRED"):
+            self.db.execute("INSERT INTO temp.storage SELECT ident, ? FROM temp.listing "
+                            "WHERE kind = 0 AND ident IS NOT NULL", (copy,))
+
+    def shared_storage(self) -> Iterator[tuple[int, int, int]]:
+        """(copy, earlier copy, files they share) for every pair of noted copies
+        that share a file, the later copy first."""
+        yield from self.db.execute(
+            "SELECT a.copy, b.copy, COUNT(*) FROM temp.storage a JOIN temp.storage b "
+            "ON a.ident = b.ident AND a.copy > b.copy GROUP BY a.copy, b.copy "
+            "ORDER BY a.copy, b.copy")
+
+    def noted_files(self, copy: int) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM temp.storage WHERE copy = ?",
+                                   (copy,)).fetchone()[0])
+
     # -- results ----------------------------------------------------------------
-    def record(self, rows: Iterable[tuple[str, int, int | None, str | None, float, str]]
-               ) -> None:
-        """Stage per-file outcomes (path, size, mtime, ident, verified_at, result)."""
-        self._batched("INSERT OR REPLACE INTO temp.updates VALUES (?, ?, ?, ?, ?, ?)",
+    def record(self, rows: Iterable[Outcome]) -> None:
+        """Stage per-file outcomes (see ``Outcome``)."""
+        self._batched("INSERT OR REPLACE INTO temp.updates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       ((os.fsencode(p), *rest) for p, *rest in rows))
 
     def record_made(self, rows: Iterable[tuple[str, int, str]]) -> None:
@@ -202,44 +250,58 @@ class Workset:
         self._batched("INSERT OR REPLACE INTO temp.made VALUES (?, ?, ?)",
                       ((os.fsencode(p), size, digests) for p, size, digests in rows))
 
-    def record_learnt(self, rows: Iterable[tuple[str, int, str]]) -> None:
-        """Stage sizes and extra digests learnt from content that matched the
-        reference (path, size, digests JSON)."""
-        self._batched("INSERT OR REPLACE INTO temp.learnt VALUES (?, ?, ?)",
-                      ((os.fsencode(p), size, digests) for p, size, digests in rows))
+    def record_learnt(self, rows: Iterable[tuple[str, int, str, int]]) -> None:
+        """Stage sizes and extra digests learnt by reading content that matched
+        the reference (path, size, digests JSON, reference version matched)."""
+        self._batched("INSERT OR REPLACE INTO temp.learnt VALUES (?, ?, ?, ?)",
+                      ((os.fsencode(p), size, digests, version)
+                       for p, size, digests, version in rows))
 
     # -- committing (each in one catalog transaction) --------------------------
     def commit_copy(self, copy: str, dataset: str, state: str, audited_at: float,
-                    replace: bool = False) -> None:
+                    identity: Mapping[str, str] | None, replace: bool = False) -> None:
         """Write the staged outcomes of ``copy``; forget files no longer listed;
         merge what was learnt into the reference."""
         with transaction(self.db):
-            if replace:
-                self.db.execute("DELETE FROM copy_files WHERE copy = ?", (copy,))
-            else:
-                self.db.execute(
-                    "DELETE FROM copy_files WHERE copy = ? AND path NOT IN "
-                    "(SELECT path FROM temp.listing WHERE kind = 0)", (copy,))
-            self.db.execute(
-                "INSERT OR REPLACE INTO copy_files SELECT ?, path, size, mtime_ns, ident, "
-                "verified_at, result FROM temp.updates", (copy,))
-            self.db.execute(
-                "UPDATE reference_files SET size = COALESCE(reference_files.size, l.size), "
-                "digests = json_patch(l.digests, reference_files.digests) "
-                "FROM temp.learnt l WHERE reference_files.dataset = ? "
-                "AND reference_files.path = l.path", (dataset,))
-            self.db.execute("INSERT OR REPLACE INTO copies VALUES (?, ?, ?, ?)",
-                            (copy, dataset, audited_at, state))
+            self._write_copy(copy, dataset, state, audited_at, identity, replace)
 
-    def commit_reference(self, dataset: str, source: str, recorded_at: str,
-                         user: str) -> None:
-        """Make the staged ``made`` rows the dataset's reference.  What copies
-        verified before was verified against the old one: forget it."""
+    def _write_copy(self, copy: str, dataset: str, state: str, audited_at: float,
+                    identity: Mapping[str, str] | None, replace: bool) -> None:
+        if replace:
+            self.db.execute("DELETE FROM copy_files WHERE copy = ?", (copy,))
+        else:
+            self.db.execute(
+                "DELETE FROM copy_files WHERE copy = ? AND path NOT IN "
+                "(SELECT path FROM temp.listing WHERE kind = 0)", (copy,))
+        self.db.execute(
+            "INSERT OR REPLACE INTO copy_files (copy, path, size, mtime_ns, ident, "
+            "verified_at, result, full_at, evidence, ref_version) "
+            "SELECT ?, u.path, u.size, u.mtime_ns, u.ident, u.verified_at, u.result, "
+            "u.full_at, u.evidence, COALESCE(u.ref_version, (SELECT r.version FROM "
+            "reference_files r WHERE r.dataset = ? AND r.path = u.path)) "
+            "FROM temp.updates u", (copy, dataset))
+        # Learnt only from content that matched the entry as it still is.
+        self.db.execute(
+            "UPDATE reference_files SET size = COALESCE(reference_files.size, l.size), "
+            "digests = json_patch(l.digests, reference_files.digests) "
+            "FROM temp.learnt l WHERE reference_files.dataset = ? "
+            "AND reference_files.path = l.path AND reference_files.version = l.ref_version",
+            (dataset,))
+        self.db.execute(
+            "INSERT INTO copies (copy, dataset, last_audit_at, last_state, storage_identity) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (copy) DO UPDATE SET "
+            "dataset = excluded.dataset, last_audit_at = excluded.last_audit_at, "
+            "last_state = excluded.last_state, "
+            "storage_identity = COALESCE(excluded.storage_identity, copies.storage_identity)",
+            (copy, dataset, audited_at, state,
+             json.dumps(dict(identity), sort_keys=True) if identity is not None else None))
+
+    def commit_reference(self, dataset: str, source: str, recorded_at: str, user: str,
+                         copy: str, state: str, audited_at: float,
+                         identity: Mapping[str, str] | None) -> None:
+        """Make the staged ``made`` rows the dataset's next reference version and
+        write the copy it was made from, in one transaction.  What other copies
+        verified stays valid only for files whose content the new version keeps."""
         with transaction(self.db):
-            self.db.execute("DELETE FROM reference_files WHERE dataset = ?", (dataset,))
-            self.db.execute("DELETE FROM copy_files WHERE copy IN "
-                            "(SELECT copy FROM copies WHERE dataset = ?)", (dataset,))
-            self.db.execute("INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?)",
-                            (dataset, source, recorded_at, user))
-            self.db.execute("INSERT INTO reference_files SELECT ?, path, size, digests "
-                            "FROM temp.made", (dataset,))
+            replace_reference(self.db, dataset, source, recorded_at, user, "temp.made")
+            self._write_copy(copy, dataset, state, audited_at, identity, replace=True)

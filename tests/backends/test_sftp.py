@@ -21,6 +21,7 @@ from threetwoone.backends.interface import (
     EntryKind,
     HashResult,
     LocationUnreachable,
+    NotAFolder,
     WalkProblem,
 )
 from threetwoone.backends.sftp import VIA_STREAM, SFTPBackend
@@ -193,7 +194,7 @@ def test_stat_root_identity_and_missing(sshd: SSHServer, sftp_backend: SftpFacto
     assert real.identity == via_link.identity == f"sftp:127.0.0.1:{sshd.port}:{root}/ds"
     assert backend.stat_root("not-there") is None
     (root / "file").write_bytes(b"")
-    with pytest.raises(CopyFailed, match="not a directory"):
+    with pytest.raises(NotAFolder, match="is a file, not a folder"):
         backend.stat_root("file")
 
 

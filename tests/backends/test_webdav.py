@@ -19,6 +19,7 @@ from threetwoone.backends.interface import (
     EntryKind,
     HashResult,
     LocationUnreachable,
+    NotAFolder,
     RootInfo,
     WalkProblem,
 )
@@ -151,7 +152,7 @@ def test_stat_root(dav_site: DavSite, connected: WebDAVBackend) -> None:
     assert info is not None and info.identity
     assert connected.stat_root(path + "/") == info
     assert connected.stat_root("no-such-folder") is None
-    with pytest.raises(CopyFailed, match="not a folder"):
+    with pytest.raises(NotAFolder, match="not a folder"):
         connected.stat_root(path + "/f")
 
 

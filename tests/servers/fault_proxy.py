@@ -101,6 +101,10 @@ class FaultProxy:
                     # The body ends where the connection closes (RFC 9112 6.3).
                     self.send_header("Connection", "close")
                     self.close_connection = True
+                elif self.command == "HEAD":
+                    # No body, but the length of the object, as the server said.
+                    self.send_header("Content-Length",
+                                     answer.getheader("Content-Length") or "0")
                 else:
                     self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -18,6 +18,7 @@ from .interface import (
     EntryKind,
     HashResult,
     LocationUnreachable,
+    NotAFolder,
     RootInfo,
     WalkProblem,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "HashResult",
     "LocationUnreachable",
     "MissingDependency",
+    "NotAFolder",
     "RootInfo",
     "WalkProblem",
     "open_backend",

@@ -5,6 +5,8 @@ folder, an SFTP host, a WebDAV server, an S3 bucket).  The auditor asks it to:
 
 * ``connect()``: reach and authenticate, or raise :class:`LocationUnreachable`;
 * ``stat_root(path)``: does a copy's root exist, and what storage is it really;
+* ``storage_identity(path, root)``: what a cached verification of the copy is
+  bound to (a change means other bytes, whatever the listing says);
 * ``walk(path)``: list every entry below a copy's root, without following links;
 * ``open_read(path, relpath)``: read one file (the producer manifest);
 * ``hash_files(path, entries, algorithms, ...)``: establish the content of files.
@@ -43,6 +45,11 @@ class LocationUnreachable(BackendError):
 
 class CopyFailed(BackendError):
     """The location was reached, but this copy could not be audited to the end."""
+
+
+class NotAFolder(BackendError):
+    """A copy's path exists on a reachable location but is a file, not a folder:
+    the copy is not there (``missing``)."""
 
 
 class EntryKind(enum.Enum):
@@ -113,6 +120,17 @@ class HashResult(NamedTuple):
     method: str = "full"
     #: A short note on how the method was chosen, for the report (e.g. "remote xxhsum").
     via: str | None = None
+    #: The file's mtime as seen when it was read, where the backend knows it: a
+    #: difference from the listing means it was modified, not that it rotted.
+    mtime_ns: int | None = None
+
+
+#: Location settings that address storage: when one of them changes, a copy's
+#: files are other bytes, however alike their names, sizes and mtimes.  Settings
+#: that only say how to reach or read it (timeouts, credentials, TLS files,
+#: force_download, media, site) are left out: changing them moves no data.
+ADDRESS_SETTINGS = ("root", "host", "port", "user", "url", "bucket", "endpoint_url",
+                    "prefix")
 
 
 class Backend(abc.ABC):
@@ -120,6 +138,10 @@ class Backend(abc.ABC):
 
     #: The inventory ``kind`` this backend serves.
     kind: ClassVar[str]
+    #: True when an entry's ``ident`` names the physical storage of its bytes
+    #: (device and inode): two copies listing one ident share those bytes (hard
+    #: links), and count as one copy.  An ETag is not such an ident.
+    ident_is_storage: ClassVar[bool] = False
 
     def __init__(self, name: str, location: Location) -> None:
         self.name = name
@@ -146,11 +168,35 @@ class Backend(abc.ABC):
         transfers for a remote location (1), processes for a local one."""
         return 1
 
+    def storage_identity(self, path: str, root: RootInfo) -> dict[str, str]:
+        """What the copy at ``path`` (whose root ``stat_root`` returned ``root``)
+        is stored on, as ``{fact: value}``.  The catalog keeps it with the copy;
+        when it changes, nothing cached about the copy is trusted and every file
+        is verified in full.  Never holds a secret (the report names the facts
+        that changed).
+
+        The default: the backend's kind, the settings in ``ADDRESS_SETTINGS``,
+        the normalised copy path and the root's identity.  Backends add what they
+        know of the storage itself (filesystem, host key, normalised endpoint)."""
+        from ..urls import normal_path  # not needed by a local-only run
+
+        settings = self.location.settings
+        facts = {"kind": self.kind}
+        for key in ADDRESS_SETTINGS:
+            value = settings.get(key)
+            if value is not None and value != "":
+                facts[key] = str(value)
+        facts["path"] = normal_path(path)
+        if root.identity is not None:
+            facts["root"] = root.identity
+        return facts
+
     # -- reading -----------------------------------------------------------
     @abc.abstractmethod
     def stat_root(self, path: str) -> RootInfo | None:
         """Return info about the copy root ``path``, or None if it does not exist.
-        Raise :class:`LocationUnreachable` if the location itself is absent."""
+        Raise :class:`LocationUnreachable` if the location itself is absent and
+        :class:`NotAFolder` if ``path`` is a file."""
 
     @abc.abstractmethod
     def walk(self, path: str) -> Iterator[Entry | WalkProblem]:

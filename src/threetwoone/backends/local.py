@@ -26,6 +26,7 @@ from .interface import (
     EntryKind,
     HashResult,
     LocationUnreachable,
+    NotAFolder,
     ProgressCallback,
     RootInfo,
     WalkProblem,
@@ -35,6 +36,8 @@ from .localhash import Buffers, FileTask, describe_os_error, hash_tasks
 
 class LocalBackend(Backend):
     kind = "local"
+    #: Entries' idents are "device:inode": two copies listing one share its bytes.
+    ident_is_storage = True
 
     def __init__(self, name: str, location: Location) -> None:
         super().__init__(name, location)
@@ -67,8 +70,21 @@ class LocalBackend(Backend):
         except OSError as exc:
             raise CopyFailed(f"cannot stat {full}: {describe_os_error(exc)}") from None
         if not stat.S_ISDIR(st.st_mode):
-            raise CopyFailed(f"{full} is not a directory")
+            raise NotAFolder(f"{full} is a file, not a folder")
         return RootInfo(identity=f"local:{st.st_dev}:{st.st_ino}")
+
+    def storage_identity(self, path: str, root: RootInfo) -> dict[str, str]:
+        """The copy's folder with symlinks resolved, and the filesystem it is on:
+        its ``f_fsid`` (from the filesystem's UUID on ext4, XFS and btrfs, so it
+        survives a remount or a disk plugged in elsewhere), else the device."""
+        full = self.full_path(path)
+        try:
+            fsid = os.statvfs(full).f_fsid
+            device = os.stat(full).st_dev
+        except OSError as exc:
+            raise CopyFailed(f"cannot stat {full}: {describe_os_error(exc)}") from None
+        return {"kind": self.kind, "folder": os.path.realpath(full),
+                "filesystem": f"fsid {fsid:x}" if fsid else f"device {device}"}
 
     def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
         """Each folder's entries sorted by name; its files first, then its

@@ -48,7 +48,7 @@ from botocore.config import Config
 from .. import __version__
 from ..checksums import BUFFER_SIZE, FACTORIES, new_hashers
 from ..inventory import Location
-from ..urls import default_port, normal_path
+from ..urls import default_port, normal_path, normal_url
 from .addresses import host_aliases
 from .interface import (
     Backend,
@@ -396,6 +396,12 @@ class S3Backend(Backend):
             return ("aws" + (aws.group(1) or "").replace(".", "-"),)
         path = normal_path(parts.path, decode=True).rstrip("/")
         return tuple(alias + path for alias in host_aliases(host, default_port(parts) or 0))
+
+    def storage_identity(self, path: str, root: RootInfo) -> dict[str, str]:
+        """Endpoint (normalised; AWS when none is set), bucket and key prefix."""
+        endpoint = normal_url(self.endpoint_url) if self.endpoint_url else "aws"
+        return {"kind": self.kind, "endpoint": endpoint, "bucket": self.bucket,
+                "prefix": self.root_prefix(path)}
 
     def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
         prefix = self.root_prefix(path)

@@ -61,6 +61,7 @@ from .interface import (
     EntryKind,
     HashResult,
     LocationUnreachable,
+    NotAFolder,
     ProgressCallback,
     RootInfo,
     WalkProblem,
@@ -295,9 +296,25 @@ class SFTPBackend(Backend):
             return None
         attrs, real = found
         if not stat.S_ISDIR(attrs.st_mode or 0):
-            raise CopyFailed(f"{self.target.label}: {os.fsdecode(full)} is not a directory")
+            raise NotAFolder(f"{self.target.label}: {os.fsdecode(full)} is a file, not a "
+                             "folder")
         target = self.target
         return RootInfo(identity=f"sftp:{target.hostname.lower()}:{target.port}:{real}")
+
+    def storage_identity(self, path: str, root: RootInfo) -> dict[str, str]:
+        """The settings, the host as ``~/.ssh/config`` resolves it, and the
+        fingerprint of the host key the server proved it holds: another machine
+        behind the same name is other storage."""
+        facts = super().storage_identity(path, root)
+        target = self.target
+        facts["address"] = f"{target.user}@{target.hostname.lower()}:{target.port}"
+        try:
+            transport, _generation = self.conn.transport
+            key = transport.get_remote_server_key()
+        except (EOFError, paramiko.SSHException) as exc:
+            raise CopyFailed(f"{target.label}: {describe(exc)}") from None
+        facts["host_key"] = f"{key.get_name()} {key.fingerprint}"
+        return facts
 
     def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
         lister = _Lister(self, self.full_path(path))

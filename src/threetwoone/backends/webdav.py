@@ -40,7 +40,7 @@ import requests
 import urllib3
 
 from ..checksums import FACTORIES, hash_stream
-from ..urls import default_port, netloc, normal_path, redact
+from ..urls import default_port, netloc, normal_path, normal_url, redact
 from .addresses import host_aliases
 from .dav_listing import (
     PROPFIND_BODY,
@@ -57,6 +57,7 @@ from .interface import (
     EntryKind,
     HashResult,
     LocationUnreachable,
+    NotAFolder,
     ProgressCallback,
     RootInfo,
     WalkProblem,
@@ -491,7 +492,7 @@ class WebDAVBackend(Backend):
         if status != 207:
             raise CopyFailed(f"{self._where_of(server_path)}: PROPFIND answered HTTP {status}")
         if resources and not resources[0].is_collection:
-            raise CopyFailed(f"{self._where_of(server_path)} is a file, not a folder")
+            raise NotAFolder(f"{self._where_of(server_path)} is a file, not a folder")
         where = quote(server_path, safe="/", errors="surrogateescape")
         host, port = self._host
         # The scheme is left out: one host and port serves one of http or https.
@@ -499,6 +500,13 @@ class WebDAVBackend(Backend):
         if resources and resources[0].resource_id:
             names.append(f"webdav-resource:{resources[0].resource_id}")
         return RootInfo(identity=names[0], aliases=tuple(names[1:]))
+
+    def storage_identity(self, path: str, root: RootInfo) -> dict[str, str]:
+        """The location's URL and the copy path, normalised (no user info, query
+        or fragment: never a secret)."""
+        return {"kind": self.kind, "url": normal_url(self._origin + quote(
+                    self._base, safe="/", errors="surrogateescape")),
+                "path": normal_path(path), "root": root.identity or ""}
 
     def _where_of(self, server_path: str) -> str:
         return redact(self._url(server_path))

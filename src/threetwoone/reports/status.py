@@ -64,7 +64,7 @@ def render_status_table(rows: Sequence[CopyStanding], now: float) -> str:
               when(r.fixity.oldest_verified_at, now), r.fixity.overdue, r.fixity.due_soon)
              for r in rows]
     out = [tabulate(table, headers=["copy (dataset/location/path)", "state", "last audit",
-                                    "files", "oldest verification", "overdue", "due in 24h"])]
+                                    "files", "oldest full read", "overdue", "due in 24h"])]
     notes = []
     for row in rows:
         if row.beyond_max_age(now) and row.policy is not None:

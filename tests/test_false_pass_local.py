@@ -1,0 +1,332 @@
+"""No false PASS on local copies: each route to a wrong verdict found by an
+adversarial review, reproduced end to end through the CLI (issue 10).
+
+Permission scenarios run the CLI as an unprivileged user (``setpriv`` to
+``nobody`` when the tests run as root, as in CI): root reads any file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import (
+    Lab,
+    copy_by_location,
+    dataset_of,
+    run_subprocess,
+    validate_report,
+    write_tree,
+)
+from threetwoone import audit as audit_module
+from threetwoone.catalog import exclusive_lock
+
+FILES: dict[str | bytes, bytes] = {
+    "lane1/f1.fq": b"ACGT" * 3000,
+    "lane1/f2.fq": b"TTGA" * 2000,
+    "lane2/f3.fq": b"GGCC" * 1000,
+    "README": b"run 1\n",
+}
+
+
+# -- running the CLI as an unprivileged user ------------------------------------------
+
+@pytest.fixture
+def open_lab() -> Iterator[Lab]:
+    """A lab in a folder the unprivileged user can enter (pytest's own tmp
+    folders are 0700 root)."""
+    base = Path(tempfile.mkdtemp(prefix="threetwoone-nopass-"))
+    base.chmod(0o755)
+    try:
+        yield Lab(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def hand_over(root: Path) -> None:
+    """Give ``root`` and everything below it to the unprivileged user."""
+    if os.geteuid() != 0:
+        return
+    for folder, _dirs, names in os.walk(root):
+        os.chown(folder, 65534, 65534)
+        for name in names:
+            os.chown(os.path.join(folder, name), 65534, 65534, follow_symlinks=False)
+
+
+def run_unprivileged(lab: Lab, *args: str) -> tuple[int, dict[str, Any]]:
+    """``threetwoone audit --format json`` as ``nobody`` (as root) or as is."""
+    lab.write()
+    hand_over(lab.tmp)
+    prefix = (["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+              if os.geteuid() == 0 else [])
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-m", "threetwoone", "audit", str(lab.inventory),
+         "--state", str(lab.state), "--format", "json", *args],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(lab.tmp)})
+    assert proc.returncode in (0, 1, 3), proc.stderr
+    report: dict[str, Any] = json.loads(proc.stdout)
+    validate_report(report)
+    return proc.returncode, report
+
+
+# -- route 1: a failed read is never trusted later ---------------------------------------
+
+def test_a_failed_read_invalidates_the_files_verified_row(open_lab: Lab) -> None:
+    lab = open_lab
+    _nas, tape, _remote = lab.three_copies(FILES)
+    assert run_unprivileged(lab)[0] == 0
+    victim = tape / "lane1" / "f2.fq"
+    victim.chmod(0)  # ctime moves, size and mtime do not: the listing looks unchanged
+    code, report = run_unprivileged(lab, "--verify", "full")
+    copy = copy_by_location(report, "ds", "tape")
+    assert (code, copy["state"]) == (3, "error")
+    assert [(p["path"], p["problem"]) for p in copy["problems"]] == \
+        [("lane1/f2.fq", "unreadable")]
+    # The older "verified ok" row must not vouch for it now: every later run reads
+    # it again, and the copy stays "error" until it reads ok.
+    for mode in ("changed", "scheduled"):
+        code, report = run_unprivileged(lab, "--verify", mode)
+        copy = copy_by_location(report, "ds", "tape")
+        assert (code, copy["state"]) == (3, "error"), mode
+        assert copy["files"]["unreadable"] == 1
+        assert dataset_of(report, "ds")["status"] == "unknown"
+    victim.chmod(0o644)
+    code, report = run_unprivileged(lab, "--verify", "changed")
+    copy = copy_by_location(report, "ds", "tape")
+    assert (code, copy["state"], copy["verified_files"]) == (0, "intact", 1)
+
+
+# -- route 2: a copy that moved is verified in full, and the report says why -----------
+
+def test_moved_local_copy_is_verified_in_full_with_a_warning(lab: Lab) -> None:
+    _nas, tape, _remote = lab.three_copies(FILES)
+    assert lab.audit_json()[0] == 0
+    moved = lab.tmp / "storage" / "tape-migrated"
+    shutil.copytree(tape.parent, moved, copy_function=shutil.copy2)
+    lab.locations["tape"]["root"] = str(moved)
+    code, report = lab.audit_json("--verify", "changed")
+    assert code == 0
+    copy = copy_by_location(report, "ds", "tape")
+    assert (copy["verification"], copy["verified_files"], copy["cached_files"]) == \
+        ("full", len(FILES), 0)
+    [warning] = [w for w in dataset_of(report, "ds")["warnings"] if "storage" in w]
+    assert "tape:ds is not on the storage it was last verified on" in warning
+    assert f"folder: {tape} -> {moved / 'ds'}" in warning
+    # Verified there now: the next night trusts it again.
+    code, report = lab.audit_json("--verify", "changed")
+    copy = copy_by_location(report, "ds", "tape")
+    assert (code, copy["verification"], copy["cached_files"]) == (0, "cached", len(FILES))
+    assert not any("storage" in w for w in dataset_of(report, "ds")["warnings"])
+
+
+# -- route 3: a cached row counts only against the current reference version ----------
+
+def test_row_verified_against_an_older_reference_is_not_trusted(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An accept that ran while an audit was checking the tape copy (the lock was
+    bypassable; here the accept is run directly, past any lock): the tape's row
+    was verified against the old reference, and must not vouch for the file
+    against the new one."""
+    from threetwoone.audit import AuditOptions, Auditor
+    from threetwoone.catalog import Catalog
+    from threetwoone.cli import resolve_policies
+    from threetwoone.inventory import load_inventory
+
+    nas, tape, remote = lab.three_copies({"f": b"abcdef", "g": b"other"})
+    assert lab.audit_json()[0] == 0
+    # The data changed on purpose: the primary now holds 12 bytes, the remote copy
+    # was re-synced, the tape copy was not (only touched, so it is read again).
+    (nas / "f").write_bytes(b"abcdefghijkl")
+    (remote / "f").write_bytes(b"abcdefghijkl")
+    os.utime(tape / "f", ns=(0, (tape / "f").stat().st_mtime_ns + 10**9))
+    compare = audit_module.compare
+
+    def compare_then_accept(ctx: Any, *args: Any, **kwargs: Any) -> None:
+        compare(ctx, *args, **kwargs)
+        if ctx.copy.location == "tape":
+            inventory = load_inventory(str(lab.inventory))
+            with Catalog(str(lab.state)) as other:
+                auditor = Auditor(inventory, resolve_policies(inventory, None, ["ds"]), other,
+                                  AuditOptions())
+                assert auditor.accept(inventory.datasets["ds"]).state.value == "intact"
+
+    monkeypatch.setattr(audit_module, "compare", compare_then_accept)
+    lab.audit_json("--verify", "changed")
+    monkeypatch.setattr(audit_module, "compare", compare)
+    code, report = lab.audit_json("--verify", "changed")
+    copy = copy_by_location(report, "ds", "tape")
+    assert (code, copy["state"]) == (1, "corrupt")
+    assert copy["problems"] == [{"path": "f", "problem": "corrupt",
+                                 "detail": "size 6 bytes, reference 12 bytes"}]
+
+
+def test_accept_keeps_what_copies_verified_of_unchanged_files(lab: Lab) -> None:
+    """Reference versions are per file: accepting one changed file leaves the
+    cached verification of the others valid, and keeps the replaced entry."""
+    nas, tape, remote = lab.three_copies(FILES)
+    assert lab.audit_json()[0] == 0
+    for root in (nas, tape, remote):
+        (root / "README").write_bytes(b"run 1, re-demultiplexed\n")
+    assert lab.audit_json("--verify", "changed")[0] == 1  # not accepted yet
+    accepted = run_subprocess("accept", str(lab.inventory), "ds", "--state", str(lab.state))
+    assert accepted.returncode == 0, accepted.stderr
+    code, report = lab.audit_json("--verify", "changed")
+    assert code == 0
+    copy = copy_by_location(report, "ds", "tape")
+    assert (copy["verified_files"], copy["cached_files"]) == (1, len(FILES) - 1)
+    import sqlite3
+    with sqlite3.connect(lab.state) as db:
+        history = db.execute("SELECT path, version, size FROM reference_history").fetchall()
+        versions = db.execute("SELECT version, source FROM reference_versions "
+                              "ORDER BY version").fetchall()
+    assert history == [(b"README", 1, len(b"run 1\n"))]
+    assert versions == [(1, "primary"), (2, "accepted")]
+
+
+# -- route 4: the lock is on the catalog file, however it is named ---------------------
+
+@pytest.mark.parametrize("spelling", ["symlink", "hard link", "relative path"])
+def test_lock_holds_for_every_name_of_the_catalog(lab: Lab, spelling: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    lab.three_copies(FILES)
+    assert lab.audit_json()[0] == 0
+    state = lab.state
+    if spelling == "symlink":
+        other = str(lab.tmp / "catalog-link.sqlite3")
+        os.symlink(state, other)
+    elif spelling == "hard link":
+        other = str(lab.tmp / "catalog-hardlink.sqlite3")
+        os.link(state, other)
+    else:
+        monkeypatch.chdir(state.parent.parent)
+        other = os.path.join(state.parent.name, state.name)
+    with exclusive_lock(other, 0):
+        for command in (("accept", str(lab.inventory), "ds"), ("audit", str(lab.inventory))):
+            proc = run_subprocess(*command, "--state", str(state), "--lock-timeout", "0")
+            assert proc.returncode == 5, (command, proc.stdout, proc.stderr)
+            assert "is in use by another threetwoone run" in proc.stderr
+    proc = run_subprocess("accept", str(lab.inventory), "ds", "--state", other,
+                          "--lock-timeout", "0")
+    assert proc.returncode == 0, proc.stderr
+
+
+# -- route 7: hard-linked trees are one stored copy -----------------------------------------
+
+def test_hard_linked_tree_is_not_an_independent_copy(lab: Lab) -> None:
+    nas, tape, _remote = lab.three_copies(FILES)
+    shutil.rmtree(tape)
+    subprocess.run(["cp", "-al", str(nas), str(tape)], check=True)  # rsnapshot-style
+    code, report = lab.audit_json()
+    ds = dataset_of(report, "ds")
+    copy = copy_by_location(report, "ds", "tape")
+    assert code == 1 and ds["status"] == "fail"
+    assert copy["state"] == "intact" and not copy["counted"]
+    assert ds["counts"]["copies"] == 2
+    assert (f"copy tape:ds is the same storage as nas:ds: every file ({len(FILES)}) is a "
+            "hard link") in "\n".join(ds["warnings"])
+
+
+def test_partly_hard_linked_copy_does_not_count(lab: Lab) -> None:
+    nas, _tape, remote = lab.three_copies(FILES)
+    (remote / "README").unlink()
+    os.link(nas / "README", remote / "README")
+    code, report = lab.audit_json()
+    ds = dataset_of(report, "ds")
+    assert code == 1 and ds["counts"]["copies"] == 2 and ds["counts"]["offsite"] == 0
+    assert not copy_by_location(report, "ds", "remote")["counted"]
+    assert copy_by_location(report, "ds", "tape")["counted"]
+    assert (f"copy remote:ds shares 1 of its {len(FILES)} files with nas:ds as hard links"
+            in "\n".join(ds["warnings"]))
+
+
+# -- route 8: a short read is unreadable, never bit rot ----------------------------------
+
+def test_file_truncated_after_listing_is_unreadable_not_corrupt(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    _nas, tape, _remote = lab.three_copies(FILES)
+    assert lab.audit_json()[0] == 0
+    victim = tape / "lane1" / "f1.fq"
+    list_copy: Callable[..., None] = audit_module.list_copy
+
+    def list_then_truncate(ctx: Any, *args: Any) -> None:
+        list_copy(ctx, *args)
+        if ctx.copy.location == "tape":
+            stat = victim.stat()
+            os.truncate(victim, 100)  # a concurrent rsync, between listing and reading
+            os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    monkeypatch.setattr(audit_module, "list_copy", list_then_truncate)
+    code, report = lab.audit_json("--verify", "full")
+    copy = copy_by_location(report, "ds", "tape")
+    assert (code, copy["state"], copy["files"]["corrupt"]) == (3, "error", 0)
+    [problem] = copy["problems"]
+    assert problem["problem"] == "unreadable" and "bit rot" not in problem["detail"]
+    assert "100 bytes" in problem["detail"] and "12000" in problem["detail"]
+
+
+def test_bit_rot_is_still_called_bit_rot(lab: Lab) -> None:
+    _nas, tape, _remote = lab.three_copies(FILES)
+    assert lab.audit_json()[0] == 0
+    victim = tape / "lane1" / "f1.fq"
+    stat = victim.stat()
+    with open(victim, "r+b") as handle:
+        handle.seek(7)
+        handle.write(b"X")
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    code, report = lab.audit_json("--verify", "full")
+    [problem] = copy_by_location(report, "ds", "tape")["problems"]
+    assert code == 1 and problem["problem"] == "corrupt" and "bit rot" in problem["detail"]
+
+
+# -- route 9: a file where the copy's folder should be ------------------------------------
+
+def test_copy_path_that_is_a_file_is_missing(lab: Lab) -> None:
+    _nas, tape, _remote = lab.three_copies(FILES)
+    shutil.rmtree(tape)
+    tape.write_bytes(b"not a folder")
+    code, report = lab.audit_json()
+    copy = copy_by_location(report, "ds", "tape")
+    assert (code, copy["state"]) == (1, "missing")
+    assert copy["detail"] == f"{tape} is a file, not a folder"
+
+
+# -- route 12: a contradictory producer manifest --------------------------------------------
+
+def test_contradictory_manifest_fails_the_dataset(lab: Lab) -> None:
+    nas, _tape, _remote = lab.three_copies(FILES, checksums={"file": "checksums.md5",
+                                                             "algorithm": "md5"})
+    lines = ["0" * 32 + "  lane1/f1.fq"]
+    lines += [f"{hashlib.md5(data).hexdigest()}  {os.fsdecode(name)}"
+              for name, data in FILES.items()]
+    manifest = ("\n".join(lines) + "\n").encode()
+    for root in lab.tmp.glob("storage/*/ds"):
+        (root / "checksums.md5").write_bytes(manifest)
+    # The peer tool's verdict: md5sum -c fails such a manifest.
+    oracle = subprocess.run(["md5sum", "--quiet", "-c", "checksums.md5"], cwd=nas,
+                            capture_output=True)
+    assert oracle.returncode == 1
+    code, report = lab.audit_json()
+    ds = dataset_of(report, "ds")
+    assert (code, ds["status"]) == (1, "fail")
+    [violation] = [v for v in ds["violations"] if v["rule"] == "reference"]
+    assert "two different checksums: lane1/f1.fq" in violation["message"]
+
+
+def test_duplicate_manifest_lines_that_agree_are_fine(lab: Lab) -> None:
+    lab.three_copies(FILES, checksums={"file": "checksums.md5", "algorithm": "md5"})
+    lines = [f"{hashlib.md5(data).hexdigest()}  {os.fsdecode(name)}"
+             for name, data in FILES.items()]
+    manifest = ("\n".join(lines + lines[:1]) + "\n").encode()
+    for root in lab.tmp.glob("storage/*/ds"):
+        write_tree(root, {"checksums.md5": manifest})
+    assert lab.audit_json()[0] == 0
