@@ -117,6 +117,29 @@ class MotoS3:
         client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
                                          MultipartUpload={"Parts": done})
 
+    # -- what is stored, behind the API ----------------------------------------------
+    @staticmethod
+    def stored(bucket: str, key: str) -> Any:
+        """moto's own record of an object (the server runs in this process)."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.s3.models import s3_backends
+
+        return s3_backends[DEFAULT_ACCOUNT_ID]["global"].buckets[bucket].keys[key]
+
+    def decay(self, bucket: str, key: str, offset: int) -> None:
+        """Flip one stored byte of an object at rest, as bit rot on the storage
+        would: ETag, stored checksums, LastModified and size stay as they were."""
+        buffer = self.stored(bucket, key)._value_buffer
+        buffer.seek(offset)
+        byte = buffer.read(1)
+        buffer.seek(offset)
+        buffer.write(bytes([byte[0] ^ 0x01]))
+
+    def same_last_modified(self, bucket: str, key: str, like_bucket: str) -> None:
+        """Give an object the LastModified of the same key in ``like_bucket`` (a
+        replica that kept its metadata)."""
+        self.stored(bucket, key).last_modified = self.stored(like_bucket, key).last_modified
+
     # -- authentication --------------------------------------------------------------
     def create_access_key(self) -> tuple[str, str]:
         """An IAM user allowed to read S3 and its key, for when auth is enforced."""

@@ -188,7 +188,7 @@ class Backend(abc.ABC):
                 facts[key] = str(value)
         facts["path"] = normal_path(path)
         if root.identity is not None:
-            facts["root"] = root.identity
+            facts["resolved root"] = root.identity
         return facts
 
     # -- reading -----------------------------------------------------------

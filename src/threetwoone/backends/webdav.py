@@ -506,7 +506,7 @@ class WebDAVBackend(Backend):
         or fragment: never a secret)."""
         return {"kind": self.kind, "url": normal_url(self._origin + quote(
                     self._base, safe="/", errors="surrogateescape")),
-                "path": normal_path(path), "root": root.identity or ""}
+                "path": normal_path(path), "resolved root": root.identity or ""}
 
     def _where_of(self, server_path: str) -> str:
         return redact(self._url(server_path))
