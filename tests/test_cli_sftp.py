@@ -160,6 +160,34 @@ def test_unreachable_sftp_copy_exits_3_without_traceback(
     assert expected in text
     if fault == "unknown-host-key":
         assert "SHA256:" in text and "ssh-keyscan" in text
+    step = {"wrong-key": "let this account log in to 127.0.0.1 with a key",
+            "unknown-host-key": f"then trust it: ssh-keyscan -p {server.port} -t ",
+            "changed-host-key": "the host key changed: confirm the new fingerprint",
+            "refused": "check that 127.0.0.1 is up and reachable from here"}[fault]
+    assert step in copy["next_step"]
+
+
+def test_the_host_key_next_step_is_a_command_that_works(
+        lab: Lab, server: SSHServer, home: SSHHome, remote_tree: Path) -> None:
+    """Run the exact command an unknown host key's next step gives: the next audit
+    reaches the host."""
+    import re
+    import subprocess
+
+    nas = lab.location("nas", "disk", "site-a")
+    write_tree(nas / "intact", FILES)
+    lab.locations["backup"] = sftp_location(server, remote_tree)
+    lab.dataset("intact", [{"location": "nas", "path": "intact", "primary": True},
+                           {"location": "backup", "path": "intact"}])
+    code, _stderr, report = _audit_subprocess(lab)
+    step = copy_by_location(report, "intact", "backup")["next_step"]
+    assert code in (1, 3) and "then trust it: ssh-keyscan" in step
+    command = re.search(r"then trust it: (.*)$", step)
+    assert command is not None
+    subprocess.run(["bash", "-c", command.group(1)], check=True, timeout=60,
+                   capture_output=True)
+    code, stderr, report = _audit_subprocess(lab)
+    assert copy_by_location(report, "intact", "backup")["state"] == "intact", stderr
 
 
 def test_sshd_killed_mid_audit_exits_3_and_catalog_survives(

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from . import bag as bag_module
-from . import manifest, reference
+from . import manifest, nextsteps, reference
 from .backends import (
     Backend,
     BackendError,
@@ -31,7 +31,7 @@ from .backends import (
     WalkProblem,
     open_backend,
 )
-from .catalog import Catalog, ReferenceFile, current_user, now_iso
+from .catalog import Catalog, ReferenceFile, current_user, default_state_path, now_iso
 from .checksums import DEFAULT_ALGORITHM
 from .copyaudit import CopyContext, compare, list_copy, make_reference
 from .copyaudit import check_bag as reference_check_bag
@@ -197,7 +197,16 @@ class Auditor:
                             f"{results[primary.index].label} "
                             f"({plural(reference.count, 'file')}); "
                             "later audits compare every copy with it")
-        return self._judge(dataset, policy, reference, copies, warnings)
+        judged = self._judge(dataset, policy, reference, copies, warnings)
+        nextsteps.annotate(judged, dataset, self.inventory, self._commands())
+        return judged
+
+    def _commands(self) -> nextsteps.Commands:
+        """How a next step spells threetwoone commands for this inventory and catalog."""
+        state = os.path.abspath(self.catalog.path)
+        default = os.path.abspath(default_state_path())
+        return nextsteps.Commands(os.path.abspath(self.inventory.path),
+                                  None if state == default else state)
 
     def _hard_links(self, copies: Sequence[CopyResult]) -> None:
         """Copies whose files are hard links to another copy's (``cp -al``,

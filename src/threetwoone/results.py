@@ -105,6 +105,8 @@ class CopyResult:
 
     #: Problems beyond MAX_PROBLEMS are counted, not kept (a copy may miss a million files).
     problems_omitted: int = 0
+    #: What to do about this copy, in words (None when intact); see nextsteps.py.
+    next_step: str | None = None
 
     def add_problem(self, problem: Problem) -> None:
         if problem.problem is ProblemKind.UNREADABLE:
@@ -132,6 +134,8 @@ class DatasetResult:
     attested: list[str] = field(default_factory=list)
     #: Wall time spent on this dataset (for JUnit's per-testcase time).
     duration_seconds: float = 0.0
+    #: Violated rule -> what to do about it, in words; see nextsteps.py.
+    next_steps: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ td.none { color: #bbb; text-align: center; }
 td.num { text-align: right; }
 ul { margin: .2em 0; padding-left: 1.4em; } li { margin: .1em 0; }
 .legend span { margin-right: .6em; } .warn { color: #555; }
+.next { color: #0d47a1; font-weight: 600; }
 table.runs td, table.runs th { border-bottom: 1px solid #eee; }
 footer { margin-top: 2em; color: #888; font-size: .9em; }
 """
@@ -116,13 +117,18 @@ def _dataset_section(index: int, dataset: DatasetResult) -> list[str]:
     out = [f'<h3 id="{_anchor(index)}">{_e(dataset.name)} {badge(dataset.status.value)}</h3>',
            "<ul>"]
     for violation in dataset.violations:
-        out.append(f"<li>violation <b>{_e(violation.rule)}</b>: {_e(violation.message)}</li>")
+        step = dataset.next_steps.get(violation.rule)
+        out.append(f"<li>violation <b>{_e(violation.rule)}</b>: {_e(violation.message)}"
+                   + (f'<br><span class="next">next: {_e(step)}</span>' if step else "")
+                   + "</li>")
     for copy in dataset.copies:
         if copy.state is CopyState.INTACT and not copy.problems:
             continue
         detail = f" &ndash; {_e(copy.detail)}" if copy.detail else ""
         out.append(f"<li>copy <code>{_e(display(copy.label))}</code> "
                    f"{badge(copy.state.value)}{detail}")
+        if copy.next_step:
+            out.append(f'<br><span class="next">next: {_e(copy.next_step)}</span>')
         if copy.problems:
             out.append("<ul>")
             for problem in copy.problems[:MAX_PROBLEMS]:

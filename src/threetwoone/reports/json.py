@@ -41,7 +41,7 @@ def _copy(copy: CopyResult) -> dict[str, Any]:
         # Extensions beyond DESIGN.md's minimum:
         "detail": copy.detail, "methods": copy.methods, "same_as": copy.same_as,
         "verified_files": copy.verified_files, "cached_files": copy.cached_files,
-        "bytes_read": copy.bytes_read,
+        "bytes_read": copy.bytes_read, "next_step": copy.next_step,
     }
 
 
@@ -50,7 +50,8 @@ def _dataset(dataset: DatasetResult) -> dict[str, Any]:
         "name": dataset.name, "policy": dataset.policy, "status": dataset.status.value,
         "counts": dataset.counts,
         "violations": [{"rule": v.rule, "required": v.required, "found": v.found,
-                        "message": v.message} for v in dataset.violations],
+                        "message": v.message, "next_step": dataset.next_steps.get(v.rule)}
+                       for v in dataset.violations],
         "warnings": dataset.warnings,
         "copies": [_copy(c) for c in dataset.copies],
         "reference": dataset.reference, "attested": dataset.attested,

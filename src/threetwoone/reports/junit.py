@@ -46,12 +46,18 @@ def _timestamp(iso: str) -> str:
 
 def dataset_text(dataset: DatasetResult) -> str:
     """The violations, then each copy that is not intact with its first problems."""
-    lines = [f"violation {v.rule}: {v.message}" for v in dataset.violations]
+    lines = []
+    for violation in dataset.violations:
+        lines.append(f"violation {violation.rule}: {violation.message}")
+        if violation.rule in dataset.next_steps:
+            lines.append(f"  next: {dataset.next_steps[violation.rule]}")
     for copy in dataset.copies:
         if copy.state is CopyState.INTACT:
             continue
         head = f"copy {display(copy.label)}: {copy.state.value}"
         lines.append(head + (f" - {copy.detail}" if copy.detail else ""))
+        if copy.next_step:
+            lines.append(f"  next: {copy.next_step}")
         for problem in copy.problems[:MAX_PROBLEMS]:
             detail = f" ({problem.detail})" if problem.detail else ""
             lines.append(f"  {problem.problem.value}: {display(problem.path)}{detail}")

@@ -64,12 +64,17 @@ def _table(datasets: list[DatasetResult]) -> list[str]:
 
 def _problems(dataset: DatasetResult) -> list[str]:
     lines = [f"### {md(dataset.name)}: {dataset.status.value}", ""]
-    lines += [f"- violation **{md(v.rule)}**: {md(v.message)}" for v in dataset.violations]
+    for violation in dataset.violations:
+        lines.append(f"- violation **{md(violation.rule)}**: {md(violation.message)}")
+        if violation.rule in dataset.next_steps:
+            lines.append(f"  - next: {md(dataset.next_steps[violation.rule])}")
     for copy in dataset.copies:
         if copy.state is CopyState.INTACT and not copy.problems:
             continue
         detail = f" ({md(copy.detail)})" if copy.detail else ""
         lines.append(f"- copy {code(display(copy.label))}: **{copy.state.value}**{detail}")
+        if copy.next_step:
+            lines.append(f"  - next: {md(copy.next_step)}")
         shown = [p for p in copy.problems if p.problem is not ProblemKind.EXTRA]
         for problem in shown[:MAX_PROBLEMS]:
             about = f" ({md(problem.detail)})" if problem.detail else ""

@@ -25,6 +25,8 @@ def _dataset_lines(dataset: DatasetResult, quiet: bool) -> list[str]:
     lines: list[str] = []
     for violation in dataset.violations:
         lines.append(f"  violation {violation.rule}: {violation.message}")
+        if violation.rule in dataset.next_steps:
+            lines.append(f"    next: {dataset.next_steps[violation.rule]}")
     for copy in dataset.copies:
         interesting = copy.state is not CopyState.INTACT or copy.same_as
         problems = [p for p in copy.problems if not quiet or p.problem is not ProblemKind.EXTRA]
@@ -34,6 +36,8 @@ def _dataset_lines(dataset: DatasetResult, quiet: bool) -> list[str]:
         if copy.detail:
             head += f" - {copy.detail}"
         lines.append(head)
+        if copy.next_step:
+            lines.append(f"    next: {copy.next_step}")
         for problem in problems[:MAX_PROBLEMS]:
             detail = f" ({problem.detail})" if problem.detail else ""
             lines.append(f"    {problem.problem.value}: {display(problem.path)}{detail}")
