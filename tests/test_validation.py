@@ -220,7 +220,9 @@ def test_every_example_inventory_is_valid(example: str) -> None:
 
 @pytest.mark.parametrize(("url", "message"), [
     ("ftp://example.org/x", "must be an http:// or https:// URL"),
-    ("https://alice:hunter2@example.org/x", "must not carry a password"),
+    ("https://alice:hunter2@example.org/x", "must not hold a user name or password"),
+    ("https://example.org/x?authz=hunter2", "must not have a query"),
+    ("https://example.org:99999/x", "has a port that is not a number"),
 ])
 def test_webdav_url_checked_without_echoing_secrets(tmp_path: Path, url: str,
                                                      message: str) -> None:
@@ -228,7 +230,7 @@ def test_webdav_url_checked_without_echoing_secrets(tmp_path: Path, url: str,
                         "    media: object\n    site: nsc\ndatasets:\n", 1)
     code, out = validate(write(tmp_path, text))
     assert code == 4 and "locations.dav.url: " + message in out
-    assert "hunter2" not in out
+    assert "hunter2" not in out and "99999" not in out
 
 
 @pytest.mark.parametrize(("location", "key", "hint"), [

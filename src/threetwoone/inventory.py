@@ -64,18 +64,22 @@ def _string_list(value: Any) -> str | None:
 
 
 def _http_url(value: Any) -> str | None:
+    """A WebDAV ``url``.  The message never repeats the value: it may hold a secret."""
     if not isinstance(value, str) or not value:
         return "must be a non-empty string"
-    from urllib.parse import urlsplit  # only inventories with URLs pay for it
+    # Imported here: only inventories with URLs pay for urllib.parse.
+    from .urls import WEBDAV_CREDENTIALS, WEBDAV_TOKENS, url_problem
 
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an http:// or https:// URL"
-    if parts.password is not None:
-        # The message never repeats the value: it holds a secret.
-        return ("must not carry a password; use auth: {type: basic, username, "
-                "password_env}")
-    return None
+    return url_problem(value, credentials=WEBDAV_CREDENTIALS, tokens=WEBDAV_TOKENS)
+
+
+def _endpoint_url(value: Any) -> str | None:
+    """An S3 ``endpoint_url``.  The message never repeats the value."""
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    from .urls import S3_CREDENTIALS, url_problem
+
+    return url_problem(value, credentials=S3_CREDENTIALS, tokens=S3_CREDENTIALS)
 
 
 #: What a POSIX shell accepts as an environment variable name.
@@ -98,7 +102,7 @@ def _mapping(value: Any) -> str | None:
 
 #: Checks that want text: a failure there gets a hint when YAML read an
 #: unquoted value as something else (``root: off``).
-TEXT_CHECKS: tuple[Check, ...] = (_string, _env_name, _http_url)
+TEXT_CHECKS: tuple[Check, ...] = (_string, _env_name, _http_url, _endpoint_url)
 
 COMMON_LOCATION_KEYS: dict[str, tuple[Check, bool]] = {
     "kind": (_string, True),
@@ -139,7 +143,7 @@ KIND_KEYS: dict[str, dict[str, tuple[Check, bool]]] = {
     },
     "s3": {
         "bucket": (_string, True),
-        "endpoint_url": (_string, False),
+        "endpoint_url": (_endpoint_url, False),
         "prefix": (_string, False),
         "region": (_string, False),
         "profile": (_string, False),

@@ -14,6 +14,7 @@ Pure string work: resolving host names is in :mod:`threetwoone.backends.addresse
 
 from __future__ import annotations
 
+import re
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -83,3 +84,49 @@ def normal_url(url: str) -> str:
     if port is not None and port != DEFAULT_PORTS.get(scheme):
         host += f":{port}"
     return f"{scheme}://{host}{normal_path(parts.path, decode=True).rstrip('/')}"
+
+
+#: Where credentials go instead of a URL, by the kind of location.
+WEBDAV_CREDENTIALS = "use auth: {type: basic, username, password_env} or {type: bearer, token_env}"
+WEBDAV_TOKENS = ("a token (such as a dCache macaroon, which dCache also accepts as a "
+                 "bearer token) belongs in the environment variable named by "
+                 "auth: {type: bearer, token_env}")
+S3_CREDENTIALS = ("S3 credentials come from the AWS credential chain (AWS_ACCESS_KEY_ID "
+                  "and AWS_SECRET_ACCESS_KEY, or profile:)")
+
+
+def url_problem(url: str, *, credentials: str, tokens: str) -> str | None:
+    """Why ``url`` cannot name storage, in one line that never repeats any of it
+    (it may hold a secret); None when it can.
+
+    Refused: anything but http(s) with a host; user info (``KEY:SECRET@``), which
+    would be printed wherever the URL is; a query, where tokens travel
+    (``?authz=<macaroon>``), which requests would otherwise need to carry
+    silently; a fragment (never sent); a port that is not 1-65535.
+    ``credentials`` and ``tokens`` say where those belong instead."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
+        return "must be an http:// or https:// URL with a host name"
+    if parts.username is not None or parts.password is not None:
+        return f"must not hold a user name or password (not shown); {credentials}"
+    if parts.query:
+        return f"must not have a query (?..., not shown); {tokens}"
+    if parts.fragment:
+        return "must not have a fragment (#..., not shown)"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "has a port that is not a number from 1 to 65535"
+    return None
+
+
+_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@\"'<>]*@")
+_QUERY = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>?#]*)[?#][^\s\"'<>]*")
+
+
+def scrub(text: str) -> str:
+    """``text`` (a library's error message) with the user info, query and
+    fragment of every URL in it removed: libraries quote URLs whole."""
+    return _QUERY.sub(r"\1", _USERINFO.sub(r"\1", text))

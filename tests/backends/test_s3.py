@@ -469,3 +469,13 @@ def test_download_cut_off_mid_body_resumes(moto_s3: MotoS3, s3_fault_proxy: Faul
     s3_fault_proxy.faults.append(Fault("GET", "sample_R1.fastq.gz", cut_after=100, times=99))
     (result,) = backend.hash_files("run", [entry], ["sha256"], force_full=True)
     assert result.error and "broke off" in result.error
+
+
+def test_endpoint_with_credentials_is_refused_without_echoing_it() -> None:
+    location = Location(name="archive", kind="s3", media="object", site="x",
+                        settings={"bucket": "b",
+                                  "endpoint_url": "http://AKIAX:s3cret@127.0.0.1:9/"})
+    backend = S3Backend("archive", location)
+    with pytest.raises(LocationUnreachable, match="AWS credential chain") as info:
+        backend.connect()
+    assert "s3cret" not in str(info.value) and "s3cret" not in backend.where

@@ -487,10 +487,11 @@ def test_unknown_host_is_unreachable() -> None:
         WebDAVBackend("dav", location).connect()
 
 
-def test_url_with_password_is_refused_without_echoing_it() -> None:
-    location = Location("dav", "webdav", "object", "x",
-                        {"url": "https://user:s3cret@example.org/data"})
-    with pytest.raises(LocationUnreachable, match="password_env") as info:
+@pytest.mark.parametrize("url", ["https://user:s3cret@example.org/data",
+                                 "https://example.org/data?authz=s3cret"])
+def test_url_with_credentials_is_refused_without_echoing_it(url: str) -> None:
+    location = Location("dav", "webdav", "object", "x", {"url": url})
+    with pytest.raises(LocationUnreachable, match=r"password_env|token_env") as info:
         WebDAVBackend("dav", location).connect()
     assert "s3cret" not in str(info.value)
 

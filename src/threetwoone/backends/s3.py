@@ -48,7 +48,15 @@ from botocore.config import Config
 from .. import __version__
 from ..checksums import BUFFER_SIZE, FACTORIES, new_hashers
 from ..inventory import Location
-from ..urls import default_port, normal_path, normal_url
+from ..urls import (
+    S3_CREDENTIALS,
+    default_port,
+    normal_path,
+    normal_url,
+    redact,
+    scrub,
+    url_problem,
+)
 from .addresses import host_aliases
 from .interface import (
     Backend,
@@ -225,8 +233,39 @@ def describe_connection_error(exc: BaseException, endpoint: str) -> str:
 
 
 def _last_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    """The last line of a library's message, URLs in it without credentials."""
+    text = scrub(str(exc)).strip().splitlines()
     return text[-1] if text else type(exc).__name__
+
+
+#: Credential parts botocore sends in headers or signs, and the variables that
+#: hold them when they come from the environment.
+_CREDENTIAL_PARTS = (("access_key", "access key id", "AWS_ACCESS_KEY_ID"),
+                     ("secret_key", "secret access key", "AWS_SECRET_ACCESS_KEY"),
+                     ("token", "session token", "AWS_SESSION_TOKEN"))
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def credentials_problem(session: Any) -> str | None:
+    """Why the session's credentials cannot be sent, naming where they come from
+    and never their value; None when they can (or are missing: the first
+    request reports that).  Checked before any request: botocore puts them in
+    headers, and the HTTP library quotes a whole bad header value (a session
+    token) in its error."""
+    try:
+        credentials = session.get_credentials()
+    except _CREDENTIAL_ERRORS:
+        return None
+    if credentials is None:
+        return None
+    for attribute, what, variable in _CREDENTIAL_PARTS:
+        value = getattr(credentials, attribute, None)
+        if isinstance(value, str) and _CONTROL.search(value):
+            source = (f"environment variable {variable}" if credentials.method == "env"
+                      else f"the {what} from {credentials.method}")
+            return (f"{source} holds a line break or another control character, which "
+                    f"an AWS {what} cannot contain (the value is not shown)")
+    return None
 
 
 def _error_code(exc: bexc.ClientError) -> tuple[str, int]:
@@ -246,6 +285,11 @@ class S3Backend(Backend):
         settings = location.settings
         self.bucket = str(settings["bucket"])
         self.endpoint_url: str | None = settings.get("endpoint_url")
+        # Validation refuses such an endpoint already; a backend made otherwise
+        # must not send (or show) what it holds either.
+        problem = url_problem(self.endpoint_url, credentials=S3_CREDENTIALS,
+                              tokens=S3_CREDENTIALS) if self.endpoint_url else None
+        self._url_problem = f"endpoint_url {problem}" if problem else None
         self.prefix = _join_key(str(settings.get("prefix") or ""))
         self.region: str | None = settings.get("region")
         self.profile: str | None = settings.get("profile")
@@ -259,13 +303,16 @@ class S3Backend(Backend):
     def where(self) -> str:
         """How messages name this location: ``s3://bucket/prefix at endpoint``."""
         url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-        return f"{url} at {self.endpoint_url}" if self.endpoint_url else url
+        return f"{url} at {redact(self.endpoint_url)}" if self.endpoint_url else url
 
     def _make_client(self) -> Any:
         try:
             session = boto3.session.Session(profile_name=self.profile)
         except _CREDENTIAL_ERRORS as exc:
             raise LocationUnreachable(f"{self.where}: {_last_line(exc)}") from None
+        problem = credentials_problem(session)
+        if problem:
+            raise LocationUnreachable(f"{self.where}: {problem}")
         region = self.region or session.region_name or "us-east-1"
         config = Config(
             connect_timeout=self.timeout,
@@ -296,10 +343,12 @@ class S3Backend(Backend):
     @property
     def _endpoint(self) -> str:
         if self._client is not None:
-            return str(self._client.meta.endpoint_url)
-        return self.endpoint_url or "S3"
+            return redact(str(self._client.meta.endpoint_url))
+        return redact(self.endpoint_url) if self.endpoint_url else "S3"
 
     def connect(self) -> None:
+        if self._url_problem:
+            raise LocationUnreachable(f"{self.where}: {self._url_problem}")
         with self._lock:
             if self._client is None:
                 self._client = self._make_client()

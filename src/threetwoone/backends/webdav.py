@@ -27,6 +27,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import socket
 import ssl
 import threading
@@ -40,7 +41,16 @@ import requests
 import urllib3
 
 from ..checksums import FACTORIES, hash_stream
-from ..urls import default_port, netloc, normal_path, normal_url, redact
+from ..urls import (
+    WEBDAV_CREDENTIALS,
+    WEBDAV_TOKENS,
+    default_port,
+    netloc,
+    normal_path,
+    normal_url,
+    redact,
+    url_problem,
+)
 from .addresses import host_aliases
 from .dav_listing import (
     PROPFIND_BODY,
@@ -83,6 +93,12 @@ MAX_DEPTH = 512
 #: ``Server`` header prefixes (lowercase) of servers that put names in PROPFIND
 #: hrefs as they are, without percent-encoding (XRootD's XrdHttp, seen in 5.5).
 LITERAL_HREF_SERVERS = ("xrootd/",)
+
+
+#: What a bearer token may hold: visible ASCII (RFC 6750's b64token and more).
+_BEARER_TOKEN = re.compile(r"[\x21-\x7e]+")
+#: Control characters (line breaks among them), never part of a password we send.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class _TransportError(Exception):
@@ -217,12 +233,10 @@ class WebDAVBackend(Backend):
         settings: Mapping[str, Any] = location.settings
         url = str(settings.get("url", "")).strip()
         parts = urlsplit(url)
-        self._url_problem: str | None = None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            self._url_problem = f"url {redact(url)!r} is not an http(s) URL"
-        elif parts.password is not None:
-            self._url_problem = ("the url must not carry a password; "
-                                 "use auth: {type: basic, username, password_env}")
+        # Validation refuses such a url already; a backend made otherwise must not
+        # send (or show) what it holds either.
+        problem = url_problem(url, credentials=WEBDAV_CREDENTIALS, tokens=WEBDAV_TOKENS)
+        self._url_problem = f"the url {problem}" if problem else None
         self._origin = f"{parts.scheme}://{netloc(parts)}"
         #: The location's base path on the server, decoded, without trailing "/",
         #: "." or empty segments: ``/data/./`` and ``/data`` are one folder.
@@ -255,6 +269,13 @@ class WebDAVBackend(Backend):
                 raise LocationUnreachable(
                     f"{self._where}: environment variable {var} (auth.token_env) "
                     "is not set or empty")
+            if not _BEARER_TOKEN.fullmatch(token):
+                # Never sent: a line break would end the header (and the HTTP
+                # library would quote the whole value in its error).
+                raise LocationUnreachable(
+                    f"{self._where}: environment variable {var} (auth.token_env) holds "
+                    "a line break, space or other character a bearer token cannot "
+                    "contain (the value is not shown)")
             return _BearerAuth(token)
         if kind == "basic":
             var = str(auth.get("password_env", ""))
@@ -263,7 +284,15 @@ class WebDAVBackend(Backend):
                 raise LocationUnreachable(
                     f"{self._where}: environment variable {var} (auth.password_env) "
                     "is not set or empty")
-            return requests.auth.HTTPBasicAuth(str(auth.get("username", "")), password)
+            if _CONTROL.search(password):
+                raise LocationUnreachable(
+                    f"{self._where}: environment variable {var} (auth.password_env) holds "
+                    "a line break or another control character (the value is not shown)")
+            # UTF-8 (RFC 7617's charset), not requests' latin-1, which fails on
+            # other characters.
+            return requests.auth.HTTPBasicAuth(
+                str(auth.get("username", "")).encode(),
+                password.encode("utf-8", "surrogateescape"))
         if kind == "cert" and not self._settings().get("cert"):
             raise LocationUnreachable(
                 f"{self._where}: auth type 'cert' needs 'cert' (a certificate or proxy file)")
