@@ -273,7 +273,7 @@ def test_empty_primary_on_first_audit_is_not_a_pass(lab: Lab) -> None:
     # And nothing was recorded: a later audit with data makes the reference then.
     write_tree(lab.tmp / "storage" / "nas" / "ds", FILES)
     code, report = lab.audit_json()
-    assert dataset_of(report, "ds")["reference"] == "primary"
+    assert dataset_of(report, "ds")["reference"] == "recorded"  # recorded by this run
 
 
 def test_audit_never_writes_to_the_data(lab: Lab) -> None:

@@ -198,6 +198,8 @@ class Auditor:
                             f"({plural(reference.count, 'file')}); "
                             "later audits compare every copy with it")
         judged = self._judge(dataset, policy, reference, copies, warnings)
+        if reference.new and reference.count and reference.source == "primary":
+            judged.reference = "recorded"  # a new baseline: the CLI says so, even with -q
         nextsteps.annotate(judged, dataset, self.inventory, self._commands())
         return judged
 

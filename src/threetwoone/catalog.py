@@ -330,6 +330,12 @@ class Catalog:
                 ((run_id, name, policy, status, json.dumps(summary, sort_keys=True))
                  for name, policy, status, summary in datasets))
 
+    def is_new(self) -> bool:
+        """Nothing recorded yet: no run, no reference (a first run, or a lost catalog)."""
+        row = self.db.execute("SELECT NOT EXISTS (SELECT 1 FROM runs) AND NOT EXISTS "
+                              "(SELECT 1 FROM datasets)").fetchone()
+        return bool(row[0])
+
     def recent_runs(self, limit: int) -> list[RunSummary]:
         """The latest ``limit`` runs, newest first, with datasets per status."""
         runs = self.db.execute(

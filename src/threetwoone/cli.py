@@ -244,6 +244,10 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
             # No dashboard may keep showing the last green: every report says so.
             write_reports(targets, run.failed(inventory, *outcome), exc)
         raise
+    from .reports.common import baseline_notice
+    notice = baseline_notice(result)
+    if notice:  # on stderr, -q or not: a lost catalog must never go unnoticed
+        click.echo(f"threetwoone: {notice}", err=True)
     if not output:
         from .reports import FORMATTERS
         text = FORMATTERS[fmt](result, quiet)
@@ -274,6 +278,7 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
     progress = ProgressLine.for_stderr()
     path = state or default_state_path()
     with exclusive_lock(path, lock_timeout), Catalog(path) as catalog:
+        new_catalog = catalog.is_new()
         auditor = Auditor(inv, policies, catalog,
                           AuditOptions(workers=jobs, plan=plan, force_download=force_download,
                                        clock=clock()),
@@ -283,6 +288,7 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
         finally:
             progress.clear()
         result.history = catalog.recent_runs(HISTORY_RUNS)
+        result.catalog, result.catalog_created = os.path.abspath(path), new_catalog
     return result
 
 

@@ -172,6 +172,10 @@ class AuditResult:
     error_exit_code: int | None = None
     #: The latest runs in the catalog, newest first (for the HTML page).
     history: list[RunSummary] = field(default_factory=list)
+    #: The state catalog's path, and whether this run created it (a first run, or
+    #: a catalog that was lost): new baselines are announced with both.
+    catalog: str = ""
+    catalog_created: bool = False
 
     @property
     def totals(self) -> dict[str, int]:

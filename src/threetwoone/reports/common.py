@@ -42,6 +42,22 @@ def headline(result: AuditResult) -> str:
             f"{totals['pass']} pass, {totals['fail']} fail, {totals['unknown']} unknown")
 
 
+def baseline_notice(result: AuditResult) -> str | None:
+    """One line when this run recorded references from primary copies (a new
+    baseline): printed even with -q, since a lost catalog looks just like this."""
+    recorded = [d.name for d in result.datasets if d.reference == "recorded"]
+    if not recorded:
+        return None
+    names = ", ".join(recorded[:5]) + (f" and {len(recorded) - 5} more"
+                                      if len(recorded) > 5 else "")
+    where = (f"the catalog {result.catalog} is new" if result.catalog_created
+             else f"the catalog {result.catalog} had no reference for "
+                  f"{'it' if len(recorded) == 1 else 'them'}")
+    return (f"new baseline for {plural(len(recorded), 'dataset')} ({names}): {where}, so "
+            "the primary copies as they are now became the reference; if an earlier "
+            "catalog held references, stop and restore it (--state)")
+
+
 def not_passing(result: AuditResult) -> list[DatasetResult]:
     return [d for d in result.datasets if d.status is not Status.PASS]
 
