@@ -318,3 +318,41 @@ def test_no_file_name_reaches_a_remote_shell(lab: Lab, server: SSHServer, truste
     # The hostile files are still there as they were (the auditor only reads).
     assert sorted(os.listdir(os.fsencode(remote / "ds"))) == sorted(
         {os.fsencode(name.split("/")[0]) for name in files})
+
+
+@pytest.mark.parametrize("sftp_only", [False, True], ids=["host hashes", "streamed"])
+def test_file_truncated_after_listing_is_unreadable_not_corrupt(
+        lab: Lab, server: SSHServer, trusted: SSHHome, monkeypatch: pytest.MonkeyPatch,
+        sftp_only: bool) -> None:
+    """A file cut short between the listing and the read (its mtime put back)
+    is a failed read (exit 3), not bit rot, on both SFTP read paths."""
+    files = {"a.dat": b"a" * 5000, "b.dat": b"b" * 400_000}
+    nas = lab.location("nas", "disk", "site-a")
+    usb = lab.location("usb", "disk", "site-a")
+    remote = server.data_dir(f"truncated-{os.urandom(4).hex()}")
+    for root in (nas, usb, remote):
+        write_tree(root / "ds", files)
+    lab.locations["backup"] = sftp_location(server, remote, sftp_only=sftp_only)
+    lab.dataset("ds", [{"location": "nas", "path": "ds", "primary": True},
+                       {"location": "usb", "path": "ds"},
+                       {"location": "backup", "path": "ds"}])
+    code, _report = lab.audit_json()
+    assert code == 0
+
+    target = remote / "ds" / "b.dat"
+    listed = target.stat()
+    walk = SFTPBackend.walk
+
+    def truncating(self: SFTPBackend, path: str) -> Iterator[Any]:
+        yield from walk(self, path)
+        with open(target, "r+b") as handle:
+            handle.truncate(100_000)
+        os.utime(target, ns=(listed.st_atime_ns, listed.st_mtime_ns))
+
+    monkeypatch.setattr(SFTPBackend, "walk", truncating)
+    code, report = lab.audit_json("--verify", "full")
+    copy = copy_by_location(report, "ds", "backup")
+    assert code == 3
+    assert copy["state"] == "error" and copy["files"]["corrupt"] == 0
+    assert [(p["path"], p["problem"], p["detail"]) for p in copy["problems"]] == [
+        ("b.dat", "unreadable", "changed while being read")]

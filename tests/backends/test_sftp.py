@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paramiko
 import pytest
@@ -310,12 +312,15 @@ def test_streaming_large_files_and_short_reads(sshd: SSHServer, sftp_backend: Sf
         assert {p: r.size for p, r in results.items()} == {n: len(d) for n, d in files.items()}
 
 
+@pytest.mark.parametrize("how", ["streamed", "host hashes"])
 @pytest.mark.parametrize("change", ["grown", "shrunk", "rewritten", "now a folder"])
 def test_file_changed_after_listing_is_unreadable_not_corrupt(
-        sshd: SSHServer, sftp_backend: SftpFactory, change: str) -> None:
-    root = sshd.data_dir("changed-" + change.replace(" ", "-"))
+        sshd: SSHServer, sftp_backend: SftpFactory, change: str, how: str) -> None:
+    """Both read paths check the bytes against the listing: a tool on the host
+    reads whatever the file holds now, so its files are stat'ed after it."""
+    root = sshd.data_dir("changed-" + change.replace(" ", "-") + "-" + how.replace(" ", "-"))
     write(root / "ds", {"a": b"a" * 1000, "f": b"f" * 300_000})
-    backend = sftp_backend(root, sftp_only=True)
+    backend = sftp_backend(root, sftp_only=how == "streamed")
     entries = files_of(list(backend.walk("ds")))
     target = root / "ds" / "f"
     if change == "grown":
@@ -330,10 +335,78 @@ def test_file_changed_after_listing_is_unreadable_not_corrupt(
         target.mkdir()
     results = {r.path: r for r in backend.hash_files("ds", entries, ["xxh3_128"])}
     assert results["a"].digests == hash_bytes(b"a" * 1000, ["xxh3_128"])
+    assert results["a"].via == (VIA_STREAM if how == "streamed" else "remote xxhsum -H2")
     assert results["f"].digests == {}
     expected = ("no longer a regular file (not read)" if change == "now a folder"
                 else "changed while being read")
     assert results["f"].error == expected
+
+
+def _eof_early(monkeypatch: pytest.MonkeyPatch, path: str, times: int) -> list[int]:
+    """Make the server answer the READ of ``path`` at offset 2 * READ_SIZE with
+    end of file, ``times`` times, while its FSTAT still shows the listed size
+    (a cut or faulty server: OpenSSH reads a regular file to its end)."""
+    from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS
+
+    from threetwoone.backends import sftp as sftp_module
+
+    original = sftp_module._Streamer._answer
+    faults: list[int] = []
+
+    def answer(self: Any, kind: int, rid: int, body: memoryview) -> None:
+        file, what, offset, _length = self.expect[rid]
+        if (what == CMD_READ and kind == CMD_DATA and file.entry.path == path
+                and offset == 2 * sftp_module.READ_SIZE and len(faults) < times):
+            faults.append(offset)
+            eof = struct.pack(">I", 1) + struct.pack(">I", 3) + b"EOF" + struct.pack(">I", 0)
+            return original(self, CMD_STATUS, rid, memoryview(eof))
+        return original(self, kind, rid, body)
+
+    monkeypatch.setattr(sftp_module._Streamer, "_answer", answer)
+    return faults
+
+
+@pytest.mark.parametrize("times", [1, 2])
+def test_a_read_that_ends_early_is_read_again_then_unreadable(
+        sshd: SSHServer, sftp_backend: SftpFactory, monkeypatch: pytest.MonkeyPatch,
+        times: int) -> None:
+    """Fewer bytes than listed, the file unchanged: a failed read, never
+    corruption.  It is read once more; if that ends early too, it is unreadable."""
+    from threetwoone.backends import sftp as sftp_module
+
+    root = sshd.data_dir(f"eof-early-{times}")
+    data = os.urandom(5 * sftp_module.READ_SIZE)
+    write(root / "ds", {"f": data, "g": b"g"})
+    faults = _eof_early(monkeypatch, "f", times)
+    results = hash_all(sftp_backend(root, sftp_only=True), "ds", ["xxh3_128"])
+    assert len(faults) == times
+    assert results["g"].digests == hash_bytes(b"g", ["xxh3_128"])
+    if times == 1:
+        assert results["f"].error is None
+        assert results["f"].digests == hash_bytes(data, ["xxh3_128"])
+    else:
+        assert results["f"].digests == {}
+        assert results["f"].error == (f"read ended early ({2 * sftp_module.READ_SIZE:,} of "
+                                      f"{len(data):,} bytes)")
+
+
+def test_open_read_that_ends_early_raises(sshd: SSHServer, sftp_backend: SftpFactory,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A producer manifest cut short is an error, never a shorter manifest."""
+    root = sshd.data_dir("open-read-short")
+    write(root / "ds", {"checksums.md5": b"x" * 100_000})
+    original = paramiko.SFTPFile.read
+    served = [0]
+
+    def short(self: paramiko.SFTPFile, size: int | None = None) -> bytes:
+        data = original(self, size)[:max(0, 60_000 - served[0])]
+        served[0] += len(data)
+        return data
+
+    monkeypatch.setattr(paramiko.SFTPFile, "read", short)
+    with pytest.raises(OSError, match=r"read ended early \(60,000 of 100,000 bytes\)"), \
+            sftp_backend(root).open_read("ds", "checksums.md5") as handle:
+        handle.read()
 
 def test_sha256_remote_and_adler32_falls_back(sshd: SSHServer,
                                               sftp_backend: SftpFactory) -> None:
