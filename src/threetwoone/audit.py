@@ -44,6 +44,7 @@ from .results import (
     CopyResult,
     CopyState,
     DatasetResult,
+    ReferenceFiles,
     Status,
 )
 from .schedule import VerifyPlan
@@ -89,6 +90,8 @@ class _Reference:
     skip: frozenset[str] = frozenset()
     #: The bag, when the dataset is a BagIt bag: every copy is checked as one.
     bag: bag_module.Bag | None = None
+    #: With producer manifests: how many files they cover and how many were recorded.
+    files: ReferenceFiles | None = None
     #: Set when the reference was just made from this copy's content.
     made_from: CopySpec | None = None
     new: bool = False
@@ -316,7 +319,9 @@ class Auditor:
             # A new or re-issued manifest: record it (this also forgets what copies
             # verified against the old one).
             self.catalog.save_reference(dataset.name, "manifest", files.values())
-        return _Reference("manifest", skip=read.unlisted_manifests, bag=read.bag)
+        return _Reference("manifest", skip=read.unlisted_manifests, bag=read.bag,
+                          files=ReferenceFiles(len(read.expected.manifests),
+                                               len(read.expected.files), 0))
 
     def _reference_algorithms(self, dataset: Dataset) -> list[str]:
         """xxh3_128, plus what the other copies' servers can report themselves."""
@@ -486,7 +491,7 @@ class Auditor:
                              copies=copies,
                              reference="manifest" if reference.source == "invalid"
                              else reference.source,
-                             attested=list(policy.attested))
+                             attested=list(policy.attested), reference_files=reference.files)
 
     def _view(self, copy: CopyResult) -> CopyView:
         location = self.inventory.locations[copy.location]

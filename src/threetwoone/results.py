@@ -136,6 +136,25 @@ class DatasetResult:
     duration_seconds: float = 0.0
     #: Violated rule -> what to do about it, in words; see nextsteps.py.
     next_steps: dict[str, str] = field(default_factory=dict)
+    #: With producer manifests: manifests read, files they cover, files of the
+    #: primary no manifest names whose reference was recorded (None without).
+    reference_files: ReferenceFiles | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceFiles:
+    manifests: int
+    covered: int
+    recorded: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"manifests": self.manifests, "covered": self.covered,
+                "recorded": self.recorded}
+
+    def __str__(self) -> str:
+        return (f"{self.covered} files from {self.manifests} producer manifest"
+                f"{'' if self.manifests == 1 else 's'}, {self.recorded} recorded from the "
+                "primary")
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ def _dataset(dataset: DatasetResult) -> dict[str, Any]:
         "warnings": dataset.warnings,
         "copies": [_copy(c) for c in dataset.copies],
         "reference": dataset.reference, "attested": dataset.attested,
+        "reference_files": (dataset.reference_files.as_dict()
+                            if dataset.reference_files else None),
         "duration_seconds": round(dataset.duration_seconds, 3),
     }
 

@@ -45,6 +45,8 @@ def _dataset_lines(dataset: DatasetResult, quiet: bool) -> list[str]:
         if more > 0:
             lines.append(f"    ... and {more} more (see --format json)")
     if not quiet:
+        if dataset.reference_files:
+            lines.append(f"  reference: {dataset.reference_files}")
         lines.extend(f"  warning: {w}" for w in dataset.warnings)
         lines.extend(f"  attested (not checked by an audit): {a}" for a in dataset.attested)
     return lines
