@@ -248,10 +248,12 @@ def test_a_damaged_backup_bag_is_not_intact(lab: Lab, damage: str) -> None:
         assert backup["state"] == "corrupt"
         assert backup["detail"] == ("not a valid BagIt bag: 1 payload file in no manifest "
                                     "(e.g. 'data/reads/S1_R3.fastq.gz')")
-    if damage == "break-oxum":  # bag-info.txt no longer has the primary's content
+    if damage == "break-oxum":
+        # bag-info.txt no longer has the primary's content, and neither has the tag
+        # manifest rewritten with it (recorded from the primary: no manifest lists it).
         assert backup["state"] == "corrupt"
         assert [p["path"] for p in backup["problems"] if p["problem"] == "corrupt"] == [
-            "bag-info.txt"]
+            "bag-info.txt", "tagmanifest-sha256.txt"]
 
 
 def test_holey_bag_copy_is_incomplete(lab: Lab) -> None:

@@ -158,14 +158,23 @@ def test_accept_and_history_round_trip(lab: Lab, monkeypatch: pytest.MonkeyPatch
     assert "reference: accepted" in hist.stdout
 
 
-def test_accept_refused_with_a_manifest(lab: Lab) -> None:
-    lab.three_copies({"a": b"x", "m.md5": b"9dd4e461268c8034f5c8564e155c67a6  a\n"},
-                     checksums={"file": "m.md5", "algorithm": "md5"})
-    lab.write()
+def test_accept_with_a_manifest_records_the_files_it_does_not_name(lab: Lab) -> None:
+    nas, tape, remote = lab.three_copies(
+        {"a": b"x", "m.md5": b"9dd4e461268c8034f5c8564e155c67a6  a\n"},
+        checksums={"file": "m.md5", "algorithm": "md5"})
+    assert lab.audit_json()[0] == 0
+    (nas / "README").write_bytes(b"added later\n")
+    code, report = lab.audit_json()
+    assert code == 0 and "copy nas:ds has 1 file(s) not in the reference" in \
+        report["datasets"][0]["warnings"]
     result = run_cli("accept", str(lab.inventory), "ds", "--state", str(lab.state))
-    assert result.exit_code == 2  # a usage error: nothing to accept
-    assert "has producer manifests (m.md5); they are its reference" in result.stderr
-    assert not lab.state.exists()
+    assert result.exit_code == 0
+    assert result.stdout == ("ds: 2 file(s) no producer manifest names recorded anew from "
+                             "nas:ds; the primary copy is intact against the manifests\n")
+    code, report = lab.audit_json()
+    assert code == 1  # the backups lack README now
+    assert {c["location"]: c["state"] for c in report["datasets"][0]["copies"]} == {
+        "nas": "intact", "tape": "incomplete", "remote": "incomplete"}
 
 
 def test_accept_names_its_argument_for_an_unknown_dataset(lab: Lab) -> None:

@@ -402,3 +402,101 @@ def test_the_ngi_delivery_example(tmp_path: Path) -> None:
     assert result.exit_code == 1
     copy = copy_by_location(result.json(), "ngi-P12345", "swestore")
     assert copy["state"] == "corrupt"
+
+
+# -- no file goes unverified: manifests and uncovered files are recorded ---------------
+
+def ngi_with_extras(root: Path) -> None:
+    ngi_delivery(root)
+    # Files no manifest names: a README the facility added, the lab's own notes.
+    write_tree(root, {"README.txt": b"Delivered by NGI Stockholm.\n",
+                      "notes/lab-notes.txt": b"Library prep: TruSeq PCR-free.\n"})
+
+
+def test_report_says_how_many_files_manifests_cover_and_were_recorded(lab: Lab) -> None:
+    three_copies(lab, ngi_with_extras, {"glob": "*.md5"})
+    code, ds = audit(lab)
+    assert code == 0
+    # 8 fastq.gz + 2 reports from the manifests; 3 manifests + README + notes recorded.
+    assert ds["reference_files"] == {"manifests": 3, "covered": 10, "recorded": 5}
+    assert all(c["files"]["expected"] == 15 and c["files"]["extra"] == 0
+               for c in ds["copies"])
+    table = lab.audit("--format", "table", write=False).stdout
+    assert ("reference: 10 files from 3 producer manifests, 5 recorded from the "
+            "primary") in table
+
+
+def test_a_manifest_deleted_on_a_backup_makes_it_incomplete(lab: Lab) -> None:
+    roots = three_copies(lab, ngi_with_extras, {"glob": "*.md5"})
+    assert audit(lab)[0] == 0
+    (roots[1] / "P12345_1002.md5").unlink()
+    code, ds = audit(lab)
+    assert (code, ds["status"]) == (1, "fail")  # 3-2-1 needs the tape copy intact
+    tape = copy_by_location({"datasets": [ds]}, "P12345", "tape")
+    assert tape["state"] == "incomplete"
+    assert tape["problems"] == [{"path": "P12345_1002.md5", "problem": "missing",
+                                 "detail": ""}]
+
+
+def test_an_uncovered_file_is_checked_on_every_copy(lab: Lab) -> None:
+    roots = three_copies(lab, ngi_with_extras, {"glob": "*.md5"})
+    assert audit(lab)[0] == 0
+    flip(roots[2] / "notes" / "lab-notes.txt")
+    code, ds = audit(lab, "--verify", "full")
+    assert code == 1
+    remote = copy_by_location({"datasets": [ds]}, "P12345", "remote")
+    assert remote["state"] == "corrupt"
+    assert [p["path"] for p in remote["problems"]] == ["notes/lab-notes.txt"]
+
+
+def test_a_file_added_to_the_primary_later_is_extra_as_without_manifests(lab: Lab) -> None:
+    roots = three_copies(lab, ngi_with_extras, {"glob": "*.md5"})
+    assert audit(lab)[0] == 0
+    (roots[0] / "new-analysis.txt").write_bytes(b"added after delivery\n")
+    code, ds = audit(lab)
+    assert code == 0
+    assert "copy nas:P12345 has 1 file(s) not in the reference" in ds["warnings"]
+
+
+def test_a_reissued_manifest_becomes_the_reference(lab: Lab) -> None:
+    roots = three_copies(lab, ngi_with_extras, {"glob": "*.md5"})
+    assert audit(lab)[0] == 0
+    # The facility re-delivers sample 1002 with a fixed file, on every copy.
+    victim = f"P12345_1002/02-FASTQ/{RUN}/P12345_1002_S1_L001_R1_001.fastq.gz"
+    for root in roots:
+        (root / victim).write_bytes(gz("re-delivered"))
+        names = sorted(str(p.relative_to(root))
+                       for p in (root / f"P12345_1002/02-FASTQ/{RUN}").iterdir())
+        (root / "P12345_1002.md5").write_bytes(md5sum(root, *names))
+    code, ds = audit(lab)
+    assert code == 0, [c["problems"] for c in ds["copies"]]
+    # A backup that kept the old manifest is not intact.
+    (roots[1] / "P12345_1002.md5").write_bytes(b"0" * 32 + b"  old\n")
+    code, ds = audit(lab)
+    assert copy_by_location({"datasets": [ds]}, "P12345", "tape")["state"] == "corrupt"
+
+
+def test_primary_unreachable_later_uses_the_reference_kept_in_the_catalog(lab: Lab) -> None:
+    roots = three_copies(lab, ngi_with_extras, {"glob": "*.md5"})
+    assert audit(lab)[0] == 0
+    flip(roots[2] / "README.txt")
+    (lab.tmp / "storage" / "nas").rename(lab.tmp / "storage" / "nas-unmounted")
+    code, ds = audit(lab, "--verify", "full")
+    assert (code, ds["status"]) == (1, "fail")
+    assert ds["warnings"][0].startswith("the producer manifests could not be read (the "
+                                        "primary copy nas:P12345 is unreachable")
+    assert ds["warnings"][0].endswith("using the reference kept in the catalog")
+    states = {c["location"]: c["state"] for c in ds["copies"]}
+    assert states == {"nas": "unreachable", "tape": "intact", "remote": "corrupt"}
+
+
+def test_primary_missing_on_first_audit_leaves_no_reference(lab: Lab) -> None:
+    roots = three_copies(lab, ngi_delivery, {"glob": "*.md5"})
+    import shutil
+    shutil.rmtree(roots[0])
+    code, ds = audit(lab)
+    assert (code, ds["status"]) == (1, "fail")
+    assert ds["warnings"][0].startswith("no reference: the producer manifests could not be "
+                                        "read (the primary copy nas:P12345 is missing")
+    assert {c["location"]: c["state"] for c in ds["copies"]} == {
+        "nas": "missing", "tape": "error", "remote": "error"}

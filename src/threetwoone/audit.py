@@ -18,33 +18,29 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from . import bag as bag_module
-from . import manifest, nextsteps, reference
+from . import nextsteps
 from .backends import (
     Backend,
     BackendError,
     CopyFailed,
-    EntryKind,
     LocationUnreachable,
     NotAFolder,
     RootInfo,
-    WalkProblem,
     open_backend,
 )
-from .catalog import Catalog, ReferenceFile, current_user, default_state_path, now_iso
+from .catalog import Catalog, default_state_path, now_iso
 from .checksums import DEFAULT_ALGORITHM
-from .copyaudit import CopyContext, compare, list_copy, make_reference
+from .copyaudit import CopyContext, compare, list_copy
 from .copyaudit import check_bag as reference_check_bag
-from .errors import ThreeTwoOneError
 from .inventory import CopySpec, Dataset, Inventory, Location, declared_twice
 from .pathnames import display
 from .policy import CopyView, Policy, Violation, judge
+from .reference import Reference, ReferenceKeeper
 from .results import (
     AuditResult,
     CopyResult,
     CopyState,
     DatasetResult,
-    ReferenceFiles,
     Status,
 )
 from .schedule import VerifyPlan
@@ -80,25 +76,6 @@ def copy_key(dataset: str, copy: CopySpec) -> str:
     return f"{dataset}/{copy.location}/{copy.path.strip('/')}"
 
 
-@dataclass
-class _Reference:
-    """The reference as the auditor uses it."""
-
-    source: str  # manifest | primary | accepted | none | invalid
-    detail: str = ""
-    #: The manifests themselves: not compared (yet) as dataset files.
-    skip: frozenset[str] = frozenset()
-    #: The bag, when the dataset is a BagIt bag: every copy is checked as one.
-    bag: bag_module.Bag | None = None
-    #: With producer manifests: how many files they cover and how many were recorded.
-    files: ReferenceFiles | None = None
-    #: Set when the reference was just made from this copy's content.
-    made_from: CopySpec | None = None
-    new: bool = False
-    #: Files in a reference made this run.
-    count: int = 0
-
-
 class Auditor:
     def __init__(self, inventory: Inventory, policies: Mapping[str, Policy],
                  catalog: Catalog, options: AuditOptions | None = None,
@@ -112,6 +89,8 @@ class Auditor:
         self._unreachable: dict[str, str] = {}
         self._started = self.options.clock()
         self.workset = Workset(catalog.db)
+        #: The one writer of reference rows.
+        self.keeper = ReferenceKeeper(catalog, self.options.user)
         #: Sites, media and zones spelt apart but compared as one, shown with the
         #: datasets that have copies there.
         self._spelling = spelling_warnings(inventory)
@@ -171,13 +150,13 @@ class Auditor:
         # its verdict and count once, also when their location cannot be reached.
         twice = declared_twice(self.inventory.locations, dataset)
         self.workset.reset_storage()
-        reference = self._known_reference(dataset, warnings)
-        if reference is None:
-            # First audit without a manifest: the primary's content becomes the reference.
-            reference = _Reference("primary", made_from=primary, new=True)
+        reference = self.keeper.begin(dataset)
+        if reference.made_from is not None:
+            # The reference is established (or made) from the primary: audit it first.
             results[primary.index] = self._audit_copy(
                 dataset, primary, reference, identities,
                 algorithms=self._reference_algorithms(dataset))
+        warnings.extend(reference.notes)
         for copy in dataset.copies:
             if copy.index not in results and copy.index not in twice:
                 results[copy.index] = self._audit_copy(dataset, copy, reference, identities)
@@ -237,22 +216,18 @@ class Auditor:
                                        "inode: one stored copy of those bytes); it does "
                                        "not count")
 
-    def accept(self, dataset: Dataset) -> CopyResult:
+    def accept(self, dataset: Dataset) -> tuple[CopyResult, Reference]:
         """Adopt the primary's current content as the new reference, after an
-        intentional change.  Recorded with time and user."""
-        if dataset.checksums:
-            raise ThreeTwoOneError(
-                f"dataset {dataset.name} has producer manifests "
-                f"({', '.join(c.label for c in dataset.checksums)}); they are its "
-                "reference: update the manifests instead")
+        intentional change (with producer manifests: for the files no manifest
+        names).  Recorded with time and user."""
         primary = dataset.primary
-        reference = _Reference("accepted", made_from=primary, new=True)
+        reference = self.keeper.begin(dataset, accept=True)
         try:
             result = self._audit_copy(dataset, primary, reference, {},
                                       algorithms=self._reference_algorithms(dataset))
         finally:
             self.close()
-        return result
+        return result, reference
 
     def _same_address(self, dataset: Dataset, copy: CopySpec, first: CopyResult
                       ) -> CopyResult:
@@ -272,57 +247,6 @@ class Auditor:
         return value_key(location.site) != value_key(primary_site)
 
     # -- the reference ----------------------------------------------------------
-    def _known_reference(self, dataset: Dataset, warnings: list[str]) -> _Reference | None:
-        """The manifests' or the catalog's reference; None on a first audit."""
-        info = self.catalog.reference_info(dataset.name)
-        if dataset.checksums:
-            return self._manifest_reference(dataset, warnings)
-        if info:
-            return _Reference(info[0])
-        return None
-
-    def _manifest_reference(self, dataset: Dataset, warnings: list[str]) -> _Reference:
-        """Read every producer manifest of the primary into the catalog's reference."""
-        stored = self.catalog.reference(dataset.name)
-        primary = dataset.primary
-        location = self.inventory.locations[primary.location]
-        try:
-            backend = self.backend(location)
-        except BackendError as exc:
-            read = reference.ManifestRead(problems=[f"the primary copy's location "
-                                                    f"{primary.location} is unreachable: {exc}"])
-        else:
-            read = reference.read_manifests(dataset.checksums,
-                                            _lister(backend, primary.path),
-                                            _reader(backend, primary.path))
-        warnings.extend(read.notes)
-        if read.invalid:
-            return _Reference("invalid", detail="; ".join(read.invalid))
-        if read.problems:
-            detail = "; ".join(read.problems)
-            if stored and stored.source == "manifest":
-                warnings.append(f"{detail}; using the producer manifests' reference kept in "
-                                "the catalog")
-                return _Reference("manifest", skip=read.unlisted_manifests)
-            return _Reference("none", detail=detail)
-        files = {}
-        for path, digests in read.expected.files.items():
-            known = stored.files.get(path) if stored else None
-            size = None
-            merged = dict(digests)
-            if known and all(known.digests.get(a) == d for a, d in digests.items()):
-                merged = {**known.digests, **digests}  # keep e.g. xxh3_128 learnt before
-                size = known.size
-            files[path] = ReferenceFile(path, size, merged)
-        if (stored is None or stored.source != "manifest"
-                or _manifest_digests(stored.files) != _manifest_digests(files, read)):
-            # A new or re-issued manifest: record it (this also forgets what copies
-            # verified against the old one).
-            self.catalog.save_reference(dataset.name, "manifest", files.values())
-        return _Reference("manifest", skip=read.unlisted_manifests, bag=read.bag,
-                          files=ReferenceFiles(len(read.expected.manifests),
-                                               len(read.expected.files), 0))
-
     def _reference_algorithms(self, dataset: Dataset) -> list[str]:
         """xxh3_128, plus what the other copies' servers can report themselves."""
         algorithms = [DEFAULT_ALGORITHM]
@@ -338,7 +262,7 @@ class Auditor:
         return algorithms
 
     # -- one copy ---------------------------------------------------------------
-    def _audit_copy(self, dataset: Dataset, copy: CopySpec, reference: _Reference,
+    def _audit_copy(self, dataset: Dataset, copy: CopySpec, reference: Reference,
                     identities: dict[str, CopyResult],
                     algorithms: Sequence[str] | None = None) -> CopyResult:
         location = self.inventory.locations[copy.location]
@@ -367,13 +291,13 @@ class Auditor:
                     identities[key] = result
             ctx = self._context(backend, dataset, copy)
             identity, moved = self._storage(backend, copy, root, ctx.key, result)
-            list_copy(ctx, reference.skip)
+            list_copy(ctx)
             if backend.ident_is_storage:
                 self.workset.note_storage(copy.index)
-            if reference.made_from is copy:
-                self._make_reference(ctx, algorithms or [DEFAULT_ALGORITHM], reference,
-                                     result, identity)
-            elif reference.source in ("none", "invalid"):
+            if reference.made_from is copy and self.keeper.from_primary(
+                    ctx, reference, result, algorithms or [DEFAULT_ALGORITHM], identity):
+                pass  # the primary's content was made the reference (or failed to be)
+            elif not reference.usable:
                 result.state = CopyState.ERROR
                 result.detail = reference.detail
                 result.files.present = ctx.workset.listed_files()[0]
@@ -392,21 +316,18 @@ class Auditor:
             # is not there.
             result.state = CopyState.MISSING
             result.detail = str(exc)
-            if reference.made_from is copy:
-                reference.source = "none"
-                reference.detail = (f"no reference yet: the primary copy {result.label} "
-                                    f"is missing ({exc})")
-            return result
         except LocationUnreachable as exc:
             result.state = CopyState.UNREACHABLE
             result.detail = str(exc)
         except CopyFailed as exc:
             result.state = CopyState.ERROR
             result.detail = str(exc)
-        if reference.made_from is copy and result.state is not CopyState.INTACT:
-            reference.source = "none"
-            reference.detail = (f"no reference yet: the primary copy {result.label} is "
-                                f"{result.state.value} ({result.detail or 'see problems'})")
+        else:
+            return result
+        if reference.made_from is copy:
+            self.keeper.primary_unavailable(dataset, reference,
+                                            f"the primary copy {result.label} is "
+                                            f"{result.state.value} ({result.detail})")
         return result
 
     def _storage(self, backend: Backend, copy: CopySpec, root: RootInfo, key: str,
@@ -437,19 +358,8 @@ class Auditor:
             deadline=None if limit is None else self._started + limit,
             clock=self.options.clock, progress=self.progress)
 
-    def _make_reference(self, ctx: CopyContext, algorithms: Sequence[str],
-                        reference: _Reference, result: CopyResult,
-                        identity: Mapping[str, str]) -> None:
-        """First audit (or accept): the primary's content becomes the reference."""
-        if not make_reference(ctx, algorithms, result):
-            return
-        self.workset.commit_reference(ctx.dataset.name, reference.source, now_iso(),
-                                      self.options.user or current_user(), ctx.key,
-                                      result.state.value, ctx.now, identity)
-        reference.count = result.verified_files
-
     # -- judging ---------------------------------------------------------------
-    def _judge(self, dataset: Dataset, policy: Policy, reference: _Reference,
+    def _judge(self, dataset: Dataset, policy: Policy, reference: Reference,
                copies: list[CopyResult], warnings: list[str]) -> DatasetResult:
         views = [self._view(c) for c in copies]
         judgement = judge(policy, views, self.options.clock())
@@ -511,41 +421,6 @@ def describe_identity_change(before: Mapping[str, str], after: Mapping[str, str]
                for key in dict.fromkeys([*before, *after])
                if before.get(key) != after.get(key)]
     return "; ".join(changes)
-
-
-def _manifest_digests(files: Mapping[str, ReferenceFile],
-                      read: reference.ManifestRead | None = None) -> dict[str, dict[str, str]]:
-    """What the manifests say per file: the digests a reference must keep."""
-    if read is not None:
-        return {path: dict(digests) for path, digests in read.expected.files.items()}
-    return {path: {a: d for a, d in f.digests.items() if a in manifest.HEX_LENGTHS}
-            for path, f in files.items()}
-
-
-def _reader(backend: Backend, root: str) -> reference.Reader:
-    def read(path: str) -> bytes:
-        try:
-            with backend.open_read(root, path) as handle:
-                return handle.read()
-        except (BackendError, OSError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise reference.ReadFailed(reason) from exc
-    return read
-
-
-def _lister(backend: Backend, root: str) -> reference.Lister:
-    def listing() -> list[tuple[str, int]]:
-        out = []
-        try:
-            for item in backend.walk(root):
-                if isinstance(item, WalkProblem):
-                    raise reference.ReadFailed(f"{item.path or '.'}: {item.detail}")
-                if item.kind is EntryKind.FILE:
-                    out.append((item.path, item.size))
-        except BackendError as exc:
-            raise reference.ReadFailed(str(exc)) from exc
-        return out
-    return listing
 
 
 def _majority_view(copies: Sequence[CopyResult]) -> list[str]:

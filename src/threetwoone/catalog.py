@@ -18,7 +18,7 @@ import os
 import sqlite3
 import struct
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -139,13 +139,6 @@ def current_user() -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ReferenceFile:
-    path: str
-    size: int | None
-    digests: Mapping[str, str]
-
-
-@dataclass(frozen=True, slots=True)
 class CopyFixity:
     """One copy's standing against the fixity schedule (``threetwoone status``)."""
 
@@ -163,15 +156,6 @@ class CopyFixity:
     due_soon: int
     #: Reference files this copy never verified.
     never_verified: int
-
-
-@dataclass(frozen=True, slots=True)
-class Reference:
-    dataset: str
-    source: str
-    recorded_at: str
-    recorded_by: str | None
-    files: dict[str, ReferenceFile]
 
 
 class Catalog:
@@ -240,33 +224,6 @@ class Catalog:
             "SELECT reference_source, reference_at, reference_by FROM datasets WHERE name=?",
             (dataset,)).fetchone()
         return None if row is None else (row[0], row[1], row[2])
-
-    def reference(self, dataset: str) -> Reference | None:
-        """The whole reference in memory: for manifests, not for million-file copies."""
-        row = self.db.execute(
-            "SELECT reference_source, reference_at, reference_by FROM datasets WHERE name=?",
-            (dataset,)).fetchone()
-        if row is None:
-            return None
-        files = {}
-        for path, size, digests in self.db.execute(
-                "SELECT path, size, digests FROM reference_files WHERE dataset=?", (dataset,)):
-            name = os.fsdecode(bytes(path))
-            files[name] = ReferenceFile(name, size, json.loads(digests))
-        return Reference(dataset, row[0], row[1], row[2], files)
-
-    def save_reference(self, dataset: str, source: str, files: Iterable[ReferenceFile],
-                       user: str | None = None) -> None:
-        """Make ``files`` the dataset's reference (a new or re-issued manifest)."""
-        self.db.execute(_STAGED_SCHEMA)
-        with self.transaction():
-            self.db.execute("DELETE FROM temp.staged_reference")
-            self.db.executemany(
-                "INSERT OR REPLACE INTO temp.staged_reference VALUES (?, ?, ?)",
-                ((os.fsencode(f.path), f.size, json.dumps(dict(f.digests), sort_keys=True))
-                 for f in files))
-            replace_reference(self.db, dataset, source, now_iso(), user or current_user(),
-                              "temp.staged_reference")
 
     # -- per-copy file state -------------------------------------------------
     def last_audit_at(self, copy: str) -> float | None:
@@ -362,11 +319,6 @@ class Catalog:
         query += "ORDER BY r.id DESC, d.dataset LIMIT ?"
         for started, name, policy, status, summary in self.db.execute(query, (*args, limit)):
             yield started, name, policy, status, json.loads(summary)
-
-
-#: Rows of a new reference, staged before ``replace_reference`` makes them current.
-_STAGED_SCHEMA = ("CREATE TEMP TABLE IF NOT EXISTS staged_reference (path BLOB PRIMARY KEY, "
-                  "size INTEGER, digests TEXT NOT NULL) WITHOUT ROWID")
 
 
 def same_content(size_a: int | None, digests_a: str, size_b: int | None,

@@ -371,7 +371,17 @@ def accept(inventory: str, dataset: str, state: str | None, lock_timeout: float)
     with exclusive_lock(path, lock_timeout), Catalog(path) as catalog:
         auditor = Auditor(inv, resolve_policies(inv, None, [name]), catalog,
                           AuditOptions(clock=clock(), user=current_user()))
-        result = auditor.accept(inv.datasets[name])
+        result, reference = auditor.accept(inv.datasets[name])
+    if reference.manifests and reference.files is not None:
+        # The producer manifests stay the reference of the files they name; the
+        # others were recorded anew from the primary.
+        click.echo(f"{name}: {reference.files.recorded} file(s) no producer manifest names "
+                   f"recorded anew from {result.label}; the primary copy is "
+                   f"{result.state.value} against the manifests")
+        if result.state is not CopyState.INTACT:
+            raise SystemExit(int(ExitCode.FAIL if result.state is CopyState.CORRUPT
+                                 else ExitCode.UNKNOWN))
+        return
     if result.state is not CopyState.INTACT:
         fail(f"{name}: reference not changed: the primary copy {result.label} is "
              f"{result.state.value} ({result.detail or 'not every file could be read'})",

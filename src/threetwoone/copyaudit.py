@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import bag as bagit
@@ -46,16 +46,15 @@ class CopyContext:
     walk_problems: list[WalkProblem] = field(default_factory=list)
 
 
-def list_copy(ctx: CopyContext, skip: Collection[str] = ()) -> None:
-    """Walk the copy into the workset (without the files in ``skip``); remember
-    folders that could not be listed."""
+def list_copy(ctx: CopyContext) -> None:
+    """Walk the copy into the workset; remember folders that could not be listed."""
     patterns = ctx.dataset.exclude
 
     def entries() -> Iterator[Entry]:
         for item in ctx.backend.walk(ctx.copy.path):
             if isinstance(item, WalkProblem):
                 ctx.walk_problems.append(item)
-            elif item.path not in skip and not (patterns and _excluded(item.path, patterns)):
+            elif not (patterns and _excluded(item.path, patterns)):
                 yield item
 
     ctx.workset.reset()
@@ -126,7 +125,7 @@ def make_reference(ctx: CopyContext, algorithms: Sequence[str], result: CopyResu
     outcomes: list[Outcome] = []
     files = ctx.workset.files()
     while True:
-        entries = {e.path: e for e in _take(files, CHUNK)}
+        entries = {e.path: e for e in take(files, CHUNK)}
         if not entries:
             break
         for hashed in ctx.backend.hash_files(ctx.copy.path, list(entries.values()),
@@ -164,7 +163,7 @@ def digests_json(digests: Mapping[str, str]) -> str:
     return "{" + ",".join(f'"{k}":"{v}"' for k, v in sorted(digests.items())) + "}"
 
 
-def _take(iterator: Iterator[Entry], count: int) -> list[Entry]:
+def take(iterator: Iterator[Entry], count: int) -> list[Entry]:
     out = []
     for item in iterator:
         out.append(item)
@@ -346,11 +345,23 @@ class _ChunkHasher:
 
     def _hash(self, rows: list[PresentRow], force: bool) -> list[PresentRow]:
         """Hash ``rows`` (reading every byte when ``force``) and fold the results;
-        return the rows that only a weak server checksum vouched for."""
+        return the rows that only a weak server checksum vouched for.  Rows whose
+        references hold different algorithms (a producer's md5 beside entries
+        recorded with xxh3_128) are hashed in one group per set of algorithms."""
+        refs = {row.entry.path: json.loads(row.ref_digests) for row in rows}
+        groups: dict[frozenset[str], list[PresentRow]] = {}
+        for row in rows:
+            groups.setdefault(frozenset(refs[row.entry.path]), []).append(row)
+        weak = []
+        for group in groups.values():
+            weak += self._hash_group(group, refs, force)
+        return weak
+
+    def _hash_group(self, rows: list[PresentRow], refs: dict[str, dict[str, str]],
+                    force: bool) -> list[PresentRow]:
         ctx = self.ctx
         by_path = {row.entry.path: row for row in rows}
-        refs = {row.entry.path: json.loads(row.ref_digests) for row in rows}
-        algorithms = _algorithms_for(ctx, refs.values())
+        algorithms = _algorithms_for(ctx, (refs[path] for path in by_path))
         # Checksums the listing carried (dCache) spare the backend a request per file.
         entries = ctx.workset.with_listed_digests([r.entry for r in rows])
         weak = []

@@ -1,10 +1,27 @@
-"""A dataset's reference from its producer manifests.
+"""A dataset's reference: what each of its files should contain.  This module
+owns it, and is the only writer of reference rows in the catalog.
 
-The inventory's ``checksums:`` entries name manifests in the primary copy (a
-file, every file a glob matches, sidecars, or the copy as a BagIt bag).  This
-module finds them in the primary's listing, reads them through the backend,
-turns every name into a path inside the copy, and merges all of it into one set
-of expected digests, or says why that cannot be done:
+Where it comes from:
+
+* producer manifests (``checksums:``), read from the primary copy every audit,
+  merged with *recorded* entries for the primary's files no manifest names (the
+  manifests themselves included): those are hashed from the primary when the
+  reference is first established, or by ``accept``, and then checked on every
+  copy like the rest (no file goes unverified);
+* without manifests: the catalog's reference, recorded from the primary's
+  content on the first audit (or by ``accept``).
+
+Every change makes a new reference version (``catalog.replace_reference``);
+entries whose content stays the same keep theirs, so what copies verified of them
+stays valid.  The Auditor asks ``ReferenceKeeper.begin`` for a dataset's
+reference, lets ``from_primary`` establish it once the primary is listed, and
+compares every copy with what is in the catalog.
+
+Reading manifests: the inventory's ``checksums:`` entries name manifests in the
+primary copy (a file, every file a glob matches, sidecars, or the copy as a BagIt
+bag).  They are found in the primary's listing, read through the backend, every
+name turned into a path inside the copy, and all merged into one set of expected
+digests, or it is said why that cannot be done:
 
 * ``problems``: the manifests could not be read or parsed, or a glob matched
   nothing: there is no reference (each copy ``error``, the dataset ``unknown``);
@@ -15,20 +32,26 @@ of expected digests, or says why that cannot be done:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import bag as bagit
 from . import manifest, pathglob
-from .inventory import ChecksumsSpec
+from .backends import Backend, BackendError
+from .catalog import Catalog, current_user, now_iso
+from .checksums import hash_bytes
+from .copyaudit import CHUNK, CopyContext, digests_json, make_reference, take
+from .inventory import ChecksumsSpec, CopySpec, Dataset
 from .manifest import ManifestError, ManifestSet, PathOutside
 from .pathnames import display
+from .results import CopyResult, Problem, ProblemKind, ReferenceFiles
 from .words import plural
 
 #: Reads a file of the primary copy (a path relative to its root).  Raises
 #: OSError or a BackendError when it cannot.
 Reader = Callable[[str], bytes]
-#: The primary's regular files: (path, size).  Raises what the walk raises.
+#: The primary's regular files: (path, size), anew at each call.  Raises
+#: ReadFailed when the listing cannot be had.
 Lister = Callable[[], Iterable[tuple[str, int]]]
 
 #: At most this many problems of one kind are spelled out.
@@ -63,25 +86,24 @@ def read_manifests(specs: Sequence[ChecksumsSpec], lister: Lister,
                    reader: Reader) -> ManifestRead:
     """Read every manifest ``specs`` name in the primary copy into one set."""
     out = ManifestRead()
-    listing: list[tuple[str, int]] | None = None
-    if any(s.glob or s.format == "bagit" for s in specs):
-        try:
-            listing = list(lister())
-        except ReadFailed as exc:
-            out.problems.append(f"the primary copy could not be listed to find its "
-                                f"manifests: {exc}")
-            return out
     for spec in specs:
         if spec.format == "bagit":
-            assert listing is not None
-            _read_bag(listing, reader, out)
+            try:
+                _read_bag(lister, reader, out)
+            except ReadFailed as exc:
+                out.problems.append(f"the primary copy could not be listed: {exc}")
             continue
         if spec.file:
             paths = [spec.file]
         else:
-            assert spec.glob is not None and listing is not None
+            assert spec.glob is not None
             matcher = pathglob.compile_glob(spec.glob)
-            paths = sorted(p for p, _size in listing if matcher.match(p))
+            try:
+                paths = sorted(p for p, _size in lister() if matcher.match(p))
+            except ReadFailed as exc:
+                out.problems.append(f"the primary copy could not be listed to find its "
+                                    f"manifests: {exc}")
+                continue
             if not paths:
                 out.problems.append(f"checksums glob {spec.glob!r} matches no file in the "
                                     "primary copy: no reference to compare the copies with")
@@ -133,8 +155,8 @@ def _read_one(spec: ChecksumsSpec, path: str, reader: Reader, out: ManifestRead)
                            f"copy: {display('; '.join(outside[:_SHOWN]))}{more}")
 
 
-def _read_bag(listing: list[tuple[str, int]], reader: Reader, out: ManifestRead) -> None:
-    top = [p for p, _size in listing if "/" not in p]
+def _read_bag(lister: Lister, reader: Reader, out: ManifestRead) -> None:
+    top = [p for p, _size in lister() if "/" not in p]
     unreadable: list[str] = []
 
     def read(name: str) -> bytes | None:
@@ -158,7 +180,7 @@ def _read_bag(listing: list[tuple[str, int]], reader: Reader, out: ManifestRead)
     if unreadable:
         out.problems.extend(unreadable)
         return
-    check = bagit.check_payload(bag, listing)
+    check = bagit.check_payload(bag, lister())
     if check.reasons:
         out.invalid.append("the primary copy is not a valid BagIt bag: "
                            + display("; ".join(check.reasons)))
@@ -166,3 +188,185 @@ def _read_bag(listing: list[tuple[str, int]], reader: Reader, out: ManifestRead)
     out.bag = bag
     out.expected = bag.expected
     out.notes.extend(f"BagIt: {display(w)}" for w in bag.warnings)
+
+
+# -- the reference of one dataset during one audit ------------------------------------
+
+@dataclass
+class Reference:
+    """The reference as the Auditor uses it for one dataset."""
+
+    source: str  # manifest | primary | accepted | none | invalid
+    detail: str = ""
+    #: Established from producer manifests, once the primary is listed.
+    manifests: bool = False
+    #: The copy this audit establishes (or makes) the reference from: the primary.
+    made_from: CopySpec | None = None
+    #: A reference made from the primary's content this run (first audit, accept).
+    new: bool = False
+    #: Files in a reference made this run.
+    count: int = 0
+    #: accept: record every file no manifest names anew from the primary.
+    record_all: bool = False
+    #: The bag, when the dataset is a BagIt bag: every copy is checked as one.
+    bag: bagit.Bag | None = None
+    #: With producer manifests: how many files they cover and how many were recorded.
+    files: ReferenceFiles | None = None
+    #: Warnings for the report.
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return self.source not in ("none", "invalid")
+
+
+class ReferenceKeeper:
+    """Establishes references and writes them; one per run."""
+
+    def __init__(self, catalog: Catalog, user: str | None = None) -> None:
+        self.catalog = catalog
+        self.user = user
+
+    def begin(self, dataset: Dataset, accept: bool = False) -> Reference:
+        """The dataset's reference before any copy is listed.  ``made_from`` set:
+        the primary must be audited first, and ``from_primary`` called with it."""
+        if dataset.checksums:
+            return Reference("manifest", manifests=True, made_from=dataset.primary,
+                             record_all=accept)
+        if accept:
+            return Reference("accepted", made_from=dataset.primary, new=True)
+        info = self.catalog.reference_info(dataset.name)
+        if info:
+            return Reference(info[0])
+        # First audit without manifests: the primary's content becomes the reference.
+        return Reference("primary", made_from=dataset.primary, new=True)
+
+    # -- once the primary is listed --------------------------------------------------
+    def from_primary(self, ctx: CopyContext, reference: Reference, result: CopyResult,
+                     algorithms: Sequence[str], identity: Mapping[str, str]) -> bool:
+        """Establish the reference from the listed primary.  True when the
+        primary's audit is over (its content was made the reference, or failed
+        to be); False when it is still to be compared with the reference."""
+        if not reference.manifests:
+            self._record_whole(ctx, reference, result, algorithms, identity)
+            return True
+        self._establish(ctx, reference, result, algorithms)
+        return False
+
+    def primary_unavailable(self, dataset: Dataset, reference: Reference, why: str) -> None:
+        """The primary could not be listed (missing, unreachable, failed)."""
+        if not reference.manifests:
+            reference.source = "none"
+            reference.detail = f"no reference yet: {why}"
+            return
+        info = self.catalog.reference_info(dataset.name)
+        if info and info[0] == "manifest":
+            reference.notes.append(f"the producer manifests could not be read ({why}); "
+                                   "using the reference kept in the catalog")
+            reference.source = "manifest"
+        else:
+            reference.source = "none"
+            reference.detail = f"no reference: the producer manifests could not be read ({why})"
+
+    def _record_whole(self, ctx: CopyContext, reference: Reference, result: CopyResult,
+                      algorithms: Sequence[str], identity: Mapping[str, str]) -> None:
+        """First audit (or accept) without manifests: the primary's content
+        becomes the reference, with the primary's rows, in one transaction."""
+        if not make_reference(ctx, algorithms, result):
+            reference.source = "none"
+            reference.detail = (f"no reference yet: the primary copy {result.label} is "
+                                f"{result.state.value} ({result.detail or 'see problems'})")
+            return
+        ctx.workset.commit_reference(ctx.dataset.name, reference.source, now_iso(),
+                                     self.user or current_user(), ctx.key,
+                                     result.state.value, ctx.now, identity)
+        reference.count = result.verified_files
+
+    def _establish(self, ctx: CopyContext, reference: Reference, result: CopyResult,
+                   algorithms: Sequence[str]) -> None:
+        """Producer manifests: read them from the listed primary, merge them with
+        the recorded entries, write the reference if anything changed."""
+        dataset, ws = ctx.dataset, ctx.workset
+        own: dict[str, tuple[int, str]] = {}  # manifest file -> (size, digests JSON)
+
+        def reader(path: str) -> bytes:
+            data = read_file(ctx.backend, ctx.copy.path, path)
+            own[path] = (len(data), digests_json(hash_bytes(data, algorithms)))
+            return data
+
+        def lister() -> Iterator[tuple[str, int]]:
+            return ((e.path, e.size) for e in ws.files())
+
+        read = read_manifests(dataset.checksums, lister, reader)
+        reference.notes.extend(read.notes)
+        if read.invalid:
+            reference.source, reference.detail = "invalid", "; ".join(read.invalid)
+            return
+        if read.problems:
+            self.primary_unavailable(dataset, reference, "; ".join(read.problems))
+            if reference.source == "none":
+                reference.detail = "; ".join(read.problems)
+            return
+        reference.bag = read.bag
+        established = self.catalog.reference_info(dataset.name)
+        first = established is None or established[0] != "manifest"
+        ws.clear_made()
+        ws.record_made((path, None, digests_json(digests))
+                       for path, digests in read.expected.files.items())
+        ws.record_made((path, size, digests) for path, (size, digests) in own.items()
+                       if path not in read.expected.files)
+        if not reference.record_all:
+            ws.keep_reference_rows(dataset.name)
+        if first or reference.record_all:
+            problems = self._record_uncovered(ctx, algorithms, result)
+            if problems:
+                reference.source = "none"
+                reference.detail = (f"no reference recorded: {problems} file(s) of the "
+                                    "primary that no manifest names could not be read")
+                return
+        changed = ws.commit_made_reference(dataset.name, "manifest", now_iso(),
+                                           self.user or current_user())
+        total = ws.reference_count(dataset.name)
+        covered = len(read.expected.files)
+        reference.files = ReferenceFiles(len(read.expected.manifests), covered,
+                                         total - covered)
+        if changed and not first:
+            reference.notes.append("the producer manifests changed since the last audit: "
+                                   "the reference follows them (files whose checksums "
+                                   "changed are verified anew on every copy)")
+
+    def _record_uncovered(self, ctx: CopyContext, algorithms: Sequence[str],
+                          result: CopyResult) -> int:
+        """Hash the primary's files that nothing staged names yet; stage them as
+        recorded entries.  Return how many could not be read (each reported)."""
+        failed = 0
+        pending = ctx.workset.unstaged_files()
+        while True:
+            chunk = {e.path: e for e in take(pending, CHUNK)}
+            if not chunk:
+                return failed
+            made = []
+            for hashed in ctx.backend.hash_files(ctx.copy.path, list(chunk.values()),
+                                                 algorithms, workers=ctx.workers,
+                                                 force_full=True, progress=ctx.progress):
+                if hashed.error or hashed.size != chunk[hashed.path].size:
+                    failed += 1
+                    result.add_problem(Problem(
+                        hashed.path, ProblemKind.UNREADABLE,
+                        hashed.error or "size changed while it was being recorded"))
+                    continue
+                made.append((hashed.path, hashed.size, digests_json(hashed.digests)))
+            ctx.workset.record_made(made)
+
+
+def read_file(backend: Backend, root: str, path: str) -> bytes:
+    """A manifest's bytes from the primary, or ReadFailed saying why not."""
+    try:
+        with backend.open_read(root, path) as handle:
+            return handle.read()
+    except (BackendError, OSError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ReadFailed(reason) from exc
+
+
+__all__ = ["ManifestRead", "Reference", "ReferenceKeeper", "read_manifests"]

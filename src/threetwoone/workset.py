@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from .backends import Entry, EntryKind
-from .catalog import replace_reference, transaction
+from .catalog import replace_reference, same_content, transaction
 
 KIND_CODES = {EntryKind.FILE: 0, EntryKind.SYMLINK: 1, EntryKind.SPECIAL: 2}
 CODE_KINDS = {code: kind for kind, code in KIND_CODES.items()}
@@ -245,10 +245,35 @@ class Workset:
         self._batched("INSERT OR REPLACE INTO temp.updates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       ((os.fsencode(p), *rest) for p, *rest in rows))
 
-    def record_made(self, rows: Iterable[tuple[str, int, str]]) -> None:
-        """Stage reference rows (path, size, digests JSON) for a new reference."""
+    def record_made(self, rows: Iterable[tuple[str, int | None, str]]) -> None:
+        """Stage reference rows (path, size or None, digests JSON) for a new reference."""
         self._batched("INSERT OR REPLACE INTO temp.made VALUES (?, ?, ?)",
                       ((os.fsencode(p), size, digests) for p, size, digests in rows))
+
+    def clear_made(self) -> None:
+        self.db.execute("DELETE FROM temp.made")
+
+    def keep_reference_rows(self, dataset: str) -> None:
+        """Stage the current reference's entries for every path not staged yet
+        (recorded entries stay as they are)."""
+        with transaction(self.db, "DEFERRED"):
+            self.db.execute("INSERT OR IGNORE INTO temp.made SELECT path, size, digests "
+                            "FROM reference_files WHERE dataset = ?", (dataset,))
+
+    def unstaged_files(self) -> Iterator[Entry]:
+        """Listed regular files no staged reference row names.  Read a page at a
+        time (the caller stages rows in between: no cursor stays open)."""
+        after = b""
+        while True:
+            page = self.db.execute(
+                "SELECT l.path, l.size, l.mtime_ns, l.ident FROM temp.listing l "
+                "WHERE l.kind = 0 AND l.path > ? AND NOT EXISTS (SELECT 1 FROM temp.made m "
+                "WHERE m.path = l.path) ORDER BY l.path LIMIT ?", (after, BATCH)).fetchall()
+            if not page:
+                return
+            for path, size, mtime, ident in page:
+                yield Entry(os.fsdecode(path), EntryKind.FILE, size, mtime, ident)
+            after = page[-1][0]
 
     def record_learnt(self, rows: Iterable[tuple[str, int, str, int]]) -> None:
         """Stage sizes and extra digests learnt by reading content that matched
@@ -295,6 +320,24 @@ class Workset:
             "storage_identity = COALESCE(excluded.storage_identity, copies.storage_identity)",
             (copy, dataset, audited_at, state,
              json.dumps(dict(identity), sort_keys=True) if identity is not None else None))
+
+    def commit_made_reference(self, dataset: str, source: str, recorded_at: str,
+                              user: str) -> bool:
+        """Make the staged rows the dataset's reference, as its next version, if
+        they differ from the current one at all; True when they did."""
+        self.db.create_function("same_content", 4, same_content, deterministic=True)
+        with transaction(self.db):
+            changed = self.db.execute(
+                "SELECT EXISTS (SELECT 1 FROM temp.made m WHERE NOT EXISTS (SELECT 1 FROM "
+                "reference_files r WHERE r.dataset = ? AND r.path = m.path AND "
+                "same_content(r.size, r.digests, m.size, m.digests))) OR EXISTS (SELECT 1 "
+                "FROM reference_files r WHERE r.dataset = ? AND NOT EXISTS (SELECT 1 FROM "
+                "temp.made m WHERE m.path = r.path)) OR NOT EXISTS (SELECT 1 FROM datasets "
+                "WHERE name = ? AND reference_source = ?)",
+                (dataset, dataset, dataset, source)).fetchone()[0]
+            if changed:
+                replace_reference(self.db, dataset, source, recorded_at, user, "temp.made")
+        return bool(changed)
 
     def commit_reference(self, dataset: str, source: str, recorded_at: str, user: str,
                          copy: str, state: str, audited_at: float,
