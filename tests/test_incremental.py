@@ -159,7 +159,7 @@ def test_accept_and_history_round_trip(lab: Lab, monkeypatch: pytest.MonkeyPatch
 
 
 def test_accept_with_a_manifest_records_the_files_it_does_not_name(lab: Lab) -> None:
-    nas, tape, remote = lab.three_copies(
+    nas, _tape, _remote = lab.three_copies(
         {"a": b"x", "m.md5": b"9dd4e461268c8034f5c8564e155c67a6  a\n"},
         checksums={"file": "m.md5", "algorithm": "md5"})
     assert lab.audit_json()[0] == 0

@@ -3,8 +3,10 @@ and judge the dataset against its policy.  It prints nothing; the CLI renders.
 
 The order of work per dataset:
 
-1. the reference: the producer manifest (read from the primary copy), else the
-   catalog, else the primary's content hashed now and recorded;
+1. the reference, from ``reference.ReferenceKeeper``: the producer manifests
+   (read from the primary once it is listed) with what is recorded for the files
+   they do not name, else the catalog's, else the primary's content hashed now
+   and recorded;
 2. each copy: list it, compare names and sizes with the reference, hash what
    must be hashed, and give it one state (README "Verdicts");
 3. de-duplicate copies that are the same storage, count, evaluate the policy.

@@ -48,7 +48,7 @@ from .results import CopyResult, Problem, ProblemKind, ReferenceFiles
 from .words import plural
 
 #: Reads a file of the primary copy (a path relative to its root).  Raises
-#: OSError or a BackendError when it cannot.
+#: ReadFailed, saying why, when it cannot.
 Reader = Callable[[str], bytes]
 #: The primary's regular files: (path, size), anew at each call.  Raises
 #: ReadFailed when the listing cannot be had.
@@ -66,16 +66,6 @@ class ManifestRead:
     notes: list[str] = field(default_factory=list)
     #: The bag, when ``format: bagit``: each copy is checked as one.
     bag: bagit.Bag | None = None
-
-    @property
-    def usable(self) -> bool:
-        return not self.problems and not self.invalid
-
-    @property
-    def unlisted_manifests(self) -> frozenset[str]:
-        """Manifests no manifest lists (a bag's tag manifests, a checksum file
-        of its own folder): not compared as dataset files yet."""
-        return frozenset(m for m in self.expected.manifests if m not in self.expected.files)
 
 
 class ReadFailed(Exception):
