@@ -258,7 +258,10 @@ def test_odd_names_in_a_manifest(lab: Lab) -> None:
     lab.three_copies(files, checksums={"file": "checksums.md5", "algorithm": "md5"})
     code, report = lab.audit_json()
     assert code == 0, report
-    assert all(c["files"]["expected"] == 3 for c in dataset_of(report, "ds")["copies"])
+    # The three files the manifest names, and the manifest itself (recorded).
+    assert all(c["files"]["expected"] == 4 for c in dataset_of(report, "ds")["copies"])
+    assert dataset_of(report, "ds")["reference_files"] == {"manifests": 1, "covered": 3,
+                                                           "recorded": 1}
 
 
 def test_empty_primary_on_first_audit_is_not_a_pass(lab: Lab) -> None:

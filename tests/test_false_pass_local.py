@@ -158,7 +158,7 @@ def test_row_verified_against_an_older_reference_is_not_trusted(
             with Catalog(str(lab.state)) as other:
                 auditor = Auditor(inventory, resolve_policies(inventory, None, ["ds"]), other,
                                   AuditOptions())
-                assert auditor.accept(inventory.datasets["ds"]).state.value == "intact"
+                assert auditor.accept(inventory.datasets["ds"])[0].state.value == "intact"
 
     monkeypatch.setattr(audit_module, "compare", compare_then_accept)
     lab.audit_json("--verify", "changed")
