@@ -165,11 +165,11 @@ def test_accept_with_a_manifest_records_the_files_it_does_not_name(lab: Lab) -> 
     assert lab.audit_json()[0] == 0
     (nas / "README").write_bytes(b"added later\n")
     code, report = lab.audit_json()
-    assert code == 0 and "copy nas:ds has 1 file(s) not in the reference" in \
+    assert code == 0 and "copy nas:ds has 1 file not in the reference" in \
         report["datasets"][0]["warnings"]
     result = run_cli("accept", str(lab.inventory), "ds", "--state", str(lab.state))
     assert result.exit_code == 0
-    assert result.stdout == ("ds: 2 file(s) no producer manifest names recorded anew from "
+    assert result.stdout == ("ds: 2 files no producer manifest names recorded anew from "
                              "nas:ds; the primary copy is intact against the manifests\n")
     code, report = lab.audit_json()
     assert code == 1  # the backups lack README now

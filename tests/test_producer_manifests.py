@@ -455,7 +455,7 @@ def test_a_file_added_to_the_primary_later_is_extra_as_without_manifests(lab: La
     (roots[0] / "new-analysis.txt").write_bytes(b"added after delivery\n")
     code, ds = audit(lab)
     assert code == 0
-    assert "copy nas:P12345 has 1 file(s) not in the reference" in ds["warnings"]
+    assert "copy nas:P12345 has 1 file not in the reference" in ds["warnings"]
 
 
 def test_a_reissued_manifest_becomes_the_reference(lab: Lab) -> None:

@@ -361,12 +361,6 @@ def accept(inventory: str, dataset: str, state: str | None, lock_timeout: float)
 
     inv = load_inventory(inventory)
     [name] = select_datasets(inv, (dataset,), param_hint="'DATASET'")
-    if inv.datasets[name].checksums:
-        # Its reference is what the producer's manifests say: nothing to accept.
-        raise click.UsageError(
-            f"dataset {name} has producer manifests "
-            f"({', '.join(c.label for c in inv.datasets[name].checksums)}); they are its "
-            "reference: update the manifests instead of accepting")
     path = state or default_state_path()
     with exclusive_lock(path, lock_timeout), Catalog(path) as catalog:
         auditor = Auditor(inv, resolve_policies(inv, None, [name]), catalog,
@@ -375,8 +369,8 @@ def accept(inventory: str, dataset: str, state: str | None, lock_timeout: float)
     if reference.manifests and reference.files is not None:
         # The producer manifests stay the reference of the files they name; the
         # others were recorded anew from the primary.
-        click.echo(f"{name}: {reference.files.recorded} file(s) no producer manifest names "
-                   f"recorded anew from {result.label}; the primary copy is "
+        click.echo(f"{name}: {plural(reference.files.recorded, 'file')} no producer "
+                   f"manifest names recorded anew from {result.label}; the primary copy is "
                    f"{result.state.value} against the manifests")
         if result.state is not CopyState.INTACT:
             raise SystemExit(int(ExitCode.FAIL if result.state is CopyState.CORRUPT

@@ -107,8 +107,9 @@ def read_manifests(specs: Sequence[ChecksumsSpec], lister: Lister,
         out.invalid.append(f"the producer manifests give {plural(len(conflicts), 'file')} two "
                            f"different checksums: {shown}{more}")
     if out.expected.self_entries:
-        out.notes.append(f"{out.expected.self_entries} manifest entry(ies) naming its own "
-                         "manifest ignored (a checksum file cannot hold its own checksum)")
+        entries = plural(out.expected.self_entries, "manifest entry", "manifest entries")
+        out.notes.append(f"{entries} naming its own manifest ignored (a checksum file "
+                         "cannot hold its own checksum)")
     if not out.problems and not out.invalid and not out.expected.files:
         out.problems.append("the producer manifests list no files")
     return out
@@ -311,8 +312,8 @@ class ReferenceKeeper:
             problems = self._record_uncovered(ctx, algorithms, result)
             if problems:
                 reference.source = "none"
-                reference.detail = (f"no reference recorded: {problems} file(s) of the "
-                                    "primary that no manifest names could not be read")
+                reference.detail = (f"no reference recorded: {plural(problems, 'file')} of "
+                                    "the primary that no manifest names could not be read")
                 return
         changed = ws.commit_made_reference(dataset.name, "manifest", now_iso(),
                                            self.user or current_user())
