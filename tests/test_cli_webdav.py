@@ -327,3 +327,77 @@ def test_one_folder_by_two_addresses_counts_once(lab: Lab, site: DavSite,
     assert ds["counts"]["copies"] == 2
     assert twin_copy["same_as"] and not twin_copy["counted"]
     assert any("dav-2" in w and "counts once" in w for w in ds["warnings"])
+
+
+def _replica_with_rot(site: DavSite, files: dict[str | bytes, bytes]) -> tuple[str, str]:
+    """Two folders on ``site`` holding ``files`` as ``ds``, the second a replica
+    whose copy of ``run1/sample_R1.fastq.gz`` has one byte rotted: same size,
+    same mtime, and (XRootD) the stored checksums of the intact bytes."""
+    from servers.xrootd import forge_checksum
+
+    first, second = site.tree({}, stem="site"), site.tree({}, stem="replica")
+    for base in (first, second):
+        write_tree(site.local(base) / "ds", files)
+    for name in files:
+        source = site.local(first) / "ds" / os.fsdecode(name)
+        target = site.local(second) / "ds" / os.fsdecode(name)
+        os.utime(target, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns))
+    victim = site.local(second) / "ds" / "run1" / "sample_R1.fastq.gz"
+    stat = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[4321] ^= 0x01
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    if site.digests:
+        original = FILES["run1/sample_R1.fastq.gz"]
+        for algorithm in ("adler32", "md5"):
+            forge_checksum(victim, algorithm, hash_bytes(original, [algorithm])[algorithm])
+    for base in (first, second):
+        site.readable(site.local(base))
+    return first, second
+
+
+def test_url_pointed_at_a_replica_is_verified_in_full(lab: Lab, xrootd_site: DavSite) -> None:
+    """Issue 11 route 5 on WebDAV: ``url`` changed to a replica whose files have
+    the same names, sizes and mtimes (XRootD lists no ETag) and the same stored
+    checksums, one of them with rotted bytes: the old folder's checks must not
+    vouch for it."""
+    first, second = _replica_with_rot(xrootd_site, FILES)
+    for name, media in (("nas", "disk"), ("tape", "tape")):
+        write_tree(lab.location(name, media, "site-a") / "ds", FILES)
+    lab.locations["dav"] = xrootd_site.settings(url=f"{xrootd_site.url}/{first}")
+    lab.dataset("ds", [{"location": "nas", "path": "ds", "primary": True},
+                       {"location": "tape", "path": "ds"},
+                       {"location": "dav", "path": "ds"}])
+    assert lab.audit_json()[0] == 0
+    lab.locations["dav"]["url"] = f"{xrootd_site.url}/{second}/"
+    code, report = lab.audit_json("--verify", "changed")
+    copy = copy_by_location(report, "ds", "dav")
+    assert (code, copy["state"], copy["verification"]) == (1, "corrupt", "full"), copy
+    [warning] = [w for w in dataset_of(report, "ds")["warnings"] if "storage" in w]
+    assert f"/{first} -> " in warning and "every file was verified in full" in warning
+
+
+def test_a_folder_the_server_says_is_new_is_verified_in_full(
+        lab: Lab, wsgidav_site: DavSite) -> None:
+    """Where the server names the folder (``oc:id`` here, served by WsgiDAV as a
+    dead property), a new id under the same path is new storage: nothing the
+    old folder verified counts, although names, sizes, mtimes and ETags match."""
+    path = lab_with_dav(lab, wsgidav_site)
+    server = wsgidav_site.server
+    server.set_property(f"/{path}", "http://owncloud.org/ns", "id", "00000007instance1")
+    assert lab.audit_json()[0] == 0
+    victim = wsgidav_site.local(path) / "run1" / "sample_R1.fastq.gz"
+    stat = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[4321] ^= 0x01
+    with open(victim, "r+b") as handle:  # in place: same inode, so the same ETag
+        handle.write(bytes(data))
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert lab.audit_json("--verify", "changed")[0] == 0  # the same folder: cached
+    server.set_property(f"/{path}", "http://owncloud.org/ns", "id", "00000009instance1")
+    code, report = lab.audit_json("--verify", "changed")
+    copy = copy_by_location(report, "ds", "dav")
+    assert (code, copy["state"], copy["verification"]) == (1, "corrupt", "full"), copy
+    [warning] = [w for w in dataset_of(report, "ds")["warnings"] if "storage" in w]
+    assert "resource id" in warning

@@ -479,3 +479,28 @@ def test_endpoint_with_credentials_is_refused_without_echoing_it() -> None:
     with pytest.raises(LocationUnreachable, match="AWS credential chain") as info:
         backend.connect()
     assert "s3cret" not in str(info.value) and "s3cret" not in backend.where
+
+
+def test_storage_identity_names_the_bucket_owner_where_the_server_tells(
+        moto_s3: MotoS3, s3_fault_proxy: FaultProxy) -> None:
+    bucket = moto_s3.new_bucket()
+    moto_s3.put_tree(bucket, "projects/ds/", {"f": b"x"})
+    owner = moto_s3.client().get_bucket_acl(Bucket=bucket)["Owner"]["ID"]
+    backend = backend_for(moto_s3.endpoint_url, bucket, prefix="projects/")
+    root = backend.stat_root("ds")
+    assert root is not None
+    facts = backend.storage_identity("./ds/", root)
+    assert facts == {"kind": "s3", "endpoint": moto_s3.endpoint_url, "bucket": bucket,
+                     "prefix": "projects/ds/", "owner": owner}
+    # Credentials that may not read the ACL: the owner is left out, every time.
+    denied = backend_for(s3_fault_proxy.endpoint_url, bucket, prefix="projects/")
+    denied.connect()
+    s3_fault_proxy.faults.append(Fault("GET", bucket, status=403, times=1))
+    assert denied.bucket_owner() is None
+    assert "owner" not in denied.storage_identity("ds", root)
+    # A server failing (after retries) stops the copy instead.
+    failing = backend_for(s3_fault_proxy.endpoint_url, bucket, prefix="projects/")
+    failing.connect()
+    s3_fault_proxy.faults.append(Fault("GET", bucket, status=503, times=99))
+    with pytest.raises(CopyFailed, match="owner"):
+        failing.bucket_owner()

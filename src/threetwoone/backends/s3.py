@@ -297,6 +297,8 @@ class S3Backend(Backend):
         self.force_download = bool(settings.get("force_download", False))
         self._client: Any = None
         self._lock = threading.Lock()
+        self._owner: str | None = None
+        self._owner_known = False
 
     # -- life cycle --------------------------------------------------------
     @property
@@ -447,10 +449,42 @@ class S3Backend(Backend):
         return tuple(alias + path for alias in host_aliases(host, default_port(parts) or 0))
 
     def storage_identity(self, path: str, root: RootInfo) -> dict[str, str]:
-        """Endpoint (normalised; AWS when none is set), bucket and key prefix."""
+        """Endpoint (normalised; AWS when none is set), bucket, key prefix, and the
+        bucket's owner where the server tells it (a bucket of the same name made
+        again by another account is other storage)."""
         endpoint = normal_url(self.endpoint_url) if self.endpoint_url else "aws"
-        return {"kind": self.kind, "endpoint": endpoint, "bucket": self.bucket,
-                "prefix": self.root_prefix(path)}
+        facts = {"kind": self.kind, "endpoint": endpoint, "bucket": self.bucket,
+                 "prefix": self.root_prefix(path)}
+        owner = self.bucket_owner()
+        if owner:
+            facts["owner"] = owner
+        return facts
+
+    def bucket_owner(self) -> str | None:
+        """The bucket owner's canonical id (``GetBucketAcl``), asked once per run.
+
+        None when the credentials may not ask (an auditor's policy seldom grants
+        ``s3:GetBucketAcl``) or the server does not say: always the same answer
+        for the same setup, so the storage identity does not flicker.  A server
+        failing after botocore's retries stops the copy instead of quietly
+        leaving the owner out (which would read as other storage)."""
+        with self._lock:
+            if self._owner_known:
+                return self._owner
+        try:
+            answer = self.client.get_bucket_acl(Bucket=self.bucket)
+            owner = answer.get("Owner", {}).get("ID")
+            found = str(owner) if owner else None
+        except bexc.ClientError as exc:
+            code, status = _error_code(exc)
+            if status >= 500 or code in ("SlowDown", "Throttling", "ThrottlingException"):
+                raise self._failed(exc, "asking for the bucket's owner") from None
+            found = None
+        except Exception as exc:
+            raise self._failed(exc, "asking for the bucket's owner") from None
+        with self._lock:
+            self._owner, self._owner_known = found, True
+        return found
 
     def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
         prefix = self.root_prefix(path)

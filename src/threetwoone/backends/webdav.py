@@ -93,6 +93,8 @@ MAX_DEPTH = 512
 #: ``Server`` header prefixes (lowercase) of servers that put names in PROPFIND
 #: hrefs as they are, without percent-encoding (XRootD's XrdHttp, seen in 5.5).
 LITERAL_HREF_SERVERS = ("xrootd/",)
+#: How a folder's own id (RFC 5842 resource-id, oc:id) is named among a root's keys.
+RESOURCE_KEY = "webdav-resource:"
 
 
 #: What a bearer token may hold: visible ASCII (RFC 6750's b64token and more).
@@ -527,15 +529,22 @@ class WebDAVBackend(Backend):
         # The scheme is left out: one host and port serves one of http or https.
         names = [f"webdav:{alias}{where}" for alias in host_aliases(host, port)]
         if resources and resources[0].resource_id:
-            names.append(f"webdav-resource:{resources[0].resource_id}")
+            names.append(RESOURCE_KEY + resources[0].resource_id)
         return RootInfo(identity=names[0], aliases=tuple(names[1:]))
 
     def storage_identity(self, path: str, root: RootInfo) -> dict[str, str]:
         """The location's URL and the copy path, normalised (no user info, query
-        or fragment: never a secret)."""
-        return {"kind": self.kind, "url": normal_url(self._origin + quote(
-                    self._base, safe="/", errors="surrogateescape")),
-                "path": normal_path(path), "resolved root": root.identity or ""}
+        or fragment: never a secret), and the folder's own id where the server
+        gives one (RFC 5842 ``resource-id``, ``oc:id``): a folder deleted and
+        uploaded again under the same path is other storage."""
+        facts = {"kind": self.kind, "url": normal_url(self._origin + quote(
+                     self._base, safe="/", errors="surrogateescape")),
+                 "path": normal_path(path), "resolved root": root.identity or ""}
+        resource = next((alias.removeprefix(RESOURCE_KEY) for alias in root.aliases
+                         if alias.startswith(RESOURCE_KEY)), None)
+        if resource:
+            facts["resource id"] = resource
+        return facts
 
     def _where_of(self, server_path: str) -> str:
         return redact(self._url(server_path))
