@@ -90,6 +90,8 @@ class Auditor:
         self._backends: dict[str, Backend] = {}
         self._unreachable: dict[str, str] = {}
         self._started = self.options.clock()
+        self._shares: list[tuple[int, int, int]] = []
+        self._listed: dict[int, int] = {}
         self.workset = Workset(catalog.db)
         #: The one writer of reference rows.
         self.keeper = ReferenceKeeper(catalog, self.options.user)
@@ -151,7 +153,11 @@ class Auditor:
         # Copies declared at an earlier copy's address are not audited: they take
         # its verdict and count once, also when their location cannot be reached.
         twice = declared_twice(self.inventory.locations, dataset)
+        # Hard links between the dataset's copies: (copy, other copy, files shared),
+        # and files listed per copy that has any file with several names.
         self.workset.reset_storage()
+        self._shares.clear()
+        self._listed.clear()
         reference = self.keeper.begin(dataset)
         if reference.made_from is not None:
             # The reference is established (or made) from the primary: audit it first.
@@ -194,27 +200,34 @@ class Auditor:
         return nextsteps.Commands(os.path.abspath(self.inventory.path),
                                   None if state == default else state)
 
+    def _note_storage(self, copy: CopySpec) -> None:
+        """Remember which stored files (device and inode) this copy shares with
+        the copies of the dataset audited before it (see ``_hard_links``)."""
+        listed, shares = self.workset.note_storage(copy.index)
+        if listed:
+            self._listed[copy.index] = listed
+        self._shares += [(copy.index, other, count) for other, count in shares]
+
     def _hard_links(self, copies: Sequence[CopyResult]) -> None:
         """Copies whose files are hard links to another copy's (``cp -al``,
-        rsnapshot) hold no bytes of their own for those files.  The rule: a copy
-        that shares even one file (same device and inode) with a copy listed
-        before it in the inventory does not count; the warning names both and how
+        rsnapshot) hold no bytes of their own for those files.  The rule: of two
+        copies that share even one file (same device and inode), the one listed
+        later in the inventory does not count; the warning names both and how
         many files they share.  Strict on purpose: each shared file has one
         stored copy, whatever the paths say."""
-        seen: set[int] = set()
-        for later, earlier, shared in self.workset.shared_storage():
-            if later in seen:
+        for first, second, shared in sorted(self._shares):
+            earlier, later = sorted((first, second))
+            copy, other = copies[later], copies[earlier]
+            if copy.shares_storage:
                 continue  # named once, after the first copy it shares with
-            seen.add(later)
-            copy, first = copies[later], copies[earlier]
-            total = self.workset.noted_files(later)
+            total = self._listed.get(later, shared)
             if shared >= total:
-                copy.shares_storage = (f"is the same storage as {first.label}: every file "
+                copy.shares_storage = (f"is the same storage as {other.label}: every file "
                                        f"({total}) is a hard link to one of its files (same "
                                        "device and inode); it does not count")
             else:
                 copy.shares_storage = (f"shares {shared} of its {total} files with "
-                                       f"{first.label} as hard links (same device and "
+                                       f"{other.label} as hard links (same device and "
                                        "inode: one stored copy of those bytes); it does "
                                        "not count")
 
@@ -295,7 +308,7 @@ class Auditor:
             identity, moved = self._storage(backend, copy, root, ctx.key, result)
             list_copy(ctx)
             if backend.ident_is_storage:
-                self.workset.note_storage(copy.index)
+                self._note_storage(copy)
             if reference.made_from is copy and self.keeper.from_primary(
                     ctx, reference, result, algorithms or [DEFAULT_ALGORITHM], identity):
                 pass  # the primary's content was made the reference (or failed to be)

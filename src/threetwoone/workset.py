@@ -31,7 +31,7 @@ BATCH = 5000
 _SCHEMA = """
 CREATE TEMP TABLE IF NOT EXISTS listing (
     path BLOB PRIMARY KEY, kind INTEGER NOT NULL, size INTEGER NOT NULL,
-    mtime_ns INTEGER, ident TEXT, digests TEXT) WITHOUT ROWID;
+    mtime_ns INTEGER, ident TEXT, digests TEXT, links INTEGER) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS updates (
     path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER, ident TEXT,
     verified_at REAL, result TEXT, full_at REAL, evidence TEXT,
@@ -42,8 +42,7 @@ CREATE TEMP TABLE IF NOT EXISTS learnt (
     path BLOB PRIMARY KEY, size INTEGER NOT NULL, digests TEXT NOT NULL,
     ref_version INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS storage (
-    ident TEXT NOT NULL, copy INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS temp.storage_ident ON storage (ident)
+    ident TEXT NOT NULL, copy INTEGER NOT NULL, PRIMARY KEY (ident, copy)) WITHOUT ROWID
 """
 
 #: A staged outcome: path, size, mtime, ident, checked at, result (ok | corrupt |
@@ -77,6 +76,8 @@ class Workset:
                 db.execute(statement)
         #: Whether some listed entry came with server digests (see ``with_listed_digests``).
         self._listed_digests = False
+        #: Whether some listed file has more than one name (see ``note_storage``).
+        self._linked = False
 
     def _batched(self, sql: str, rows: Iterable[tuple[object, ...]]) -> None:
         batch: list[tuple[object, ...]] = []
@@ -99,18 +100,24 @@ class Workset:
         self.db.execute("DELETE FROM temp.made")
         self.db.execute("DELETE FROM temp.learnt")
         self._listed_digests = False
+        self._linked = False
 
     def add_listing(self, entries: Iterable[Entry]) -> None:
         # Hot loop (once per file): identity checks instead of hashing enums, and
         # str.encode instead of os.fsencode's extra call.
         encoding = sys.getfilesystemencoding()
         file_kind, symlink_kind = EntryKind.FILE, EntryKind.SYMLINK
-        self._batched("INSERT OR REPLACE INTO temp.listing VALUES (?, ?, ?, ?, ?, ?)",
+        self._batched("INSERT OR REPLACE INTO temp.listing VALUES (?, ?, ?, ?, ?, ?, ?)",
                       ((e.path.encode(encoding, "surrogateescape"),
                         0 if e.kind is file_kind else 1 if e.kind is symlink_kind else 2,
                         e.size, e.mtime_ns, e.ident,
-                        self._digests_column(e.digests) if e.digests else None)
+                        self._digests_column(e.digests) if e.digests else None,
+                        self._links_column(e.links) if e.links > 1 else None)
                        for e in entries))
+
+    def _links_column(self, links: int) -> int:
+        self._linked = True
+        return links
 
     def _digests_column(self, digests: Mapping[str, str]) -> str:
         self._listed_digests = True
@@ -220,24 +227,25 @@ class Workset:
     def reset_storage(self) -> None:
         self.db.execute("DELETE FROM temp.storage")
 
-    def note_storage(self, copy: int) -> None:
-        """Remember the listed files' storage identities (device and inode) as
-        belonging to copy number ``copy`` of the dataset."""
+    def note_storage(self, copy: int) -> tuple[int, list[tuple[int, int]]]:
+        """Note the storage identities (device and inode) of the listed files
+        that have more than one name as belonging to copy number ``copy`` of the
+        dataset.  Return how many files the copy lists and, per copy noted before
+        that shares some of them, (that copy, files shared).  Only files with
+        several names can be shared: a listing without any costs nothing and
+        returns (0, [])."""
+        if not self._linked:
+            return 0, []
+        listed = self.listed_files()[0]
+        shared = self.db.execute(
+            "SELECT s.copy, COUNT(*) FROM temp.listing l JOIN temp.storage s "
+            "ON s.ident = l.ident WHERE l.kind = 0 AND l.links IS NOT NULL "
+            "GROUP BY s.copy ORDER BY s.copy").fetchall()
         with transaction(self.db, "DEFERRED"):
-            self.db.execute("INSERT INTO temp.storage SELECT ident, ? FROM temp.listing "
-                            "WHERE kind = 0 AND ident IS NOT NULL", (copy,))
-
-    def shared_storage(self) -> Iterator[tuple[int, int, int]]:
-        """(copy, earlier copy, files they share) for every pair of noted copies
-        that share a file, the later copy first."""
-        yield from self.db.execute(
-            "SELECT a.copy, b.copy, COUNT(*) FROM temp.storage a JOIN temp.storage b "
-            "ON a.ident = b.ident AND a.copy > b.copy GROUP BY a.copy, b.copy "
-            "ORDER BY a.copy, b.copy")
-
-    def noted_files(self, copy: int) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM temp.storage WHERE copy = ?",
-                                   (copy,)).fetchone()[0])
+            self.db.execute("INSERT OR IGNORE INTO temp.storage SELECT ident, ? "
+                            "FROM temp.listing WHERE kind = 0 AND links IS NOT NULL "
+                            "AND ident IS NOT NULL ORDER BY ident", (copy,))
+        return listed, [(int(earlier), int(count)) for earlier, count in shared]
 
     # -- results ----------------------------------------------------------------
     def record(self, rows: Iterable[Outcome]) -> None:

@@ -59,6 +59,9 @@ class EntryKind(enum.Enum):
     SPECIAL = "special"
 
 
+NO_DIGESTS: Mapping[str, str] = MappingProxyType({})
+
+
 class Entry(NamedTuple):
     """One non-directory entry below a copy's root.
 
@@ -72,7 +75,10 @@ class Entry(NamedTuple):
     #: Changes when the object is replaced: inode number, ETag, ... (None if unknown).
     ident: str | None = None
     #: Digests the server already reported in the listing, ``{algorithm: lowercase hex}``.
-    digests: Mapping[str, str] = MappingProxyType({})
+    digests: Mapping[str, str] = NO_DIGESTS
+    #: Names the file has (hard links), where the backend knows: above 1, another
+    #: copy may hold the very same bytes under another name (``cp -al``).
+    links: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from ..inventory import Location
 from .folders import FolderChain, open_root, split
 from .hashpool import HashPool, RootChanged
 from .interface import (
+    NO_DIGESTS,
     Backend,
     CopyFailed,
     Entry,
@@ -137,7 +138,7 @@ class LocalBackend(Backend):
                     continue
                 if stat.S_ISREG(st.st_mode):
                     yield Entry(rel, file_kind, st.st_size, st.st_mtime_ns,
-                                f"{st.st_dev}:{st.st_ino}")
+                                f"{st.st_dev}:{st.st_ino}", NO_DIGESTS, st.st_nlink)
                 else:
                     yield Entry(rel, special_kind, 0, st.st_mtime_ns)
             for item, rel in reversed(subfolders):
