@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,18 @@ def run_subprocess(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str
 @pytest.fixture
 def lab(tmp_path: Path) -> Lab:
     return Lab(tmp_path)
+
+
+@pytest.fixture
+def open_lab() -> Iterator[Lab]:
+    """A Lab in a folder every account may enter (pytest's tmp_path is 0700 root),
+    for scenarios run as an unprivileged user."""
+    folder = Path(tempfile.mkdtemp(prefix="t321-open-"))
+    folder.chmod(0o755)
+    try:
+        yield Lab(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def copy_by_location(report: dict[str, Any], dataset: str, location: str) -> dict[str, Any]:

@@ -13,8 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +39,6 @@ FILES: dict[str | bytes, bytes] = {
 
 
 # -- running the CLI as an unprivileged user ------------------------------------------
-
-@pytest.fixture
-def open_lab() -> Iterator[Lab]:
-    """A lab in a folder the unprivileged user can enter (pytest's own tmp
-    folders are 0700 root)."""
-    base = Path(tempfile.mkdtemp(prefix="threetwoone-nopass-"))
-    base.chmod(0o755)
-    try:
-        yield Lab(base)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-
 
 def hand_over(root: Path) -> None:
     """Give ``root`` and everything below it to the unprivileged user."""

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from conftest import Lab, copy_by_location, dataset_of, run_cli, write_tree
-from servers.moto_s3 import MotoS3, fake_aws_environment
 from servers.sshd import SSHHome, SSHServer, isolated_home, running_sshd
 from threetwoone.checksums import hash_bytes
 
 if TYPE_CHECKING:
     from backends.conftest_webdav import DavSite
+    from servers.moto_s3 import MotoS3
 
-pytest_plugins = ["servers.webdav_plugin"]
+pytest_plugins = ["servers.webdav_plugin", "servers.moto_s3"]
 
 R1 = os.urandom(70_000)
 FILES: dict[str, bytes] = {
@@ -72,16 +72,10 @@ def rot_in_place(path: Path, offset: int) -> None:
 
 # -- S3 (moto's server) ----------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[MotoS3]:
-    server = MotoS3()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    fake_aws_environment(monkeypatch, tmp_path / "aws")
+def s3(moto_s3: MotoS3, aws_env: None) -> MotoS3:
+    """The session's moto server, with fake credentials in the environment."""
+    return moto_s3
 
 
 def s3_lab(lab: Lab, s3: MotoS3, checksum: str | None = "SHA256") -> str:
@@ -92,7 +86,6 @@ def s3_lab(lab: Lab, s3: MotoS3, checksum: str | None = "SHA256") -> str:
     return bucket
 
 
-@pytest.mark.usefixtures("aws")
 def test_s3_found_corruption_is_not_healed_by_the_servers_checksum(lab: Lab,
                                                                   s3: MotoS3) -> None:
     """Issue 11 route 1: bytes decayed at rest under an unchanged ETag, checksum,
@@ -110,7 +103,6 @@ def test_s3_found_corruption_is_not_healed_by_the_servers_checksum(lab: Lab,
         assert copy["methods"] == ["download"]  # read again, never settled by a digest
 
 
-@pytest.mark.usefixtures("aws")
 def test_s3_verify_full_reads_every_byte(lab: Lab, s3: MotoS3) -> None:
     """Issue 11 route 2: --verify full on a copy rotten behind intact metadata."""
     bucket = s3_lab(lab, s3)
@@ -122,7 +114,6 @@ def test_s3_verify_full_reads_every_byte(lab: Lab, s3: MotoS3) -> None:
     assert copy["bytes_read"] == sum(len(data) for data in FILES.values())
 
 
-@pytest.mark.usefixtures("aws")
 def test_s3_server_checksum_never_counts_as_a_full_verification(lab: Lab,
                                                                 s3: MotoS3) -> None:
     """Issue 11 route 2: a copy only ever checked by S3's stored checksums is
@@ -179,7 +170,6 @@ def same_crc32(data: bytes, change_at: int, patch_at: int) -> bytes:
     return bytes(out)
 
 
-@pytest.mark.usefixtures("aws")
 def test_s3_crc32_alone_never_proves_a_file_intact(lab: Lab, s3: MotoS3) -> None:
     """Issue 11 route 3: SSE-KMS objects uploaded with CRC32 (boto3's default)
     keep only a CRC-32 the auditor can use; other content of the same size and
@@ -203,7 +193,6 @@ def test_s3_crc32_alone_never_proves_a_file_intact(lab: Lab, s3: MotoS3) -> None
         assert [p["path"] for p in copy["problems"]] == [VICTIM]
 
 
-@pytest.mark.usefixtures("aws")
 def test_s3_bucket_pointed_at_a_replica_is_verified_in_full(lab: Lab, s3: MotoS3) -> None:
     """Issue 10 route 2 / issue 11 route 5: ``bucket:`` changed to a replica
     whose objects have the same ETag, LastModified and size, one of them with
@@ -224,7 +213,6 @@ def test_s3_bucket_pointed_at_a_replica_is_verified_in_full(lab: Lab, s3: MotoS3
     assert "every file was verified in full" in warning
 
 
-@pytest.mark.usefixtures("aws")
 def test_s3_copy_path_that_is_an_object_is_missing(lab: Lab, s3: MotoS3) -> None:
     bucket = s3_lab(lab, s3)
     s3.client().put_object(Bucket=bucket, Key="projects/solo", Body=b"an object")

@@ -7,10 +7,8 @@ import contextlib
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -217,17 +215,6 @@ def strictatime_lab(lab: Lab) -> tuple[Path, Path]:
     lab.state.parent.mkdir()
     lab.state.parent.chmod(0o777)  # the catalog, written by the audit account
     return staging, mount
-
-
-@pytest.fixture
-def open_lab() -> Iterator[Lab]:
-    """A Lab in a folder every account may enter (pytest's tmp_path is 0700)."""
-    folder = Path(tempfile.mkdtemp(prefix="t321-atime-"))
-    folder.chmod(0o755)
-    try:
-        yield Lab(folder)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
