@@ -335,3 +335,30 @@ def test_file_truncated_while_read_is_unreadable(
     assert cut and (code, copy["state"]) == (3, "error")
     assert copy["problems"] == [{"path": "big.bin", "problem": "unreadable",
                                  "detail": "changed while being read"}]
+
+
+def test_empty_file_written_to_after_open_is_unreadable(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty file is still read once (a file listed empty that has bytes by
+    the time it is read is not hashed as empty)."""
+    from threetwoone.backends import localhash
+
+    _nas, tape, _remote = lab.three_copies({"empty.txt": b"", "small.txt": b"s"})
+    assert lab.audit_json()[0] == 0
+    real_open = localhash.open_regular
+    victim = (tape / "empty.txt").stat().st_ino
+
+    def open_then_write(path: str | bytes, dir_fd: int | None = None
+                        ) -> tuple[int, os.stat_result]:
+        fd, st = real_open(path, dir_fd)
+        if st.st_ino == victim:
+            with open(tape / "empty.txt", "ab") as handle:
+                handle.write(b"written after the open")
+        return fd, st
+
+    monkeypatch.setattr(localhash, "open_regular", open_then_write)
+    code, report = lab.audit_json("--verify", "full")
+    copy = copy_by_location(report, "ds", "tape")
+    assert (code, copy["state"]) == (3, "error")
+    assert copy["problems"] == [{"path": "empty.txt", "problem": "unreadable",
+                                 "detail": "changed while being read"}]

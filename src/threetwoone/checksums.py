@@ -152,8 +152,13 @@ def hash_fd(fd: int, algorithms: Sequence[str], buffer: bytearray,
         before = os.fstat(fd)
     hashers = [FACTORIES[name]() for name in algorithms]
     view = memoryview(buffer)
+    room = len(view)
+    size = before.st_size
     total = 0
     readinto = _readinto
+    # A read that stops short of the buffer exactly at the size at open is the
+    # end: no read for the end of file.  A file that grew meanwhile shows in the
+    # fstat below; a size of 0 still reads once.
     if len(hashers) == 1:
         update = hashers[0].update
         while True:
@@ -164,6 +169,8 @@ def hash_fd(fd: int, algorithms: Sequence[str], buffer: bytearray,
             total += count
             if on_bytes:
                 on_bytes(count)
+            if total == size and count < room:
+                break
     else:
         while True:
             count = readinto(fd, view)
@@ -175,6 +182,8 @@ def hash_fd(fd: int, algorithms: Sequence[str], buffer: bytearray,
             total += count
             if on_bytes:
                 on_bytes(count)
+            if total == size and count < room:
+                break
     after = os.fstat(fd)
     if after.st_size != before.st_size or after.st_mtime_ns != before.st_mtime_ns:
         raise FileChanged("changed while being read")

@@ -112,6 +112,7 @@ class LocalBackend(Backend):
         stack: list[tuple[tuple[str, ...], str]] = [((), "")]
         file_kind, symlink_kind, special_kind = EntryKind.FILE, EntryKind.SYMLINK, \
             EntryKind.SPECIAL
+        is_regular, is_link = stat.S_ISREG, stat.S_ISLNK
         while stack:
             parts, prefix = stack.pop()
             try:
@@ -127,18 +128,20 @@ class LocalBackend(Backend):
                     if item.is_dir(follow_symlinks=False):
                         subfolders.append((item, rel))
                         continue
-                    if item.is_symlink():
-                        yield Entry(rel, symlink_kind)
-                        continue
+                    # One fstatat tells files from symlinks (is_symlink() on an
+                    # entry of a descriptor-based scandir costs a syscall of its own).
                     st = item.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # vanished between listing and stat: not there
                 except OSError as exc:
                     yield WalkProblem(rel, describe_os_error(exc))
                     continue
-                if stat.S_ISREG(st.st_mode):
+                mode = st.st_mode
+                if is_regular(mode):
                     yield Entry(rel, file_kind, st.st_size, st.st_mtime_ns,
                                 f"{st.st_dev}:{st.st_ino}", NO_DIGESTS, st.st_nlink)
+                elif is_link(mode):
+                    yield Entry(rel, symlink_kind)
                 else:
                     yield Entry(rel, special_kind, 0, st.st_mtime_ns)
             for item, rel in reversed(subfolders):
