@@ -181,8 +181,9 @@ class LocalBackend(Backend):
         return os.fdopen(fd, "rb")
 
     def default_workers(self) -> int:
-        """One hashing process per CPU this process may run on."""
-        return usable_cpus()
+        """One hashing process per CPU this process may run on (at most 64, as
+        ``-j`` allows)."""
+        return min(usable_cpus(), 64)
 
     def hash_files(
         self,
