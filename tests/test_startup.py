@@ -30,7 +30,7 @@ NOT_FOR_A_LOCAL_TABLE = {
     "xml.etree.ElementTree", "html",
     "hashlib", "_hashlib",  # md5/sha*: xxh3_128 is the default
     "tempfile", "shutil", "traceback", "textwrap",  # -o, --debug, policies show
-    "importlib.resources", "urllib.parse",
+    "importlib.resources", "urllib.parse", "socket",
 }
 
 

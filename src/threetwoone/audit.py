@@ -15,7 +15,6 @@ The order of work per dataset:
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -136,7 +135,7 @@ class Auditor:
         finally:
             self.close()
         result = AuditResult(os.path.abspath(self.inventory.path), started, now_iso(), results,
-                             host=socket.gethostname(),
+                             host=os.uname().nodename,  # gethostname(), without socket
                              duration_seconds=time.monotonic() - began)
         self.catalog.finish_run(run_id, result.status.value, result.exit_code, (
             (d.name, d.policy, d.status.value, _summary(d)) for d in results))

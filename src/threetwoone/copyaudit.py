@@ -13,14 +13,17 @@ import fnmatch
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from . import bag as bagit
 from .backends import Backend, Entry, EntryKind, HashResult, WalkProblem
 from .checksums import DEFAULT_ALGORITHM, is_weak
 from .inventory import CopySpec, Dataset
 from .results import CopyResult, CopyState, Problem, ProblemKind, Verification
 from .schedule import NightlyPlanner, VerifyPlan
 from .workset import Outcome, PresentRow, Workset
+
+if TYPE_CHECKING:
+    from . import bag as bagit
 
 #: Files handed to a backend at a time: bounds memory, lets --time-limit act.
 CHUNK = 2000
@@ -506,6 +509,8 @@ def check_bag(bag: bagit.Bag, ctx: CopyContext, result: CopyResult) -> None:
     manifest lists or a wrong Payload-Oxum make it invalid (not intact: its
     content is not the bag's); files listed in fetch.txt and absent make it a
     holey bag (incomplete, still to be fetched)."""
+    from . import bag as bagit  # imported only for datasets that are bags
+
     check = bagit.check_payload(bag, ((e.path, e.size) for e in ctx.workset.files()))
     missing = {p.path: p for p in result.problems if p.problem is ProblemKind.MISSING}
     for path in check.unfetched:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import manifest, pathglob
 from .errors import ConfigError, ConfigErrors
 from .pathnames import has_control
 from .yamlload import Document, join, key_join, load_file, shown
@@ -505,6 +504,9 @@ class _Validator:
         return tuple(specs)
 
     def checksums_entry(self, spec: dict[str, Any], ckey: str) -> ChecksumsSpec | None:
+        # Imported here: only inventories that declare producer manifests pay for them.
+        from . import manifest, pathglob
+
         errors = len(self.errors)
         self.keys(spec, ckey, _CHECKSUMS_KEYS)
         fmt = spec.get("format", "coreutils")
