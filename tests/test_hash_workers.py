@@ -69,6 +69,22 @@ def test_workers_and_in_process_give_the_same_verdicts(lab: Lab) -> None:
     assert results["2"][:2] == (1, "corrupt")
 
 
+def test_odd_names_cross_the_pipe_to_the_workers(lab: Lab) -> None:
+    """Names that are not UTF-8 or hold newlines reach the workers and come back
+    exactly (the batches are marshalled, surrogate escapes included)."""
+    odd: dict[str | bytes, bytes] = {b"lane0/caf\xe9.fq": b"latin-1 name",
+                                     "lane0/two\nlines.fq": b"newline", "lane0/tab\t.fq": b"t"}
+    files: dict[str | bytes, bytes] = {**MANY, **odd}
+    _nas, tape, _remote = lab.three_copies(files)
+    assert lab.audit_json("-j", "2")[0] == 0
+    with open(os.path.join(os.fsencode(tape), b"lane0/caf\xe9.fq"), "wb") as handle:
+        handle.write(b"latin-1 nam!")
+    code, report = lab.audit_json("-j", "2", "--verify", "full")
+    copy = copy_by_location(report, "ds", "tape")
+    assert (code, copy["state"]) == (1, "corrupt")
+    assert [p["path"] for p in copy["problems"]] == ["lane0/caf\\xe9.fq"]
+
+
 def test_a_worker_that_dies_makes_its_files_unreadable_never_intact(
         lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker killed (the OOM killer, an admin) while it holds files: those

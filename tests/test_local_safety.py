@@ -41,6 +41,17 @@ def swap_before_hashing(monkeypatch: pytest.MonkeyPatch, location: str,
     return done
 
 
+def audit_with_swap(lab: Lab, monkeypatch: pytest.MonkeyPatch, swap: Any) -> dict[str, Any]:
+    """A full audit with ``swap()`` run on the tape copy after its listing: the
+    copy must be error (exit 3), never intact.  Return the tape copy's report."""
+    swapped = swap_before_hashing(monkeypatch, "tape", swap)
+    code, report = lab.audit_json("--verify", "full")
+    assert swapped == ["ds"]
+    copy = copy_by_location(report, "ds", "tape")
+    assert (code, copy["state"]) == (3, "error"), copy
+    return copy
+
+
 def test_folder_swapped_for_a_symlink_after_listing_is_not_followed(
         lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     """The copy's run1/ rots; a folder outside the copy holds the right bytes.
@@ -56,12 +67,7 @@ def test_folder_swapped_for_a_symlink_after_listing_is_not_followed(
         (tape / "run1").rename(lab.tmp / "rotten-run1")
         (tape / "run1").symlink_to(outside)
 
-    swapped = swap_before_hashing(monkeypatch, "tape", swap)
-    code, report = lab.audit_json("--verify", "full")
-    assert swapped == ["ds"]
-    copy = copy_by_location(report, "ds", "tape")
-    assert code == 3, copy
-    assert copy["state"] == "error"
+    copy = audit_with_swap(lab, monkeypatch, swap)
     assert copy["problems"] == [{
         "path": "run1/data.bin", "problem": "unreadable",
         "detail": "folder 'run1' was replaced by a symlink (not followed)"}]
@@ -81,12 +87,7 @@ def test_copy_root_swapped_after_listing_is_not_read(
         tape.rename(lab.tmp / "rotten-ds")
         tape.symlink_to(outside)
 
-    swapped = swap_before_hashing(monkeypatch, "tape", swap)
-    code, report = lab.audit_json("--verify", "full")
-    assert swapped == ["ds"]
-    copy = copy_by_location(report, "ds", "tape")
-    assert code == 3, copy
-    assert copy["state"] == "error"
+    copy = audit_with_swap(lab, monkeypatch, swap)
     assert "is no longer the folder that was listed" in copy["detail"]
 
 
