@@ -186,11 +186,22 @@ class Auditor:
                             f"{results[primary.index].label} "
                             f"({plural(reference.count, 'file')}); "
                             "later audits compare every copy with it")
+        self._count_overdue(dataset, copies)
         judged = self._judge(dataset, policy, reference, copies, warnings)
         if reference.new and reference.count and reference.source == "primary":
             judged.reference = "recorded"  # a new baseline: the CLI says so, even with -q
         nextsteps.annotate(judged, dataset, self.inventory, self._commands())
         return judged
+
+    def _count_overdue(self, dataset: Dataset, copies: Sequence[CopyResult]) -> None:
+        """Per copy, the reference files not read in full within the fixity
+        interval (after this run's reads): the report warns of them, also with -q."""
+        now, interval = self.options.clock(), self.options.plan.interval
+        for spec, copy in zip(dataset.copies, copies, strict=True):
+            if copy.same_as:
+                continue
+            rows = self.catalog.copy_status(interval, now, copy_key(dataset.name, spec))
+            copy.overdue_files = rows[0].overdue if rows else None
 
     def _commands(self) -> nextsteps.Commands:
         """How a next step spells threetwoone commands for this inventory and catalog."""

@@ -73,8 +73,13 @@ def copy_step(copy: CopyResult, result: DatasetResult, location: Location,
               source: CopyResult | None, commands: Commands) -> str | None:
     """The next step for one copy, or None when there is nothing to do."""
     state = copy.state
-    if state is CopyState.INTACT or copy.same_as:
+    if copy.same_as:
         return None
+    if state is CopyState.INTACT:
+        if not copy.overdue_files:
+            return None
+        return ("let the fixity schedule catch up: raise --max-read or --time-limit, or "
+                f"audit with --verify full -d {shlex.quote(result.name)} once")
     if state is CopyState.INCOMPLETE:
         return f"{_from(source, copy)} ({plural(copy.files.missing, 'file')} missing)"
     if state is CopyState.CORRUPT:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ..results import AuditResult, CopyState, DatasetResult, Status
+from ..results import AuditResult, CopyResult, CopyState, DatasetResult, Status
 from ..words import plural
 
-__all__ = ["ERROR_STATUS", "STATE_ORDER", "headline", "iso_time", "locations_in_order",
-           "not_passing", "overall_status", "plural"]
+__all__ = ["ERROR_STATUS", "STATE_ORDER", "baseline_notice", "has_overdue", "headline",
+           "iso_time", "locations_in_order", "not_passing", "overall_status", "overdue_text",
+           "plural"]
 
 #: The overall status of a run that ended before a verdict (exit 4 or 5).
 ERROR_STATUS = "error"
@@ -56,6 +57,18 @@ def baseline_notice(result: AuditResult) -> str | None:
     return (f"new baseline for {plural(len(recorded), 'dataset')} ({names}): {where}, so "
             "the primary copies as they are now became the reference; if an earlier "
             "catalog held references, stop and restore it (--state)")
+
+
+def overdue_text(copy: CopyResult) -> str | None:
+    """``12 files not read in full within the fixity interval``, or None."""
+    if not copy.overdue_files:
+        return None
+    return f"{plural(copy.overdue_files, 'file')} not read in full within the fixity interval"
+
+
+def has_overdue(dataset: DatasetResult) -> bool:
+    """Some copy has files overdue for a fixity re-read: worth showing even with -q."""
+    return any(c.overdue_files for c in dataset.copies)
 
 
 def not_passing(result: AuditResult) -> list[DatasetResult]:

@@ -16,7 +16,7 @@ from .. import __version__
 from ..pathnames import display
 from ..progress import human_bytes
 from ..results import AuditResult, CopyResult, CopyState, DatasetResult, RunSummary, Status
-from .common import STATE_ORDER, headline, locations_in_order
+from .common import STATE_ORDER, has_overdue, headline, locations_in_order, overdue_text
 
 #: Problems listed per copy before "... and N more".
 MAX_PROBLEMS = 10
@@ -109,7 +109,7 @@ def _grid(result: AuditResult) -> list[str]:
 
 
 def _worth_a_section(dataset: DatasetResult) -> bool:
-    return dataset.status is not Status.PASS or any(
+    return dataset.status is not Status.PASS or has_overdue(dataset) or any(
         c.state is not CopyState.INTACT for c in dataset.copies)
 
 
@@ -122,9 +122,10 @@ def _dataset_section(index: int, dataset: DatasetResult) -> list[str]:
                    + (f'<br><span class="next">next: {_e(step)}</span>' if step else "")
                    + "</li>")
     for copy in dataset.copies:
-        if copy.state is CopyState.INTACT and not copy.problems:
+        overdue = overdue_text(copy)
+        if copy.state is CopyState.INTACT and not copy.problems and not overdue:
             continue
-        detail = f" &ndash; {_e(copy.detail)}" if copy.detail else ""
+        detail = "".join(f" &ndash; {_e(note)}" for note in (copy.detail, overdue) if note)
         out.append(f"<li>copy <code>{_e(display(copy.label))}</code> "
                    f"{badge(copy.state.value)}{detail}")
         if copy.next_step:

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from .. import __version__
 from ..pathnames import display
 from ..results import AuditResult, CopyState, DatasetResult, Status
-from .common import plural
+from .common import has_overdue, overdue_text, plural
 
 #: Problems listed per copy in a testcase's text before "... and N more".
 MAX_PROBLEMS = 10
@@ -52,10 +52,11 @@ def dataset_text(dataset: DatasetResult) -> str:
         if violation.rule in dataset.next_steps:
             lines.append(f"  next: {dataset.next_steps[violation.rule]}")
     for copy in dataset.copies:
-        if copy.state is CopyState.INTACT:
+        overdue = overdue_text(copy)
+        if copy.state is CopyState.INTACT and not overdue:
             continue
         head = f"copy {display(copy.label)}: {copy.state.value}"
-        lines.append(head + (f" - {copy.detail}" if copy.detail else ""))
+        lines.append(head + "".join(f" - {note}" for note in (copy.detail, overdue) if note))
         if copy.next_step:
             lines.append(f"  next: {copy.next_step}")
         for problem in copy.problems[:MAX_PROBLEMS]:
@@ -118,7 +119,7 @@ def render_junit(result: AuditResult, quiet: bool = False) -> str:
         elif dataset.status is Status.UNKNOWN:
             _element(case, "error", dataset_text(dataset), type="undetermined",
                      message=_message(dataset))
-        elif dataset.warnings:
+        elif dataset.warnings or has_overdue(dataset):
             _element(case, "system-out", dataset_text(dataset))
     ET.indent(root)
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -14,7 +14,7 @@ import re
 from ..pathnames import display
 from ..progress import human_bytes
 from ..results import AuditResult, CopyState, DatasetResult, ProblemKind, Status
-from .common import headline, not_passing, plural
+from .common import has_overdue, headline, not_passing, overdue_text, plural
 
 #: Problems listed per copy before "... and N more".
 MAX_PROBLEMS = 10
@@ -69,9 +69,10 @@ def _problems(dataset: DatasetResult) -> list[str]:
         if violation.rule in dataset.next_steps:
             lines.append(f"  - next: {md(dataset.next_steps[violation.rule])}")
     for copy in dataset.copies:
-        if copy.state is CopyState.INTACT and not copy.problems:
+        overdue = overdue_text(copy)
+        if copy.state is CopyState.INTACT and not copy.problems and not overdue:
             continue
-        detail = f" ({md(copy.detail)})" if copy.detail else ""
+        detail = "".join(f" ({md(note)})" for note in (copy.detail, overdue) if note)
         lines.append(f"- copy {code(display(copy.label))}: **{copy.state.value}**{detail}")
         if copy.next_step:
             lines.append(f"  - next: {md(copy.next_step)}")
@@ -94,7 +95,7 @@ def render_markdown(result: AuditResult, quiet: bool = False) -> str:
         return (f"## threetwoone audit: ERROR (exit {result.exit_code})\n\n"
                 f"Nothing was judged:\n\n{body}\n")
     trouble = not_passing(result)
-    if quiet and not trouble:
+    if quiet and not trouble and not any(has_overdue(d) for d in result.datasets):
         return ""
     rows = trouble if quiet or len(result.datasets) > MAX_ROWS else result.datasets
     summary = headline(result).split(": ", 1)[1]
@@ -110,7 +111,7 @@ def render_markdown(result: AuditResult, quiet: bool = False) -> str:
     lines.append("")
     # Datasets that did not pass, and passing ones with a copy that is not intact
     # (a surplus copy gone missing is worth a look before it is needed).
-    worth = [d for d in result.datasets if d.status is not Status.PASS
+    worth = [d for d in result.datasets if d.status is not Status.PASS or has_overdue(d)
              or any(c.state is not CopyState.INTACT for c in d.copies)]
     for dataset in worth[:MAX_ROWS]:
         lines += _problems(dataset)

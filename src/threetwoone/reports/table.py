@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..pathnames import display
 from ..results import AuditResult, CopyState, DatasetResult, ProblemKind, Status
-from .common import headline, plural
+from .common import has_overdue, headline, overdue_text, plural
 
 #: Problems listed per copy before "... and N more".
 MAX_PROBLEMS = 10
@@ -28,13 +28,15 @@ def _dataset_lines(dataset: DatasetResult, quiet: bool) -> list[str]:
         if violation.rule in dataset.next_steps:
             lines.append(f"    next: {dataset.next_steps[violation.rule]}")
     for copy in dataset.copies:
-        interesting = copy.state is not CopyState.INTACT or copy.same_as
+        overdue = overdue_text(copy)
+        interesting = copy.state is not CopyState.INTACT or copy.same_as or overdue
         problems = [p for p in copy.problems if not quiet or p.problem is not ProblemKind.EXTRA]
         if not interesting and not problems:
             continue
         head = f"  copy {display(copy.label)}: {copy.state.value}"
-        if copy.detail:
-            head += f" - {copy.detail}"
+        for note in (copy.detail, overdue):
+            if note:
+                head += f" - {note}"
         lines.append(head)
         if copy.next_step:
             lines.append(f"    next: {copy.next_step}")
@@ -57,7 +59,9 @@ def render_table(result: AuditResult, quiet: bool = False) -> str:
     and nothing at all when everything passed (cron mails only on trouble)."""
     if result.error is not None:
         return "".join(f"threetwoone: {line}\n" for line in headline(result).split("\n"))
-    shown = [d for d in result.datasets if not quiet or d.status is not Status.PASS]
+    # -q: what did not pass, and what passed with files overdue for a fixity re-read.
+    shown = [d for d in result.datasets
+             if not quiet or d.status is not Status.PASS or has_overdue(d)]
     if not shown:
         return ""
     from tabulate import tabulate  # 15 ms to import: only when there is a table to draw
