@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import Lab
 from reportlab import ODD, SCENARIOS, run
+from threetwoone.results import CopyState
 
 METRICS = {
     "threetwoone_dataset_status", "threetwoone_copy_state",
@@ -78,7 +79,7 @@ def test_state_sets_and_values(lab: Lab, tmp_path: Path) -> None:
         key = (labels["dataset"], labels["location"], labels["path"])
         states.setdefault(key, {})[labels["state"]] = value
     current = {key: [s for s, v in values.items() if v == 1] for key, values in states.items()}
-    assert all(len(values) == 6 for values in states.values())
+    assert all(len(values) == len(CopyState) == 7 for values in states.values())
     assert current[("bad", "tape", "bad")] == ["corrupt"]
     assert current[("bad", "remote", "bad-gone")] == ["missing"]
     assert current[(ODD, "usb", ODD)] == ["unreachable"]

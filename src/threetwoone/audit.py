@@ -458,7 +458,8 @@ def _majority_view(copies: Sequence[CopyResult]) -> list[str]:
     for path in paths[:20]:
         groups: dict[str, list[str]] = {}
         for copy in copies:
-            if copy.same_as or copy.state in (CopyState.UNREACHABLE, CopyState.MISSING):
+            if copy.same_as or copy.state in (CopyState.UNREACHABLE, CopyState.MISSING,
+                                              CopyState.OUTDATED):
                 continue
             if path in copy.mismatches:
                 groups.setdefault(copy.mismatches[path], []).append(copy.label)

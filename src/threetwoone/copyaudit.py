@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from .backends import Backend, Entry, EntryKind, HashResult, WalkProblem
 from .checksums import DEFAULT_ALGORITHM, is_weak
 from .inventory import CopySpec, Dataset
+from .outdated import mark_outdated
 from .results import CopyResult, CopyState, Problem, ProblemKind, Verification
 from .schedule import NightlyPlanner, VerifyPlan
 from .workset import Outcome, PresentRow, Workset
@@ -223,11 +224,14 @@ def compare(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
         _scheduled(ctx, plan, last_audit_at, hasher)
     hasher.flush()
 
+    mark_outdated(ws.db, dataset.name, result)
     if files.corrupt:
         result.state = CopyState.CORRUPT
     elif files.unreadable or ctx.walk_problems:
         result.state = CopyState.ERROR
         result.detail = "not every file could be read"
+    elif files.outdated:
+        result.state = CopyState.OUTDATED
     elif files.missing:
         result.state = CopyState.INCOMPLETE
     else:

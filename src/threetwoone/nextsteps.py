@@ -84,6 +84,11 @@ def copy_step(copy: CopyResult, result: DatasetResult, location: Location,
         return f"{_from(source, copy)} ({plural(copy.files.missing, 'file')} missing)"
     if state is CopyState.CORRUPT:
         return _corrupt_step(copy, result, source, commands)
+    if state is CopyState.OUTDATED:
+        count = copy.files.outdated
+        return (f"{_from(source, copy)}: {plural(count, 'file')} still "
+                f"{'holds' if count == 1 else 'hold'} the content from before the "
+                "reference was replaced (accept)")
     if state is CopyState.MISSING:
         return (f"the folder {display(copy.path)} is not on {copy.location}: "
                 f"{_from(source, copy)}, or correct the copy's path in the inventory")
@@ -107,8 +112,8 @@ def _corrupt_step(copy: CopyResult, result: DatasetResult, source: CopyResult | 
     if copy.primary and result.reference in ("primary", "accepted"):
         return (f"if the primary was changed on purpose, run `{commands.accept(result.name)}`:"
                 " it reads the primary in full and records its current content as the "
-                "reference, and every copy is compared with that from the next audit on "
-                f"(re-sync the others from the primary then); if not, restore the {count} "
+                "reference; copies not yet re-synced from it then show as outdated, not "
+                f"corrupt; if not, restore the {count} "
                 f"from {_from_label(source, copy)}")
     if copy.primary and result.reference == "manifest":
         return (f"the primary differs from the producer's manifests: restore the {count} "

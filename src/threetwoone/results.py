@@ -19,6 +19,8 @@ class CopyState(enum.StrEnum):
     INTACT = "intact"
     INCOMPLETE = "incomplete"
     CORRUPT = "corrupt"
+    #: Every differing file matches an earlier reference (replaced by accept).
+    OUTDATED = "outdated"
     MISSING = "missing"
     UNREACHABLE = "unreachable"
     ERROR = "error"
@@ -40,6 +42,7 @@ class Verification(enum.StrEnum):
 class ProblemKind(enum.StrEnum):
     MISSING = "missing"
     CORRUPT = "corrupt"
+    OUTDATED = "outdated"
     EXTRA = "extra"
     UNREADABLE = "unreadable"
 
@@ -60,6 +63,8 @@ class FileCounts:
     extra: int = 0
     #: Files (or folders) that could not be read: the copy is then "error".
     unreadable: int = 0
+    #: Files that differ from the reference but match an earlier one of theirs.
+    outdated: int = 0
 
 
 @dataclass

@@ -17,7 +17,7 @@ ERROR_STATUS = "error"
 
 #: Copy states from worst to best: a grid cell holding two copies shows the worse.
 STATE_ORDER = [CopyState.CORRUPT, CopyState.ERROR, CopyState.UNREACHABLE, CopyState.MISSING,
-               CopyState.INCOMPLETE, CopyState.INTACT]
+               CopyState.OUTDATED, CopyState.INCOMPLETE, CopyState.INTACT]
 
 
 def iso_time(epoch: float | None) -> str | None:

@@ -25,7 +25,7 @@ MAX_PROBLEMS = 10
 #: colour is never the only cue).
 COLOURS = {
     "intact": "#2e7d32", "incomplete": "#f9a825", "corrupt": "#c62828", "missing": "#6a1b9a",
-    "unreachable": "#546e7a", "error": "#ef6c00",
+    "unreachable": "#546e7a", "error": "#ef6c00", "outdated": "#0277bd",
     "pass": "#2e7d32", "fail": "#c62828", "unknown": "#f9a825", "unfinished": "#9e9e9e",
 }
 _DARK_TEXT = {"incomplete", "unknown"}

@@ -32,7 +32,7 @@ def _copy(copy: CopyResult) -> dict[str, Any]:
         "verification": copy.verification.value,
         "files": {"expected": files.expected, "present": files.present,
                   "missing": files.missing, "corrupt": files.corrupt, "extra": files.extra,
-                  "unreadable": files.unreadable},
+                  "unreadable": files.unreadable, "outdated": files.outdated},
         "bytes": copy.bytes,
         "last_full_verification": iso_time(copy.verified_at),
         "overdue_files": copy.overdue_files,
