@@ -152,9 +152,10 @@ def test_row_verified_against_an_older_reference_is_not_trusted(
     monkeypatch.setattr(audit_module, "compare", compare)
     code, report = lab.audit_json("--verify", "changed")
     copy = copy_by_location(report, "ds", "tape")
-    assert (code, copy["state"]) == (1, "corrupt")
-    assert copy["problems"] == [{"path": "f", "problem": "corrupt",
-                                 "detail": "size 6 bytes, reference 12 bytes"}]
+    # Not intact and not counted: it holds the earlier reference's f (outdated).
+    assert (code, copy["state"], copy["counted"]) == (1, "outdated", False)
+    [problem] = copy["problems"]
+    assert (problem["path"], problem["problem"]) == ("f", "outdated")
 
 
 def test_accept_keeps_what_copies_verified_of_unchanged_files(lab: Lab) -> None:
