@@ -318,3 +318,53 @@ def test_duplicate_manifest_lines_that_agree_are_fine(lab: Lab) -> None:
     for root in lab.tmp.glob("storage/*/ds"):
         write_tree(root, {"checksums.md5": manifest})
     assert lab.audit_json()[0] == 0
+
+
+# -- catalogs from before reference versions -----------------------------------------------
+
+def test_rows_of_an_upgraded_catalog_are_checked_again(lab: Lab) -> None:
+    """A catalog written before schema 2 upgrades in place; its "verified ok" rows
+    do not say which reference version or storage they were made on, so they
+    vouch for nothing: a copy rotten behind unchanged metadata is found by the
+    first (even a `changed`) run after the upgrade."""
+    import sqlite3
+
+    from threetwoone.catalog import MIGRATIONS, SCHEMA_VERSION
+    from threetwoone.checksums import hash_bytes
+
+    _nas, tape, _remote = lab.three_copies(FILES)
+    lab.state.parent.mkdir(parents=True)
+    with sqlite3.connect(lab.state) as db:
+        db.executescript(MIGRATIONS[0])
+        db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                   "applied_at TEXT NOT NULL)")
+        db.execute("INSERT INTO schema_migrations VALUES (1, '2026-01-01T00:00:00Z')")
+        db.execute("INSERT INTO datasets VALUES ('ds', 'primary', '2026-01-01T00:00:00Z', "
+                   "'someone')")
+        for name, data in FILES.items():
+            digest = hash_bytes(data, ["xxh3_128"])["xxh3_128"]
+            db.execute("INSERT INTO reference_files VALUES ('ds', ?, ?, ?)",
+                       (os.fsencode(name), len(data), json.dumps({"xxh3_128": digest})))
+            for location in ("nas", "tape", "remote"):
+                stat = (lab.tmp / "storage" / location / "ds" / os.fsdecode(name)).stat()
+                db.execute("INSERT INTO copy_files VALUES (?, ?, ?, ?, ?, ?, 'ok')",
+                           (f"ds/{location}/ds", os.fsencode(name), stat.st_size,
+                            stat.st_mtime_ns, f"{stat.st_dev}:{stat.st_ino}", 1.7e9))
+        for location in ("nas", "tape", "remote"):
+            db.execute("INSERT INTO copies VALUES (?, 'ds', 1.7e9, 'intact')",
+                       (f"ds/{location}/ds",))
+    victim = tape / "lane2" / "f3.fq"
+    stat = victim.stat()
+    with open(victim, "r+b") as handle:  # in place: same inode, size and mtime
+        handle.write(b"X")
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    code, report = lab.audit_json("--verify", "changed")
+    copy = copy_by_location(report, "ds", "tape")
+    assert (code, copy["state"]) == (1, "corrupt")
+    assert copy["verified_files"] == len(FILES)
+    with sqlite3.connect(lab.state) as db:
+        assert db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == \
+            SCHEMA_VERSION
+    # Checked now, against reference version 1: trusted from here on.
+    code, report = lab.audit_json("--verify", "changed")
+    assert copy_by_location(report, "ds", "nas")["cached_files"] == len(FILES)
