@@ -7,16 +7,32 @@ import base64
 import json
 import os
 import resource
+import shutil
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import Lab, copy_by_location, run_cli, run_subprocess
 from leaks import make_secret, run_with_secret
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A folder every account may enter (pytest's tmp_path is 0700), for runs
+    as an unprivileged account."""
+    folder = Path(tempfile.mkdtemp(prefix="t321-hostile-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def dav_location(auth: dict[str, str]) -> dict[str, object]:
@@ -321,3 +337,116 @@ def test_the_hostile_yaml_benchmark_runs_and_every_hostile_case_exits_4() -> Non
     rows = {line[:36].strip(): line[36:].split() for line in run.stdout.splitlines()[1:]}
     assert rows["billion laughs"][1] == "4" and rows["nesting 100,000 deep"][1] == "4"
     assert rows["integer of 5,000 digits"][1] == "4" and rows["honest, 50 datasets"][1] == "0"
+
+
+# -- reports ----------------------------------------------------------------------
+
+def special_target(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"report-{kind}"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":  # what /dev/null is; as root, -o /dev/null replaced it
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    elif kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        sock.close()
+    elif kind == "stdout-link":  # what /dev/stdout is
+        path.symlink_to("/proc/self/fd/1")
+    elif kind == "link":
+        (tmp_path / "real-report.txt").write_text("keep me\n")
+        path.symlink_to(tmp_path / "real-report.txt")
+    return path
+
+
+@pytest.mark.parametrize(("kind", "says"), [
+    ("fifo", "is a FIFO (named pipe), not a regular file"),
+    ("device", "is a character device, not a regular file"),
+    ("socket", "is a socket, not a regular file"),
+    ("stdout-link", "is a symbolic link, not a regular file"),
+    ("link", "is a symbolic link, not a regular file"),
+])
+@pytest.mark.parametrize("option", ["-o", "--report"])
+def test_a_report_never_replaces_a_special_file_or_a_link(lab: Lab, tmp_path: Path,
+                                                          kind: str, says: str,
+                                                          option: str) -> None:
+    lab.three_copies({"a.txt": b"a"})
+    target = special_target(tmp_path, kind)
+    before = os.lstat(target)
+    args = ["-o", str(target)] if option == "-o" else ["--report", f"json:{target}"]
+    result = lab.audit(*args)
+    assert result.exit_code == 2, result.stderr
+    assert says in result.stderr
+    after = os.lstat(target)
+    assert (after.st_mode, after.st_ino, after.st_rdev) == (
+        before.st_mode, before.st_ino, before.st_rdev)
+    assert not lab.state.exists()
+    if kind == "link":
+        assert (tmp_path / "real-report.txt").read_text() == "keep me\n"
+
+
+def test_dash_means_standard_output(lab: Lab, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    lab.three_copies({"a.txt": b"a"})
+    monkeypatch.chdir(tmp_path)
+    result = lab.audit("--format", "json", "-o", "-")
+    assert result.exit_code == 0
+    assert result.json()["status"] == "pass"
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize("where", ["in the copy", "deep in the copy", "through a link",
+                                   "the inventory", "a hard link to the inventory",
+                                   "the catalog", "the policy file"])
+def test_a_report_never_lands_on_what_the_audit_reads(lab: Lab, tmp_path: Path,
+                                                      where: str) -> None:
+    nas, _tape, _remote = lab.three_copies({"a.txt": b"a", "sub/b.txt": b"b"})
+    (tmp_path / "lab.yaml").write_text("name: lab\nrequire: {copies: 3}\n")
+    lab.write(policy="lab.yaml")
+    (tmp_path / "nas-link").symlink_to(nas)
+    lab.state.parent.mkdir()
+    lab.state.write_bytes(b"")
+    os.link(lab.inventory, tmp_path / "hardlink.yaml")
+    target = {"in the copy": nas / "report.json",
+              "deep in the copy": nas / "sub" / "report.json",
+              "through a link": tmp_path / "nas-link" / "report.json",
+              "the inventory": lab.inventory,
+              "a hard link to the inventory": tmp_path / "hardlink.yaml",
+              "the catalog": lab.state,
+              "the policy file": tmp_path / "lab.yaml"}[where]
+    before = {p: p.read_bytes() for p in (lab.inventory, tmp_path / "lab.yaml")}
+    for args in (["-o", str(target)], ["--report", f"json:{target}"]):
+        result = lab.audit("--format", "json", *args, write=False)
+        assert result.exit_code == 2, result.stderr
+        assert "choose another path for the report" in result.stderr
+    assert not (nas / "report.json").exists() and not (nas / "sub" / "report.json").exists()
+    assert {p: p.read_bytes() for p in before} == before
+    assert lab.state.read_bytes() == b""  # never opened as a catalog either
+
+
+def test_an_invalid_inventory_does_not_get_its_report_written_over_it(lab: Lab) -> None:
+    lab.three_copies({"a.txt": b"a"})
+    text = lab.write().read_text().replace("version: 1", "version: 2")
+    lab.inventory.write_text(text)
+    result = lab.audit("--report", f"json:{lab.inventory}", write=False)
+    assert result.exit_code == 2
+    assert lab.inventory.read_text() == text
+
+
+def test_a_read_only_report_folder_is_one_clear_line(open_tmp: Path) -> None:
+    lab = Lab(open_tmp)
+    lab.three_copies({"a.txt": b"a"})
+    lab.write()
+    lab.state.parent.mkdir()
+    lab.state.parent.chmod(0o777)
+    reports = open_tmp / "reports"
+    reports.mkdir(mode=0o555)
+    reports.chmod(0o555)
+    run = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable,
+         "-m", "threetwoone", "audit", str(lab.inventory), "--state", str(lab.state),
+         "-o", str(reports / "report.txt")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 5
+    assert run.stderr == (f"threetwoone: cannot write the table report {reports}/report.txt: "
+                          "Permission denied\n")
+    assert list(reports.iterdir()) == []

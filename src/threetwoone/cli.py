@@ -226,6 +226,8 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
     from .reports.targets import ReportTarget, check_distinct, check_path
 
     targets: list[ReportTarget] = list(reports)
+    if output == "-":
+        output = None  # standard output
     if output:
         parse_option(check_path, output, "'-o/--output'")
         targets.append(ReportTarget(fmt, output, quiet=quiet))
@@ -233,11 +235,13 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
         check_distinct(targets)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--report'") from None
+    from .catalog import default_state_path
+    check_report_targets(targets, inventory, state or default_state_path())
     run = RunClock.start()
     try:
         result = run_audit(inventory, state, datasets, policy, jobs, verify,
                            fixity_interval, max_read, time_limit, force_download,
-                           lock_timeout)
+                           lock_timeout, targets)
     except Exception as exc:
         outcome = error_outcome(exc)
         if outcome is not None and outcome[1] in (ExitCode.INVALID, ExitCode.TOOL_FAILED):
@@ -260,7 +264,7 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
 def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
               policy: str | None, jobs: int | None, verify: str, fixity_interval: str,
               max_read: str | None, time_limit: str | None, force_download: bool,
-              lock_timeout: float) -> AuditResult:
+              lock_timeout: float, targets: list[ReportTarget]) -> AuditResult:
     """Load, audit, and read the recent history for the reports; any error escapes."""
     from .audit import AuditOptions, Auditor
     from .catalog import Catalog, default_state_path, exclusive_lock
@@ -273,10 +277,12 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
         max_read=parse_option(parse_size, max_read, "'--max-read'"),
         time_limit=parse_option(parse_duration, time_limit, "'--time-limit'"))
     inv = load_inventory(inventory)
+    path = state or default_state_path()
+    check_report_targets(targets, inventory, path, inv)
     names = select_datasets(inv, datasets)
     policies = resolve_policies(inv, policy, names)
+    check_report_targets(targets, inventory, path, inv, policies)
     progress = ProgressLine.for_stderr()
-    path = state or default_state_path()
     with exclusive_lock(path, lock_timeout), Catalog(path) as catalog:
         new_catalog = catalog.is_new()
         auditor = Auditor(inv, policies, catalog,
@@ -290,6 +296,23 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
         result.history = catalog.recent_runs(HISTORY_RUNS)
         result.catalog, result.catalog_created = os.path.abspath(path), new_catalog
     return result
+
+
+def check_report_targets(targets: list[ReportTarget], inventory_path: str, state: str,
+                         inventory: Inventory | None = None,
+                         policies: dict[str, Policy] | None = None) -> None:
+    """Before anything is audited: no report may replace the inventory, the
+    catalog, a policy file or anything inside a local copy (usage error, exit 2).
+    Checked once before loading (reports are written also when loading fails)
+    and again with what the inventory names."""
+    from .reports.targets import check_not_input, run_inputs
+
+    sources = {p.source for p in (policies or {}).values()}
+    inputs = run_inputs(inventory_path, state, inventory, sources)
+    try:
+        check_not_input(targets, inputs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'-o/--output' or '--report'") from None
 
 
 #: Runs of history the HTML report shows.
@@ -328,11 +351,16 @@ def write_reports(targets: list[ReportTarget], result: AuditResult,
     """Write every target; one that cannot be written does not stop the others,
     and then the run fails with exit 5 (unless it is failing already)."""
     from .reports import FORMATTERS
+    from .reports.targets import check_path
 
     problems = []
     for target in targets:
         try:
+            # Again at write time: the path may have become a link or a device since.
+            check_path(target.path)
             write_atomically(target.path, FORMATTERS[target.format](result, target.quiet))
+        except ValueError as exc:
+            problems.append(f"cannot write the {target.format} report: {exc}")
         except OSError as exc:
             problems.append(f"cannot write the {target.format} report {target.path}: "
                             f"{exc.strerror or exc}")
