@@ -7,8 +7,10 @@ import base64
 import json
 import os
 import resource
+import shlex
 import shutil
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -450,3 +452,200 @@ def test_a_read_only_report_folder_is_one_clear_line(open_tmp: Path) -> None:
     assert run.stderr == (f"threetwoone: cannot write the table report {reports}/report.txt: "
                           "Permission denied\n")
     assert list(reports.iterdir()) == []
+
+
+# -- the state catalog ------------------------------------------------------------
+
+MOVE_ASIDE = "move it aside"
+KEEP = "Do not start a new catalog: that would lose every recorded reference."
+
+
+def test_an_empty_state_option_is_a_usage_error(lab: Lab) -> None:
+    lab.three_copies({"a.txt": b"a"})
+    lab.write()
+    for command in (["audit", str(lab.inventory)], ["history"], ["status"]):
+        result = run_cli(*command, "--state", "")
+        assert result.exit_code == 2, result.stderr
+        assert "'--state': is empty; leave --state out for the default catalog" in \
+            result.stderr
+
+
+def state_target(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / "state" / "catalog"
+    path.parent.mkdir()
+    if kind == "device":  # what /dev/null is
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link to a device":
+        os.mknod(tmp_path / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        path.symlink_to(tmp_path / "null")
+    elif kind == "dangling link":
+        path.symlink_to(tmp_path / "nowhere" / "catalog")
+    elif kind == "wal is a fifo":
+        os.mkfifo(tmp_path / "state" / "catalog-wal")
+    return path
+
+
+@pytest.mark.parametrize(("kind", "says"), [
+    ("device", "catalog is a character device, not a regular file"),
+    ("fifo", "catalog is a FIFO (named pipe), not a regular file"),
+    ("link to a device", "catalog is a character device, not a regular file"),
+    ("dangling link", "catalog is a symbolic link to "),
+    ("wal is a fifo", "catalog-wal is a FIFO (named pipe), not a regular file"),
+])
+def test_a_state_path_that_is_no_regular_file_is_refused_before_creating_anything(
+        lab: Lab, tmp_path: Path, kind: str, says: str) -> None:
+    lab.three_copies({"a.txt": b"a"})
+    lab.write()
+    path = state_target(tmp_path, kind)
+    before = sorted(os.listdir(path.parent))
+    result = run_cli("audit", str(lab.inventory), "--state", str(path))
+    assert result.exit_code == 2, result.stderr
+    assert says in result.stderr
+    # From the environment: the same refusal (exit 5, not a command-line option).
+    secret = make_secret()
+    runs = run_with_secret(["audit", str(lab.inventory)], secret,
+                           env={"THREETWOONE_STATE": str(path), "DAV_TOKEN": secret},
+                           scan=[tmp_path], ignore=[lab.inventory])
+    for run in runs:
+        assert run.returncode == 5 and says in run.stderr, run.stderr
+    assert sorted(os.listdir(path.parent)) == before
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_state_dev_null_creates_no_dev_null_lock() -> None:
+    assert not os.path.exists("/dev/null.lock")
+    result = run_cli("history", "--state", "/dev/null")
+    assert result.exit_code == 2
+    assert "/dev/null is a character device, not a regular file" in result.stderr
+    assert not os.path.exists("/dev/null.lock")
+
+
+def catalog_lab(folder: Path) -> Lab:
+    """A lab with one audited dataset: a catalog with references in it."""
+    lab = Lab(folder)
+    lab.three_copies({"a.txt": b"a", "b.txt": b"b"})
+    lab.write()
+    assert lab.audit(write=False).exit_code == 0
+    return lab
+
+
+def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                           sys.executable, "-m", "threetwoone", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("layout", ["read-only folder", "catalog of another account"])
+def test_a_catalog_this_account_cannot_write_gets_the_right_advice(open_tmp: Path,
+                                                                   layout: str) -> None:
+    lab = catalog_lab(open_tmp)
+    folder = lab.state.parent
+    folder.chmod(0o755)  # root's; nobody may enter but not write
+    if layout == "read-only folder":
+        lab.state.chmod(0o666)
+    before = lab.state.read_bytes()
+    for command in (["audit", str(lab.inventory)], ["history"]):
+        run = as_nobody(*command, "--state", str(lab.state))
+        assert run.returncode == 5, run.stderr
+        assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+        assert MOVE_ASIDE not in run.stderr and KEEP in run.stderr
+        if layout == "read-only folder":
+            assert f"this account (nobody) cannot write the folder {folder}" in run.stderr
+        else:
+            assert "this account (nobody) cannot read and write it (owned by root): run " \
+                   "as root" in run.stderr
+    assert lab.state.read_bytes() == before
+
+
+FULL_DISK = """\
+set -e
+mount -t tmpfs -o size=8m t321-full {mnt}
+{py} -m threetwoone audit {inventory} --state {mnt}/catalog.sqlite3 -q
+{fill}
+set +e
+{py} -m threetwoone audit {inventory} --state {mnt}/catalog.sqlite3 -q -d big 2> {err}
+echo $? > {rc}
+set -e
+rm {mnt}/filler
+{py} -m threetwoone audit {inventory} --state {mnt}/catalog.sqlite3 -q -d big
+{py} -m threetwoone history --state {mnt}/catalog.sqlite3 --format json
+"""
+
+
+@pytest.mark.parametrize("left", [0, 64 * 1024])  # full at once, or during the run
+def test_a_full_disk_says_free_space_and_keeps_the_catalog(lab: Lab, left: int) -> None:
+    lab.three_copies({"a.txt": b"a"}, name="small")
+    # Enough files that their references need more room than the full disk has.
+    lab.three_copies({f"f{i:04d}-{'x' * 80}.txt": b"%d" % i for i in range(1500)},
+                     name="big")
+    lab.write()
+    mnt = lab.tmp / "mnt"
+    mnt.mkdir()
+    q = shlex.quote
+    filler = q(str(mnt / "filler"))
+    fill = (f"dd if=/dev/zero of={filler} bs=4k 2>/dev/null || true\n"
+            f"truncate -s -{left} {filler}")
+    script = FULL_DISK.format(mnt=q(str(mnt)), py=q(sys.executable),
+                              inventory=q(str(lab.inventory)), fill=fill,
+                              err=q(str(lab.tmp / "err")), rc=q(str(lab.tmp / "rc")))
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                           script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    err = (lab.tmp / "err").read_text()
+    assert (lab.tmp / "rc").read_text().strip() == "5", err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "no space left" in err and f"free in {mnt}" in err
+    assert "The catalog is intact" in err and MOVE_ASIDE not in err
+    # With space again, the same catalog goes on: both datasets' verdicts are in it.
+    verdicts = json.loads(done.stdout)
+    assert {v["dataset"] for v in verdicts["verdicts"]} >= {"small", "big"}
+
+
+def damage_catalog(lab: Lab, how: str) -> None:
+    with sqlite3.connect(lab.state) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(lab.state.read_bytes())
+    if how == "damaged":
+        data[4096 * 2:] = os.urandom(len(data) - 4096 * 2)
+    else:
+        data[:] = os.urandom(len(data))
+    lab.state.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("how", "says"), [
+    ("damaged", "is damaged (database disk image is malformed): restore it from a backup"),
+    ("not a database", "is not a threetwoone catalog (file is not a database): check that "
+                       "--state or $THREETWOONE_STATE names the catalog"),
+])
+def test_a_damaged_catalog_says_what_a_new_one_would_lose(lab: Lab, how: str,
+                                                          says: str) -> None:
+    lab = catalog_lab(lab.tmp)
+    damage_catalog(lab, how)
+    before = lab.state.read_bytes()
+    secret = make_secret()
+    for run in run_with_secret(["audit", str(lab.inventory), "--state", str(lab.state)],
+                               secret, env={"AWS_SECRET_ACCESS_KEY": secret}):
+        assert run.returncode == 5, run.stderr
+        assert says in run.stderr
+        assert "loses every recorded reference, and the next audit records each " \
+               "primary's content as it is then, any rot included" in run.stderr
+    assert lab.state.read_bytes() == before
+
+
+def test_a_newer_or_locked_catalog_is_never_to_be_replaced(lab: Lab) -> None:
+    lab = catalog_lab(lab.tmp)
+    with sqlite3.connect(lab.state) as db:
+        db.execute("INSERT INTO schema_migrations VALUES (999, 'future')")
+    result = lab.audit(write=False)
+    assert result.exit_code == 5
+    assert "upgrade threetwoone" in result.stderr and KEEP in result.stderr
+    with sqlite3.connect(lab.state) as db:
+        db.execute("DELETE FROM schema_migrations WHERE version = 999")
+    from threetwoone.catalog import exclusive_lock
+    with exclusive_lock(str(lab.state), 0):
+        result = lab.audit("--lock-timeout", "0", write=False)
+    assert result.exit_code == 5
+    assert "in use by another threetwoone run" in result.stderr
+    assert "Never delete the catalog or its -wal file" in result.stderr

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .catalogerrors import KEEP_IT, explain
 from .checksums import WEAK_ALGORITHMS
 from .errors import StateError
+from .files import not_a_file_problem
 from .results import RunSummary
 
 #: Migrations, applied in order; each one's index+1 is its schema version.
@@ -169,6 +171,7 @@ class Catalog:
     # -- opening -----------------------------------------------------------
     @staticmethod
     def _open(path: str) -> sqlite3.Connection:
+        check_catalog_path(path)
         folder = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -176,16 +179,16 @@ class Catalog:
                 # Created 0600 before SQLite touches it: verdicts are nobody else's business.
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
         except OSError as exc:
-            raise StateError(f"state catalog {path}: cannot create: {exc.strerror}") from None
+            raise explain(exc, path) from exc
         try:
             db = sqlite3.connect(path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             Catalog._migrate(db, path)
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"state catalog {path} is unusable ({exc}); move it aside to "
-                             "start a new one (references will be recorded again)") from None
+        except sqlite3.Error as exc:
+            # Told apart: read-only, full, locked, damaged... (catalogerrors.py).
+            raise explain(exc, path) from exc
         return db
 
     @staticmethod
@@ -198,7 +201,8 @@ class Catalog:
             if version > SCHEMA_VERSION:
                 raise StateError(
                     f"state catalog {path} has schema version {version}, written by a newer "
-                    f"threetwoone (this one knows up to {SCHEMA_VERSION}); upgrade threetwoone")
+                    f"threetwoone (this one knows up to {SCHEMA_VERSION}): upgrade threetwoone. "
+                    f"{KEEP_IT}")
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[number - 1].split(";"):
                     if statement.strip():
@@ -383,6 +387,17 @@ def replace_reference(db: sqlite3.Connection, dataset: str, source: str, recorde
 LOCK_OFFSET = 1 << 40
 
 
+def check_catalog_path(path: str) -> None:
+    """Before anything is created or opened: the catalog and the -wal and -shm
+    files SQLite keeps beside it must be regular files or not exist yet
+    (``--state /dev/null`` made ``/dev/null.lock``; opening a FIFO blocks)."""
+    for suffix in ("", "-wal", "-shm"):
+        problem = not_a_file_problem(path + suffix)
+        if problem:
+            raise StateError(f"state catalog: {problem}; point --state (or "
+                             "$THREETWOONE_STATE) at a regular file or a new path")
+
+
 @contextmanager
 def exclusive_lock(path: str, timeout: float) -> Iterator[None]:
     """Hold the catalog for the whole run, so two runs that write it (an
@@ -392,20 +407,21 @@ def exclusive_lock(path: str, timeout: float) -> Iterator[None]:
     The lock is on the catalog file itself (an open-file-description lock on one
     byte SQLite never uses), not on a name: a symlink, a relative path or a hard
     link to the same catalog takes the same lock."""
+    check_catalog_path(path)
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
         # Created 0600 before SQLite touches it: verdicts are nobody else's business.
         fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        raise StateError(f"state catalog {path}: cannot open it to lock it: "
-                         f"{exc.strerror}") from None
+        raise explain(exc, path) from exc
     try:
         deadline = time.monotonic() + timeout
         while not _try_lock(fd):
             if time.monotonic() >= deadline:
                 raise StateError(
                     f"state catalog {path} is in use by another threetwoone run "
-                    f"(waited {timeout:g} s; see --lock-timeout)") from None
+                    f"(waited {timeout:g} s; see --lock-timeout): let it finish. Never "
+                    "delete the catalog or its -wal file to break the lock.") from None
             time.sleep(0.1)  # polling a lock held by another process
         yield
     finally:

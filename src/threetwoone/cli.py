@@ -44,9 +44,10 @@ def error_outcome(exc: BaseException) -> tuple[str, int] | None:
         return str(exc), int(exc.exit_code)
     if isinstance(exc, click.ClickException | KeyboardInterrupt | BrokenPipeError):
         return None
-    if isinstance(exc, sqlite3.DatabaseError):
-        return (f"state catalog unusable: {exc}; move it aside to start a new one",
-                int(ExitCode.TOOL_FAILED))
+    if isinstance(exc, sqlite3.Error):  # where the catalog was not wrapped in explained()
+        from .catalogerrors import KEEP_IT
+        return (f"state catalog could not be used ({exc}); run with --debug for details. "
+                f"{KEEP_IT}", int(ExitCode.TOOL_FAILED))
     if isinstance(exc, Exception):  # the tool itself failed: exit 5, never a verdict
         return (f"internal error: {type(exc).__name__}: {exc} (run with --debug for "
                 "details)", int(ExitCode.TOOL_FAILED))
@@ -131,9 +132,29 @@ def write_atomically(path: str, text: str) -> None:
         raise
 
 
+def check_state_option(ctx: click.Context, param: click.Parameter,
+                       value: str | None) -> str | None:
+    """``--state ''`` must not quietly mean the default catalog, and a path that
+    is a device, FIFO or folder is refused before anything is created."""
+    if value is None:
+        return None
+    if not value:
+        raise click.BadParameter("is empty; leave --state out for the default catalog "
+                                 "($THREETWOONE_STATE, else "
+                                 "$XDG_STATE_HOME/threetwoone/state.sqlite3)")
+    from .catalog import check_catalog_path
+    try:
+        check_catalog_path(value)
+    except ThreeTwoOneError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def state_option(func: F) -> F:
     return click.option(
-        "--state", type=click.Path(dir_okay=False, path_type=str),
+        # readable=False: an unreadable catalog gets catalogerrors' explanation.
+        "--state", type=click.Path(dir_okay=False, readable=False, path_type=str),
+        callback=check_state_option,
         help="State catalog (default $THREETWOONE_STATE, else "
              "$XDG_STATE_HOME/threetwoone/state.sqlite3).")(func)
 
@@ -268,6 +289,7 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
     """Load, audit, and read the recent history for the reports; any error escapes."""
     from .audit import AuditOptions, Auditor
     from .catalog import Catalog, default_state_path, exclusive_lock
+    from .catalogerrors import explained
     from .progress import ProgressLine
     from .schedule import VerifyPlan, parse_duration, parse_size
 
@@ -283,7 +305,7 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
     policies = resolve_policies(inv, policy, names)
     check_report_targets(targets, inventory, path, inv, policies)
     progress = ProgressLine.for_stderr()
-    with exclusive_lock(path, lock_timeout), Catalog(path) as catalog:
+    with explained(path), exclusive_lock(path, lock_timeout), Catalog(path) as catalog:
         new_catalog = catalog.is_new()
         auditor = Auditor(inv, policies, catalog,
                           AuditOptions(workers=jobs, plan=plan, force_download=force_download,
@@ -385,12 +407,13 @@ def accept(inventory: str, dataset: str, state: str | None, lock_timeout: float)
     """
     from .audit import AuditOptions, Auditor
     from .catalog import Catalog, current_user, default_state_path, exclusive_lock
+    from .catalogerrors import explained
     from .results import CopyState
 
     inv = load_inventory(inventory)
     [name] = select_datasets(inv, (dataset,), param_hint="'DATASET'")
     path = state or default_state_path()
-    with exclusive_lock(path, lock_timeout), Catalog(path) as catalog:
+    with explained(path), exclusive_lock(path, lock_timeout), Catalog(path) as catalog:
         auditor = Auditor(inv, resolve_policies(inv, None, [name]), catalog,
                           AuditOptions(clock=clock(), user=current_user()))
         result, reference = auditor.accept(inv.datasets[name])
@@ -423,9 +446,11 @@ def accept(inventory: str, dataset: str, state: str | None, lock_timeout: float)
 def history(dataset: str | None, state: str | None, limit: int, fmt: str) -> None:
     """Past verdicts, newest first (all datasets, or DATASET)."""
     from .catalog import Catalog, default_state_path
+    from .catalogerrors import explained
     from .reports.history import render_history_json, render_history_table
 
-    with Catalog(state or default_state_path()) as catalog:
+    path = state or default_state_path()
+    with explained(path), Catalog(path) as catalog:
         verdicts = list(catalog.history(dataset, limit))
         reference = catalog.reference_info(dataset) if dataset else None
     if fmt == "json":
@@ -455,6 +480,7 @@ def status(inventory: str | None, state: str | None, fixity_interval: str, fmt: 
     """
     from .audit import copy_key
     from .catalog import Catalog, default_state_path
+    from .catalogerrors import explained
     from .reports.status import (
         exit_code,
         render_status_json,
@@ -472,7 +498,8 @@ def status(inventory: str | None, state: str | None, fixity_interval: str, fmt: 
         policies.update(resolve_policies(inv, None, list(inv.datasets)))
         declared = {copy_key(name, copy): name for name, dataset in inv.datasets.items()
                     for copy in dataset.copies}
-    with Catalog(state or default_state_path()) as catalog:
+    path = state or default_state_path()
+    with explained(path), Catalog(path) as catalog:
         fixity = catalog.copy_status(interval, now)
         recorded = catalog.latest_policies()
     for dataset, name in recorded.items():

@@ -77,3 +77,20 @@ def read_regular_file(path: str, limit: int) -> bytes:
     if len(data) > limit:
         raise NotReadable(too_big)
     return data
+
+
+def not_a_file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be opened or created as a regular file of ours, or
+    None: it is one (a symlink to one is fine) or nothing is there yet.  Only
+    ``stat`` calls: nothing is opened or created."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist"
+        return None
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    if stat.S_ISREG(info.st_mode):
+        return None
+    return f"{path} is {kind_of(info.st_mode)}, not a regular file"

@@ -114,11 +114,11 @@ def check_distinct(targets: Iterable[ReportTarget]) -> None:
 def run_inputs(inventory_path: str, state: str, inventory: Inventory | None = None,
                policy_files: Iterable[str] = ()) -> dict[str, str]:
     """What a report must never replace, for ``check_not_input``: the
-    inventory, the state catalog (with its WAL, shared-memory and lock files),
+    inventory, the state catalog (with its WAL, shared-memory and journal files),
     and once the inventory is loaded, the policy files and every local copy
     (the audit only ever reads them)."""
     inputs = {inventory_path: "the inventory"}
-    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+    for suffix in ("", "-wal", "-shm", "-journal"):
         inputs[state + suffix] = "the state catalog"
     inputs.update((source, "a policy file of this run") for source in policy_files)
     if inventory is None:
