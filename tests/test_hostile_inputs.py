@@ -649,3 +649,12 @@ def test_a_newer_or_locked_catalog_is_never_to_be_replaced(lab: Lab) -> None:
     assert result.exit_code == 5
     assert "in use by another threetwoone run" in result.stderr
     assert "Never delete the catalog or its -wal file" in result.stderr
+
+
+def test_a_file_where_the_catalog_folder_should_be(lab: Lab) -> None:
+    lab.three_copies({"a.txt": b"a"})
+    lab.write()
+    result = lab.audit("--state", str(lab.inventory / "catalog.sqlite3"), write=False)
+    assert result.exit_code == 5
+    assert f"{lab.inventory} is not a folder" in result.stderr
+    assert MOVE_ASIDE not in result.stderr

@@ -34,7 +34,8 @@ def explain(exc: BaseException, path: str) -> StateError:
     if isinstance(exc, OSError):
         cause = {errno.EACCES: "permissions", errno.EPERM: "permissions",
                  errno.EROFS: "permissions", errno.ENOSPC: "full", errno.EDQUOT: "full",
-                 errno.EIO: "io"}.get(exc.errno or 0, "other")
+                 errno.EIO: "io", errno.ENOTDIR: "path", errno.EEXIST: "path"
+                 }.get(exc.errno or 0, "other")
         detail = exc.strerror or str(exc)
     else:
         code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
@@ -114,13 +115,22 @@ def _io(path: str, detail: str) -> str:
             f"storage and point --state there. {KEEP_IT}")
 
 
+def _not_a_folder(path: str, detail: str) -> str:
+    folder = os.path.dirname(os.path.abspath(path))
+    while folder != os.path.dirname(folder) and not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    return (f"state catalog {path}: {folder} is not a folder ({detail}): check --state or "
+            "$THREETWOONE_STATE")
+
+
 def _other(path: str, detail: str) -> str:
     return (f"state catalog {path} could not be used ({detail}); run with --debug for "
             f"details. {KEEP_IT}")
 
 
 _MESSAGES = {"permissions": _permissions, "full": _full, "locked": _locked,
-             "corrupt": _corrupt, "notadb": _not_a_database, "io": _io, "other": _other}
+             "corrupt": _corrupt, "notadb": _not_a_database, "io": _io, "path": _not_a_folder,
+             "other": _other}
 
 
 def _read_only_filesystem(folder: str) -> bool:

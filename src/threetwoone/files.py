@@ -89,8 +89,8 @@ def not_a_file_problem(path: str) -> str | None:
         if os.path.islink(path):
             return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist"
         return None
-    except OSError as exc:
-        return f"{path}: {exc.strerror}"
+    except OSError:
+        return None  # not allowed to look, a file for a folder: the opener explains
     if stat.S_ISREG(info.st_mode):
         return None
     return f"{path} is {kind_of(info.st_mode)}, not a regular file"
