@@ -103,10 +103,10 @@ def _corrupt(path: str, detail: str) -> str:
 
 
 def _not_a_database(path: str, detail: str) -> str:
-    return (f"{path} is not a threetwoone catalog ({detail}): check that --state or "
-            "$THREETWOONE_STATE names the catalog. If it does, the catalog is damaged: "
-            "restore it from a backup; only if there is none, move it aside and start a new "
-            f"one: {LOST}.")
+    return (f"state catalog {path} is not a threetwoone catalog ({detail}): check that "
+            "--state or $THREETWOONE_STATE names the catalog. If it does, the catalog is "
+            "damaged: restore it from a backup; only if there is none, move it aside and "
+            f"start a new one: {LOST}.")
 
 
 def _io(path: str, detail: str) -> str:
