@@ -320,16 +320,21 @@ def test_c1_controls_and_line_separators_in_names_are_escaped(lab: Lab) -> None:
         assert char not in table.stdout and char not in json.dumps(report, ensure_ascii=False)
 
 
-@pytest.mark.parametrize("name", ["line\u2028break", "esc\x1b[2J", "c1\x9b", "rtl\u202e"])
-def test_inventory_names_with_control_characters_are_refused(tmp_path: Path,
-                                                             name: str) -> None:
-    path = tmp_path / "inventory.yaml"
-    quoted = json.dumps(name)  # a YAML double-quoted string
-    path.write_text(MINIMAL.replace("  ds:\n", f"  {quoted}:\n").replace("DESC", "x"))
-    result = run_cli("validate", str(path))
-    assert result.exit_code == 4
-    assert "a dataset name must not contain control" in result.stderr
-    assert not any(c in result.stderr for c in "\u2028\x1b\x9b\u202e")
+@pytest.mark.parametrize(("name", "shown"), [
+    ("line\u2028break", "line\\u2028break"), ("esc\x1b[2J", "esc\\x1b[2J"),
+    ("c1\x9b31m", "c1\\u009b31m"), ("rtl\u202eexe", "rtl\\u202eexe"),
+    ("new\nline", "new\\nline")])
+def test_dataset_names_are_shown_on_one_line_escaped(lab: Lab, name: str,
+                                                     shown: str) -> None:
+    lab.three_copies({"a.txt": b"a"}, name="ds")
+    lab.datasets[name] = lab.datasets.pop("ds")
+    (lab.tmp / "storage" / "tape" / "ds" / "a.txt").unlink()  # a detail section too
+    result = lab.audit()
+    assert result.exit_code == 1, result.stderr
+    assert shown in result.stdout and f"{shown} (fail):" in result.stdout
+    assert not any(c in result.stdout for c in "\u2028\x1b\x9b\u202e")
+    assert all(line.startswith(("  ", "-", "dataset", "\n")) or line == "" or
+               line.startswith((shown, "1 dataset")) for line in result.stdout.split("\n"))
 
 
 def test_the_hostile_yaml_benchmark_runs_and_every_hostile_case_exits_4() -> None:

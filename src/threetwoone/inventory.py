@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError, ConfigErrors
-from .pathnames import has_control
 from .yamlload import Document, join, key_join, load_file, shown
 
 KINDS = ("local", "sftp", "webdav", "s3")
@@ -369,10 +368,6 @@ class _Validator:
                            + self.doc.unquoted_hint(child, key=True))
             elif not name.strip():
                 self.error(child, f"a {what} name must not be empty")
-            elif has_control(name):
-                # Names go into tables, mails and metrics labels as they are.
-                self.error(child, f"a {what} name must not contain control, line-separator "
-                                  "or bidirectional-override characters")
             else:
                 out[name] = entry
         return out

@@ -27,13 +27,18 @@ _NEEDS_ESCAPE = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e"
                            "\u2066-\u2069\udc80-\udcff]")
 
 
-#: The characters above that change how text is laid out or read.
+#: The characters above that change how text is laid out or read (not ``\\``).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
-def has_control(text: str) -> bool:
-    """True when ``text`` holds a control, line-separator or bidi character."""
-    return _CONTROL.search(text) is not None
+def one_line(text: str) -> str:
+    """Free text (a message, a name inside a sentence) made safe for one line of
+    a terminal or mail: controls, separators, bidi characters and undecodable
+    bytes escaped as ``display`` does, backslashes left alone, so text that
+    holds an already displayed name is not escaped twice."""
+    if _CONTROL.search(text) is None and not any(0xDC80 <= ord(c) <= 0xDCFF for c in text):
+        return text
+    return _NEEDS_ESCAPE.sub(lambda m: m.group() if m.group() == "\\" else _escape(m), text)
 
 
 def needs_escape(name: str) -> bool:

@@ -6,7 +6,7 @@ escaped onto one line, long problem lists cut with a count of the rest.
 
 from __future__ import annotations
 
-from ..pathnames import display
+from ..pathnames import display, one_line
 from ..results import AuditResult, CopyState, DatasetResult, ProblemKind, Status
 from .common import has_overdue, headline, overdue_text, plural
 
@@ -24,9 +24,9 @@ def _copies_cell(dataset: DatasetResult) -> str:
 def _dataset_lines(dataset: DatasetResult, quiet: bool) -> list[str]:
     lines: list[str] = []
     for violation in dataset.violations:
-        lines.append(f"  violation {violation.rule}: {violation.message}")
+        lines.append(f"  violation {violation.rule}: {one_line(violation.message)}")
         if violation.rule in dataset.next_steps:
-            lines.append(f"    next: {dataset.next_steps[violation.rule]}")
+            lines.append(f"    next: {one_line(dataset.next_steps[violation.rule])}")
     for copy in dataset.copies:
         overdue = overdue_text(copy)
         interesting = copy.state is not CopyState.INTACT or copy.same_as or overdue
@@ -36,21 +36,22 @@ def _dataset_lines(dataset: DatasetResult, quiet: bool) -> list[str]:
         head = f"  copy {display(copy.label)}: {copy.state.value}"
         for note in (copy.detail, overdue):
             if note:
-                head += f" - {note}"
+                head += f" - {one_line(note)}"
         lines.append(head)
         if copy.next_step:
-            lines.append(f"    next: {copy.next_step}")
+            lines.append(f"    next: {one_line(copy.next_step)}")
         for problem in problems[:MAX_PROBLEMS]:
-            detail = f" ({problem.detail})" if problem.detail else ""
+            detail = f" ({one_line(problem.detail)})" if problem.detail else ""
             lines.append(f"    {problem.problem.value}: {display(problem.path)}{detail}")
         more = len(problems) - MAX_PROBLEMS + copy.problems_omitted
         if more > 0:
             lines.append(f"    ... and {more} more (see --format json)")
     if not quiet:
         if dataset.reference_files:
-            lines.append(f"  reference: {dataset.reference_files}")
-        lines.extend(f"  warning: {w}" for w in dataset.warnings)
-        lines.extend(f"  attested (not checked by an audit): {a}" for a in dataset.attested)
+            lines.append(f"  reference: {one_line(dataset.reference_files)}")
+        lines.extend(f"  warning: {one_line(w)}" for w in dataset.warnings)
+        lines.extend(f"  attested (not checked by an audit): {one_line(a)}"
+                     for a in dataset.attested)
     return lines
 
 
@@ -72,7 +73,8 @@ def render_table(result: AuditResult, quiet: bool = False) -> str:
                                if k not in ("copies", "media", "offsite")))
     rows = []
     for dataset in shown:
-        rows.append([dataset.name, dataset.policy, dataset.status.value.upper(),
+        rows.append([one_line(dataset.name), one_line(dataset.policy),
+                     dataset.status.value.upper(),
                      dataset.counts["copies"], dataset.counts["media"],
                      dataset.counts["offsite"],
                      *(dataset.counts.get(k, "-") for k in extra), _copies_cell(dataset)])
@@ -82,7 +84,7 @@ def render_table(result: AuditResult, quiet: bool = False) -> str:
     for dataset in shown:
         lines = _dataset_lines(dataset, quiet)
         if lines:
-            details.append(f"{dataset.name} ({dataset.status.value}):")
+            details.append(f"{one_line(dataset.name)} ({dataset.status.value}):")
             details.extend(lines)
     if details:
         out.append("")
