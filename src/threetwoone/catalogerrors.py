@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -76,12 +75,17 @@ def _permissions(path: str, detail: str) -> str:
     return f"state catalog {path} cannot be written ({detail}): {action}. {KEEP_IT}"
 
 
+def _temp_folder() -> str:
+    """Where SQLite puts temporary tables (imported here only: start-up stays lean)."""
+    import tempfile
+    return os.environ.get("SQLITE_TMPDIR") or tempfile.gettempdir()
+
+
 def _full(path: str, detail: str) -> str:
     folder = os.path.dirname(os.path.abspath(path))
-    temp = tempfile.gettempdir()
+    temp = _temp_folder()
     space = f"{_free(folder)} free in {folder}"
-    if os.environ.get("SQLITE_TMPDIR") or _free(temp) != _free(folder):
-        temp = os.environ.get("SQLITE_TMPDIR") or temp
+    if _free(temp) != _free(folder):
         space += f", {_free(temp)} in {temp}, the temporary folder SQLite also uses"
     return (f"state catalog {path}: no space left ({detail}; {space}): free some space and "
             "run again. The catalog is intact: the unfinished transaction was rolled back. "
@@ -152,8 +156,7 @@ def _free_bytes(folder: str) -> int | None:
 
 def _low_on_space(path: str) -> bool:
     """Less than 1 MiB left beside the catalog (or in SQLite's temporary folder)."""
-    folders = [os.path.dirname(os.path.abspath(path)),
-               os.environ.get("SQLITE_TMPDIR") or tempfile.gettempdir()]
+    folders = [os.path.dirname(os.path.abspath(path)), _temp_folder()]
     return any((free := _free_bytes(f)) is not None and free < 1 << 20 for f in folders)
 
 
