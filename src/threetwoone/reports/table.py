@@ -48,7 +48,7 @@ def _dataset_lines(dataset: DatasetResult, quiet: bool) -> list[str]:
             lines.append(f"    ... and {more} more (see --format json)")
     if not quiet:
         if dataset.reference_files:
-            lines.append(f"  reference: {one_line(dataset.reference_files)}")
+            lines.append(f"  reference: {dataset.reference_files}")
         lines.extend(f"  warning: {one_line(w)}" for w in dataset.warnings)
         lines.extend(f"  attested (not checked by an audit): {one_line(a)}"
                      for a in dataset.attested)
