@@ -356,3 +356,38 @@ def test_file_truncated_after_listing_is_unreadable_not_corrupt(
     assert copy["state"] == "error" and copy["files"]["corrupt"] == 0
     assert [(p["path"], p["problem"], p["detail"]) for p in copy["problems"]] == [
         ("b.dat", "unreadable", "changed while being read")]
+
+
+def _fingerprint(pub: Path) -> str:
+    import subprocess
+
+    out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub)],
+                         capture_output=True, text=True, check=True).stdout
+    return out.split()[1]
+
+
+def test_pinned_rsa_host_key_passes_and_a_wrong_pin_says_what_was_offered(
+        lab: Lab, server: SSHServer, home: SSHHome, remote_tree: Path) -> None:
+    """No known_hosts at all: the inventory pins the server's RSA key, though
+    the server prefers Ed25519.  A wrong pin is unreachable (exit 3), and the
+    message names the keys the server has."""
+    nas = lab.location("nas", "disk", "site-a")
+    usb = lab.location("usb", "disk", "site-a")
+    write_tree(nas / "intact", FILES)
+    write_tree(usb / "intact", FILES)
+    lab.dataset("intact", [{"location": "nas", "path": "intact", "primary": True},
+                           {"location": "usb", "path": "intact"},
+                           {"location": "backup", "path": "intact"}])
+    rsa = _fingerprint(server.workdir / "host_rsa.pub")
+    for pin in (server.host_keys["rsa"], rsa):
+        lab.locations["backup"] = sftp_location(server, remote_tree, host_key=pin)
+        code, report = lab.audit_json()
+        assert (code, copy_by_location(report, "intact", "backup")["state"]) == (0, "intact")
+    lab.locations["backup"] = sftp_location(
+        server, remote_tree, host_key=_fingerprint(server.workdir / "other_ed25519.pub"))
+    code, stderr, report = _audit_subprocess(lab)
+    assert code == 3 and "Traceback" not in stderr
+    copy = copy_by_location(report, "intact", "backup")
+    assert copy["state"] == "unreachable"
+    ed25519 = _fingerprint(server.workdir / "host_ed25519.pub")
+    assert f"the server offers ssh-ed25519 {ed25519}, ssh-rsa {rsa}" in copy["detail"]

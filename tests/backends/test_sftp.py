@@ -612,6 +612,51 @@ def test_pinned_host_key(sshd: SSHServer, ssh_home: SSHHome) -> None:
         SFTPBackend("backup", make_location(sshd, sshd.workdir, host_key=wrong)).connect()
 
 
+def test_pinned_rsa_host_key_is_asked_for_though_the_server_prefers_ed25519(
+        sshd: SSHServer, ssh_home: SSHHome) -> None:
+    """The server presents Ed25519 unless asked: a pinned RSA key (as a key
+    line, or as a fingerprint alone) makes the client ask for RSA."""
+    rsa = sshd.host_keys["rsa"]
+    for pin in (rsa, _fingerprint(sshd.workdir / "host_rsa.pub"), f"[127.0.0.1]:{sshd.port} {rsa}"):
+        backend = SFTPBackend("backup", make_location(sshd, sshd.workdir, host_key=pin))
+        try:
+            backend.connect()
+            transport, _gen = backend.conn.transport
+            assert transport.get_remote_server_key().get_name() == "ssh-rsa"
+            assert backend.stat_root(".") is not None
+        finally:
+            backend.close()
+
+
+def test_host_key_pin_mismatch_says_what_the_server_offered(
+        sshd: SSHServer, ssh_home: SSHHome, tmp_path: Path) -> None:
+    ed25519 = _fingerprint(sshd.workdir / "host_ed25519.pub")
+    rsa = _fingerprint(sshd.workdir / "host_rsa.pub")
+    other = _fingerprint(sshd.workdir / "other_ed25519.pub")
+
+    def refusal(pin: str) -> str:
+        backend = SFTPBackend("backup", make_location(sshd, sshd.workdir, host_key=pin))
+        with pytest.raises(LocationUnreachable) as info:
+            backend.connect()
+        message = str(info.value)
+        assert "\n" not in message and "does not match the inventory's host_key" in message
+        return message
+
+    # A fingerprint of no key of the server's: every kind it has was asked for.
+    message = refusal(other)
+    assert f"ssh-ed25519 {ed25519}" in message and f"ssh-rsa {rsa}" in message
+    assert "host key types it offers: " in message and "rsa-sha2-512" in message
+    # An Ed25519 key line: only Ed25519 was asked for.
+    message = refusal(sshd.host_keys["other-ed25519"])
+    assert f"ssh-ed25519 {ed25519}" in message and rsa not in message
+    # A kind of key the server does not have.
+    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(tmp_path / "ec")],
+                   check=True, capture_output=True)
+    message = refusal((tmp_path / "ec.pub").read_text())
+    assert "the server has no ecdsa-sha2-nistp256 host key" in message
+    assert "ssh-ed25519" in message.split("host key types it offers: ")[1]
+
+
 def test_wrong_key_is_refused(sshd: SSHServer, trusted_home: SSHHome) -> None:
     location = make_location(sshd, sshd.workdir, identity_file=str(sshd.wrong_key))
     with pytest.raises(LocationUnreachable) as info:

@@ -22,7 +22,7 @@ import socket
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import paramiko
 
@@ -31,9 +31,13 @@ from .ssh_hostkeys import (
     HostKeyRefused,
     ServerKey,
     check_host_key,
+    check_pin,
     default_known_hosts_files,
     host_entry_name,
+    key_algorithms,
     known_key_types,
+    parse_pin,
+    untried_key_algorithms,
 )
 
 # paramiko logs a dropped connection as ERROR with a traceback; with no handler
@@ -285,7 +289,77 @@ def _open_socket(target: Target) -> tuple[Any, list[paramiko.Transport]]:
     return sock, []
 
 
+class _Transport(paramiko.Transport):
+    """A Transport that remembers the host key types the server offered
+    (paramiko keeps only the one agreed on): a host key pin may name another
+    kind of key than the server prefers, and a refusal says what it has."""
+
+    offered_host_keys: tuple[str, ...] = ()
+
+    def _parse_kex_init(self, m: paramiko.Message) -> None:
+        with contextlib.suppress(Exception):  # a garbled KEXINIT: paramiko says why
+            parsed = cast(Any, self)._really_parse_kex_init(
+                paramiko.Message(m.asbytes()))
+            self.offered_host_keys = tuple(parsed["server_key_algo_list"])
+        cast(Any, super())._parse_kex_init(m)
+
+
 def _open(target: Target, via: paramiko.Transport | None = None) -> _Opened:
+    """Connect, verify the host key and log in.  With a host key pin, the
+    server is asked for the pinned kind of key (a pin without a type: each kind
+    of key it offers in turn, one connection each, until one matches)."""
+    pin = target.host_key_pin
+    key_types = _pinned_key_types(pin)
+    seen: list[ServerKey] = []
+    while True:
+        opened = _start(target, via)
+        try:
+            server, offered = _handshake(target, opened.transport, key_types)
+            if pin is None:
+                assert server is not None
+                opened.host_key_note = _check_known(target, server)
+            else:
+                if server is not None:
+                    seen.append(server)
+                try:
+                    opened.host_key_note = check_pin(
+                        pin, host=target.host_key_alias or target.hostname,
+                        port=22 if target.host_key_alias else target.port, seen=seen,
+                        offered=offered)
+                except HostKeyRefused as exc:
+                    # A fingerprint does not say what kind of key it is: ask
+                    # again for each other kind the server has.
+                    key_types = (untried_key_algorithms(offered, seen)
+                                 if server is not None and _pin_type(pin) is None else None)
+                    if key_types is None:
+                        raise LocationUnreachable(f"{target.label}: {exc}") from None
+                    opened.close()
+                    continue
+            _authenticate(target, opened.transport)
+            opened.transport.set_keepalive(max(5, int(target.timeout / 3)))
+        except BaseException:
+            opened.close()
+            raise
+        return opened
+
+
+def _pin_type(pin: str) -> str | None:
+    """The key type a pin names (a public key line), or None (a fingerprint, or
+    a pin so malformed that the check will say so)."""
+    try:
+        return parse_pin(pin)[0]
+    except ValueError:
+        return None
+
+
+def _pinned_key_types(pin: str | None) -> list[str] | None:
+    """Host key algorithms to offer for a pin that names its key type."""
+    pin_type = _pin_type(pin) if pin is not None else None
+    return key_algorithms(pin_type) if pin_type else None
+
+
+def _start(target: Target, via: paramiko.Transport | None) -> _Opened:
+    """A transport on a new connection to ``target`` (not started yet)."""
     if via is not None:
         try:
             sock: Any = via.open_channel("direct-tcpip", (target.hostname, target.port),
@@ -296,18 +370,10 @@ def _open(target: Target, via: paramiko.Transport | None = None) -> _Opened:
         hops: list[paramiko.Transport] = []
     else:
         sock, hops = _open_socket(target)
-    transport = paramiko.Transport(sock, default_window_size=WINDOW_SIZE,
-                                   default_max_packet_size=MAX_PACKET)
-    opened = _Opened(transport, hops,
-                     proxy=sock if isinstance(sock, paramiko.ProxyCommand) else None)
-    try:
-        _handshake(target, transport, opened)
-        _authenticate(target, transport)
-        transport.set_keepalive(max(5, int(target.timeout / 3)))
-    except BaseException:
-        opened.close()
-        raise
-    return opened
+    transport = _Transport(sock, default_window_size=WINDOW_SIZE,
+                           default_max_packet_size=MAX_PACKET)
+    return _Opened(transport, hops,
+                   proxy=sock if isinstance(sock, paramiko.ProxyCommand) else None)
 
 
 def _key_names(target: Target) -> list[str]:
@@ -316,16 +382,22 @@ def _key_names(target: Target) -> list[str]:
     return [host_entry_name(target.hostname, target.port)]
 
 
-def _handshake(target: Target, transport: paramiko.Transport, opened: _Opened) -> None:
-    names = _key_names(target)
-    if target.host_key_pin is None:
-        preferred = known_key_types(target.known_hosts, names)
+def _handshake(target: Target, transport: paramiko.Transport, key_types: list[str] | None
+               ) -> tuple[ServerKey | None, tuple[str, ...]]:
+    """Negotiate (offering only ``key_types`` as host keys, if given): (the
+    server's host key, the host key types it offered).  The key is None when
+    the server has none of ``key_types``."""
+    options = transport.get_security_options()
+    # Only algorithms paramiko implements (it dropped SHA-1 ssh-rsa and DSA).
+    supported = [t for t in key_types or () if t in cast(Any, transport)._key_info]
+    if supported:
+        options.key_types = supported
+    elif target.host_key_pin is None:
+        preferred = known_key_types(target.known_hosts, _key_names(target))
         if preferred:
-            options = transport.get_security_options()
             available = list(options.key_types)
             first = [t for t in preferred if t in available]
             options.key_types = first + [t for t in available if t not in first]
-    options = transport.get_security_options()
     ciphers = list(options.ciphers)
     # AES-GCM first (the first of ours that the server also offers is used):
     # one AEAD call per packet instead of AES-CTR plus an HMAC object that
@@ -338,6 +410,11 @@ def _handshake(target: Target, transport: paramiko.Transport, opened: _Opened) -
     try:
         transport.start_client(timeout=target.timeout)
     except (paramiko.SSHException, OSError, EOFError) as exc:
+        offered = _offered(transport)
+        if (key_types is not None and offered
+                and isinstance(exc, paramiko.ssh_exception.IncompatiblePeer)
+                and not set(key_types) & set(offered)):
+            return None, offered
         raise LocationUnreachable(f"{target.label}: SSH handshake failed: "
                                   f"{describe(exc)}") from None
     if not transport.is_active() or not getattr(transport, "initial_kex_done", False):
@@ -349,13 +426,21 @@ def _handshake(target: Target, transport: paramiko.Transport, opened: _Opened) -
     except paramiko.SSHException as exc:
         raise LocationUnreachable(f"{target.label}: SSH handshake failed: "
                                   f"{describe(exc)}") from None
-    server = ServerKey(key.get_name(), key.asbytes())
-    host = target.host_key_alias or target.hostname
+    return ServerKey(key.get_name(), key.asbytes()), _offered(transport)
+
+
+def _offered(transport: paramiko.Transport) -> tuple[str, ...]:
+    offered: tuple[str, ...] = getattr(transport, "offered_host_keys", ())
+    return offered
+
+
+def _check_known(target: Target, server: ServerKey) -> str:
+    """Verify ``server`` against the known_hosts files: how, or LocationUnreachable."""
     try:
-        opened.host_key_note = check_host_key(
-            server, host=host, port=22 if target.host_key_alias else target.port,
-            names=names, files=target.known_hosts, pin=target.host_key_pin,
-            trust_file=target.trust_file)
+        return check_host_key(
+            server, host=target.host_key_alias or target.hostname,
+            port=22 if target.host_key_alias else target.port, names=_key_names(target),
+            files=target.known_hosts, pin=None, trust_file=target.trust_file)
     except HostKeyRefused as exc:
         raise LocationUnreachable(f"{target.label}: {exc}") from None
 

@@ -161,6 +161,54 @@ def _same_type(a: str, b: str) -> bool:
         not a.startswith("ecdsa-") or a == b)
 
 
+def key_algorithms(keytype: str) -> list[str]:
+    """The host key algorithms that negotiate a key of ``keytype``: an RSA key
+    signs as rsa-sha2-512, rsa-sha2-256 or (old servers) ssh-rsa."""
+    if keyscan_type(keytype) == "rsa":
+        return ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
+    return [keytype]
+
+
+def untried_key_algorithms(offered: Sequence[str], seen: Sequence[ServerKey]
+                           ) -> list[str] | None:
+    """Host key algorithms for the next kind of key the server has and we
+    have not seen yet (in the server's order), or None when none is left."""
+    for algorithm in offered:
+        if not any(_same_type(algorithm, key.keytype) for key in seen):
+            return key_algorithms(algorithm)
+    return None
+
+
+def _pin_refusal(where: str, pin_fp: str, pin_type: str | None, seen: Sequence[ServerKey],
+                 offered: Sequence[str]) -> HostKeyRefused:
+    keys = ", ".join(f"{key.keytype} {key.fingerprint}" for key in seen)
+    found = f"the server offers {keys}" if seen else f"the server has no {pin_type} host key"
+    if offered:
+        found += f" (host key types it offers: {', '.join(offered)})"
+    return HostKeyRefused(
+        f"host key of {where} does not match the inventory's host_key "
+        f"({f'{pin_type} ' if pin_type else ''}{pin_fp}): {found}; if the host was "
+        f"reinstalled, check the new fingerprint with its administrator and update host_key")
+
+
+def check_pin(pin: str, *, host: str, port: int, seen: Sequence[ServerKey],
+              offered: Sequence[str] = ()) -> str:
+    """Accept the last of the keys ``seen`` (one per kind of key the server was
+    asked for) if it is the pinned one, or raise HostKeyRefused naming every key
+    seen and the host key types the server ``offered``."""
+    where = host_entry_name(host, port)
+    try:
+        pin_type, pin_fp = parse_pin(pin)
+    except ValueError as exc:
+        raise HostKeyRefused(f"host key of {where}: {exc}") from None
+    if seen:
+        server = seen[-1]
+        if pin_fp == server.fingerprint and (pin_type is None
+                                             or _same_type(pin_type, server.keytype)):
+            return f"pinned host_key {pin_fp}"
+    raise _pin_refusal(where, pin_fp, pin_type, seen, offered)
+
+
 def check_host_key(server: ServerKey, *, host: str, port: int, names: Sequence[str],
                    files: Sequence[str], pin: str | None, trust_file: str) -> str:
     """Accept ``server`` or raise HostKeyRefused.  Return how it was verified."""
@@ -169,17 +217,7 @@ def check_host_key(server: ServerKey, *, host: str, port: int, names: Sequence[s
             if port != 22 else f"ssh-keyscan -t {server.short_type} {host} >> {trust_file}")
     offered = f"{server.keytype} {server.fingerprint}"
     if pin is not None:
-        try:
-            pin_type, pin_fp = parse_pin(pin)
-        except ValueError as exc:
-            raise HostKeyRefused(f"host key of {where}: {exc}") from None
-        if pin_fp == server.fingerprint and (pin_type is None
-                                             or _same_type(pin_type, server.keytype)):
-            return f"pinned host_key {pin_fp}"
-        raise HostKeyRefused(
-            f"host key of {where} does not match the inventory's host_key ({pin_fp}): "
-            f"the server offers {offered}; if the host was reinstalled, check the new "
-            f"fingerprint with its administrator and update host_key")
+        return check_pin(pin, host=host, port=port, seen=[server])
     known = load_known_keys(files, names)
     for key in known:
         if key.revoked and key.blob == server.blob:
@@ -213,9 +251,7 @@ def known_key_types(files: Sequence[str], names: Sequence[str]) -> list[str]:
     for key in load_known_keys(files, names):
         if key.revoked:
             continue
-        wanted = (["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] if key.keytype == "ssh-rsa"
-                  else [key.keytype])
-        for keytype in wanted:
+        for keytype in key_algorithms(key.keytype):
             if keytype not in types:
                 types.append(keytype)
     return types
