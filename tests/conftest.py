@@ -42,6 +42,18 @@ def write_tree(root: Path | str, files: Mapping[str | bytes, bytes]) -> None:
             handle.write(data)
 
 
+def rot_in_place(path: Path | str, offset: int = 0) -> None:
+    """Flip one byte of a file at ``offset``, keeping its size and mtime (bit
+    rot): only reading the bytes can see it."""
+    before = os.stat(path)
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
 @dataclass
 class CliResult:
     exit_code: int

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import Lab, copy_by_location, dataset_of, run_subprocess, write_tree
+from conftest import (
+    Lab,
+    copy_by_location,
+    dataset_of,
+    rot_in_place,
+    run_subprocess,
+    write_tree,
+)
 from servers.sshd import SHELLS, SSHHome, SSHServer, isolated_home, running_sshd, shell_account
 from threetwoone.backends.sftp import SFTPBackend
 from threetwoone.checksums import hash_bytes
@@ -391,3 +399,58 @@ def test_pinned_rsa_host_key_passes_and_a_wrong_pin_says_what_was_offered(
     assert copy["state"] == "unreachable"
     ed25519 = _fingerprint(server.workdir / "host_ed25519.pub")
     assert f"the server offers ssh-ed25519 {ed25519}, ssh-rsa {rsa}" in copy["detail"]
+
+
+def _three_copies_with_backup(lab: Lab, server: SSHServer, remote: Path) -> None:
+    nas = lab.location("nas", "disk", "site-a")
+    usb = lab.location("usb", "disk", "site-a")
+    for root in (nas, usb, remote):
+        write_tree(root / "ds", FILES)
+    lab.locations["backup"] = sftp_location(server, remote)
+    lab.dataset("ds", [{"location": "nas", "path": "ds", "primary": True},
+                       {"location": "usb", "path": "ds"},
+                       {"location": "backup", "path": "ds"}])
+
+
+def test_a_reinstalled_host_is_verified_in_full(lab: Lab, private_server: SSHServer,
+                                                 home: SSHHome) -> None:
+    """Same address, same root, new host key (and the operator trusted it):
+    nothing cached about the copy counts, so bit rot under an unchanged size
+    and mtime is found by ``--verify changed``."""
+    home.trust(private_server.known_hosts())
+    remote = private_server.data_dir("reinstalled")
+    _three_copies_with_backup(lab, private_server, remote)
+    assert lab.audit_json()[0] == 0
+    old_key = _fingerprint(private_server.workdir / "host_ed25519.pub")
+    private_server.reinstall()
+    (home.ssh / "known_hosts").write_text(private_server.known_hosts())
+    rot_in_place(remote / "ds" / "run" / "reads_R1.fastq", 100)
+    code, report = lab.audit_json("--verify", "changed")
+    copy = copy_by_location(report, "ds", "backup")
+    assert (code, copy["state"], copy["verification"]) == (1, "corrupt", "full")
+    new_key = _fingerprint(private_server.workdir / "host_ed25519.pub")
+    [warning] = [w for w in dataset_of(report, "ds")["warnings"] if "storage" in w]
+    assert f"host_key: ssh-ed25519 {old_key} -> ssh-ed25519 {new_key}" in warning
+
+
+def test_a_host_pointed_at_another_server_is_verified_in_full(
+        lab: Lab, server: SSHServer, home: SSHHome) -> None:
+    """``host``/``port`` moved to another machine holding a replica (same
+    paths, sizes and mtimes, one byte rotted): verified in full."""
+    home.trust(server.known_hosts())
+    remote = server.data_dir(f"moved-{os.urandom(4).hex()}")
+    _three_copies_with_backup(lab, server, remote)
+    assert lab.audit_json()[0] == 0
+    with running_sshd() as other:
+        home.trust(other.known_hosts(host="localhost"))
+        replica = other.data_dir("replica")
+        replica.rmdir()
+        shutil.copytree(remote, replica)  # copy2: mtimes kept
+        rot_in_place(replica / "ds" / "run" / "reads_R2.fastq", 100)
+        lab.locations["backup"].update(host="localhost", port=other.port, root=str(replica),
+                                       identity_file=str(other.client_key))
+        code, report = lab.audit_json("--verify", "changed")
+    copy = copy_by_location(report, "ds", "backup")
+    assert (code, copy["state"], copy["verification"]) == (1, "corrupt", "full"), copy["detail"]
+    [warning] = [w for w in dataset_of(report, "ds")["warnings"] if "storage" in w]
+    assert "host: 127.0.0.1 -> localhost" in warning and "host_key: " in warning

@@ -162,9 +162,10 @@ class SSHServer:
                 lines.append(f"{name} {self.host_keys[keytype]}\n")
         return "".join(lines)
 
-    def start(self) -> None:
+    def start(self, ports: tuple[int, int] | None = None) -> None:
+        """Start the daemon on free ports, or on ``ports`` (shell, sftp-only)."""
         for _attempt in range(5):
-            self.port, self.sftp_only_port = _free_ports(2)
+            self.port, self.sftp_only_port = ports or _free_ports(2)
             self._write_config()
             self.log.write_bytes(b"")
             self.process = subprocess.Popen(
@@ -228,6 +229,17 @@ Match LocalPort {self.sftp_only_port}
     AllowTcpForwarding no
 """
         (self.workdir / "sshd_config").write_text(config)
+
+    def reinstall(self) -> None:
+        """As a reinstalled host: new host keys, the daemon back on the same
+        ports (the same address), the files untouched."""
+        self.stop()
+        for keytype in ("ed25519", "rsa"):
+            path = self.workdir / f"host_{keytype}"
+            path.unlink()
+            path.with_name(path.name + ".pub").unlink()
+            self.host_keys[keytype] = _keygen(path, keytype, "host")
+        self.start((self.port, self.sftp_only_port))
 
     def kill_sessions(self) -> int:
         """SIGKILL the per-connection processes: every open connection drops
