@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Lab, copy_by_location, run_cli, run_subprocess
+from conftest import Lab, copy_by_location, dataset_of, run_cli, run_subprocess, write_tree
 from leaks import make_secret, run_with_secret
 
 
@@ -665,3 +665,70 @@ def test_a_file_where_the_catalog_folder_should_be(lab: Lab) -> None:
     assert result.exit_code == 5
     assert f"{lab.inventory} is not a folder" in result.stderr
     assert MOVE_ASIDE not in result.stderr
+
+
+# -- never-passing datasets --------------------------------------------------------
+
+NEVER = """\
+version: 1
+locations:
+  nas: {kind: local, root: /srv/nas, media: disk, site: Uppsala}
+  tape: {kind: local, root: /srv/tape, media: tape, site: "uppsala "}
+  usb: {kind: local, root: /srv/usb, media: HDD, site: kth}
+  cloud: {kind: local, root: /srv/cloud, media: object, site: aws}
+datasets:
+  two-copies:
+    copies: [{location: nas, path: a}, {location: tape, path: a}]
+  one-site:
+    copies: [{location: nas, path: b}, {location: tape, path: b}, {location: nas, path: b2}]
+  declared-twice:
+    copies: [{location: nas, path: c}, {location: usb, path: c}, {location: usb, path: ./c}]
+  fine:
+    copies: [{location: nas, path: d}, {location: tape, path: d}, {location: usb, path: d}]
+  misplaced:
+    policy: sensitive-lab.yaml
+    copies: [{location: nas, path: e}, {location: tape, path: e}, {location: cloud, path: e}]
+"""
+SENSITIVE = """\
+name: sensitive-lab
+require: {copies: 2}
+allowed: [{site: [uppsala, kth]}]
+"""
+
+
+def test_validate_warns_about_each_dataset_that_can_never_pass(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(NEVER)
+    (tmp_path / "sensitive-lab.yaml").write_text(SENSITIVE)
+    result = run_cli("validate", str(path))
+    assert result.exit_code == 0, result.stderr
+    never = {line.split(": ")[3]: line for line in result.stderr.splitlines()
+             if "can never pass" in line}
+    assert set(never) == {"datasets.two-copies", "datasets.one-site",
+                          "datasets.declared-twice", "datasets.misplaced"}
+    assert never["datasets.two-copies"].startswith(f"threetwoone: warning: {path}:8: ")
+    assert "found 2, policy requires 3 intact copies" in never["datasets.two-copies"]
+    # Uppsala and "uppsala " are one site (as the policy compares them): no off-site copy.
+    assert "found 0, policy requires 1 counted copy at a site other than the primary's" \
+        in never["datasets.one-site"]
+    assert "found 2, policy requires 3" in never["datasets.declared-twice"]  # counted once
+    assert "not allow" in never["datasets.misplaced"] and "cloud:e" in never["datasets.misplaced"]
+    # A looser policy for the run: every dataset can pass.
+    (tmp_path / "one.yaml").write_text("name: one\nrequire: {copies: 1}\n")
+    result = run_cli("validate", str(path), "--policy", str(tmp_path / "one.yaml"))
+    assert result.exit_code == 0 and "can never pass" not in result.stderr
+
+
+def test_audit_says_a_failing_dataset_could_never_have_passed(lab: Lab) -> None:
+    nas = lab.location("nas", "disk", "site-a")
+    remote = lab.location("remote", "disk", "site-b")
+    for root in (nas, remote):
+        write_tree(root / "ds", {"a.txt": b"a"})
+    lab.dataset("ds", [{"location": "nas", "path": "ds"}, {"location": "remote", "path": "ds"}])
+    code, report = lab.audit_json()
+    assert code == 1
+    warnings = dataset_of(report, "ds")["warnings"]
+    assert any("can never pass policy 3-2-1, even with every declared copy intact" in w
+               for w in warnings), warnings
+    table = lab.audit(write=False)
+    assert "warning: can never pass policy 3-2-1" in table.stdout

@@ -33,6 +33,7 @@ from .catalog import Catalog, default_state_path, now_iso
 from .checksums import DEFAULT_ALGORITHM
 from .copyaudit import CopyContext, compare, list_copy
 from .copyaudit import check_bag as reference_check_bag
+from .feasible import is_offsite, never_passing
 from .inventory import CopySpec, Dataset, Inventory, Location, declared_twice
 from .pathnames import display
 from .policy import CopyView, Policy, Violation, judge
@@ -45,7 +46,7 @@ from .results import (
     Status,
 )
 from .schedule import VerifyPlan
-from .vocabulary import spelling_warnings, value_key, warnings_for
+from .vocabulary import spelling_warnings, warnings_for
 from .words import plural
 from .workset import Workset
 
@@ -146,6 +147,9 @@ class Auditor:
         warnings: list[str] = []
         primary = dataset.primary
         warnings.extend(warnings_for(self._spelling, {c.location for c in dataset.copies}))
+        hopeless = never_passing(self.inventory, dataset, policy)
+        if hopeless:
+            warnings.append(hopeless)
         #: storage identity -> the first copy found there, to count it once
         identities: dict[str, CopyResult] = {}
         results: dict[int, CopyResult] = {}
@@ -268,8 +272,7 @@ class Auditor:
 
     def _offsite(self, dataset: Dataset, location: Location) -> bool:
         """At another site than the primary's, compared as vocabulary says."""
-        primary_site = self.inventory.locations[dataset.primary.location].site
-        return value_key(location.site) != value_key(primary_site)
+        return is_offsite(self.inventory.locations, dataset, location)
 
     # -- the reference ----------------------------------------------------------
     def _reference_algorithms(self, dataset: Dataset) -> list[str]:

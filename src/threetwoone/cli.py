@@ -519,11 +519,12 @@ def status(inventory: str | None, state: str | None, fixity_interval: str, fmt: 
 @handle_errors
 def validate(inventory: str, policy: str | None) -> None:
     """Check INVENTORY and its policies without touching any storage."""
+    from .feasible import inventory_never_passing
     from .lint import inventory_warnings
 
     inv = load_inventory(inventory)
-    resolve_policies(inv, policy, list(inv.datasets))
-    for warning in inventory_warnings(inv):
+    policies = resolve_policies(inv, policy, list(inv.datasets))
+    for warning in [*inventory_warnings(inv), *inventory_never_passing(inv, policies)]:
         click.echo(f"threetwoone: warning: {warning}", err=True)
     click.echo(f"{inventory}: valid ({plural(len(inv.locations), 'location')}, "
                f"{plural(len(inv.datasets), 'dataset')})")
