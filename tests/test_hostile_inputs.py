@@ -732,3 +732,72 @@ def test_audit_says_a_failing_dataset_could_never_have_passed(lab: Lab) -> None:
                for w in warnings), warnings
     table = lab.audit(write=False)
     assert "warning: can never pass policy 3-2-1" in table.stdout
+
+
+# -- no secret in any failing path ---------------------------------------------------
+
+def _secret_lab(lab: Lab) -> Lab:
+    """Three good local copies, and a WebDAV location whose bearer token comes
+    from $DAV_TOKEN (the secret), so that every run has a secret within reach."""
+    lab.three_copies({"a.txt": b"a"})
+    lab.locations["dav"] = dav_location({"type": "bearer", "token_env": "DAV_TOKEN"})
+    lab.write()
+    return lab
+
+
+def _scenario(lab: Lab, name: str) -> tuple[list[str], int, str]:
+    """Set up one failing path of this file: its command line, exit code and words."""
+    inv, state = str(lab.inventory), str(lab.state)
+    text = lab.inventory.read_text()
+    if name == "alias bomb":
+        lab.inventory.write_text(text + BILLION_LAUGHS.replace("version: 1\n", "x:\n  ")
+                                 .replace("\nlol", "\n  lol").replace("locations: *i", "")
+                                 .replace("datasets: {}", ""))
+        return ["validate", inv], 4, "expands to more than 1,000,000 values"
+    if name == "nul in a path":
+        lab.inventory.write_text(text.replace("path: ds\n", 'path: "d\\0s"\n', 1))
+        return ["audit", inv, "--state", state], 4, "contains a NUL character"
+    if name == "inventory is a fifo":
+        fifo = lab.tmp / "fifo.yaml"
+        os.mkfifo(fifo)
+        return ["audit", str(fifo), "--state", state], 4, "is a FIFO"
+    if name == "policy file missing":
+        lab.write(policy="policies/none.yaml")
+        return ["audit", inv, "--state", state], 4, "no file"
+    if name == "report over the inventory":
+        return ["audit", inv, "--state", state, "--report", f"json:{inv}"], 2, "is the inventory"
+    if name == "report into a copy":
+        return ["audit", inv, "--state", state, "-o",
+                str(lab.tmp / "storage" / "nas" / "ds" / "r.json")], 2, "lies inside local copy"
+    if name == "state is a device":
+        os.mknod(lab.tmp / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        return ["audit", inv, "--state", str(lab.tmp / "null")], 2, "character device"
+    if name == "damaged catalog":
+        lab.datasets.clear()
+        lab.three_copies({"a.txt": b"a"})  # the dav location is not audited
+        lab.locations.pop("dav")
+        lab.write()
+        assert lab.audit(write=False).exit_code == 0
+        damage_catalog(lab, "damaged")
+        return (["audit", inv, "--state", state, "--report", f"json:{lab.tmp / 'r.json'}"], 5,
+                "is damaged")
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("name", ["alias bomb", "nul in a path", "inventory is a fifo",
+                                  "policy file missing", "report over the inventory",
+                                  "report into a copy", "state is a device",
+                                  "damaged catalog"])
+def test_no_failing_path_shows_a_secret_from_the_environment(lab: Lab, name: str) -> None:
+    lab = _secret_lab(lab)
+    args, code, says = _scenario(lab, name)
+    secret = make_secret()
+    env = {"DAV_TOKEN": secret, "AWS_SECRET_ACCESS_KEY": secret,
+           "AWS_ACCESS_KEY_ID": "AKIA" + make_secret(length=16)}
+    runs = run_with_secret(args, secret, env=env, scan=[lab.tmp])
+    for run in runs:
+        assert run.returncode == code, run.stderr
+        assert says in run.stderr
+    assert "Traceback" not in runs[0].stderr
+    # --debug shows the traceback (usage errors have none), and still no secret.
+    assert ("Traceback" in runs[1].stderr) is (code != 2)
