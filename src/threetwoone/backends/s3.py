@@ -487,8 +487,11 @@ class S3Backend(Backend):
         return found
 
     def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
+        """Entries as the listing pages arrive, in the order the server lists
+        them (S3: the keys' UTF-8 byte order; S3 Express and some compatible
+        stores: none in particular).  Nothing is held beyond one page: the
+        auditor files entries by path as they come and needs no order."""
         prefix = self.root_prefix(path)
-        items: list[Entry | WalkProblem] = []
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix)
@@ -496,12 +499,11 @@ class S3Backend(Backend):
                 for obj in page.get("Contents", ()):
                     item = self._entry(prefix, obj)
                     if item is not None:
-                        items.append(item)
+                        yield item
+        except (LocationUnreachable, CopyFailed):
+            raise
         except Exception as exc:
             raise self._failed(exc, "listing failed") from None
-        # S3 lists in key order, but S3 Express and some compatible stores do not.
-        items.sort(key=lambda item: item.path)
-        yield from items
 
     @staticmethod
     def _entry(prefix: str, obj: Mapping[str, Any]) -> Entry | WalkProblem | None:
