@@ -32,7 +32,6 @@ from .backends import (
 from .catalog import Catalog, default_state_path, now_iso
 from .checksums import DEFAULT_ALGORITHM
 from .copyaudit import CopyContext, compare, list_copy
-from .copyaudit import check_bag as reference_check_bag
 from .feasible import is_offsite, never_passing
 from .inventory import CopySpec, Dataset, Inventory, Location, declared_twice
 from .pathnames import display
@@ -335,10 +334,7 @@ class Auditor:
                     plan = replace(plan, mode="full")
                 compare(ctx, plan, self.catalog.last_audit_at(ctx.key),
                         reference.source == "manifest", result)
-                if reference.bag is not None:
-                    reference_check_bag(reference.bag, ctx, result)
-                ctx.workset.commit_copy(ctx.key, dataset.name, result.state.value, ctx.now,
-                                        identity, replace=moved)
+                self.keeper.copy_audited(ctx, reference, result, identity, replace=moved)
         except NotAFolder as exc:
             # Nothing there, or a file where the copy's folder should be: the copy
             # is not there.

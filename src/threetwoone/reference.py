@@ -14,8 +14,10 @@ Where it comes from:
 Every change makes a new reference version (``catalog.replace_reference``);
 entries whose content stays the same keep theirs, so what copies verified of them
 stays valid.  The Auditor asks ``ReferenceKeeper.begin`` for a dataset's
-reference, lets ``from_primary`` establish it once the primary is listed, and
-compares every copy with what is in the catalog.
+reference, lets ``from_primary`` establish it once the primary is listed,
+compares every copy with what is in the catalog, and hands each copy's result
+back (``copy_audited``): the keeper checks it against the bag, if the dataset is
+one, and writes what the copy taught the reference.
 
 Reading manifests: the inventory's ``checksums:`` entries name manifests in the
 primary copy (a file, every file a glob matches, sidecars, or the copy as a BagIt
@@ -40,7 +42,7 @@ from . import manifest, pathglob
 from .backends import Backend, BackendError
 from .catalog import Catalog, current_user, now_iso
 from .checksums import hash_bytes
-from .copyaudit import CHUNK, CopyContext, digests_json, make_reference, take
+from .copyaudit import CHUNK, CopyContext, check_bag, digests_json, make_reference, take
 from .inventory import ChecksumsSpec, CopySpec, Dataset
 from .manifest import ManifestError, ManifestSet, PathOutside
 from .pathnames import display
@@ -258,6 +260,17 @@ class ReferenceKeeper:
         else:
             reference.source = "none"
             reference.detail = f"no reference: the producer manifests could not be read ({why})"
+
+    def copy_audited(self, ctx: CopyContext, reference: Reference, result: CopyResult,
+                     identity: Mapping[str, str], replace: bool) -> None:
+        """A copy was compared with the reference: check it is still a valid bag
+        (a BagIt dataset), then write what was verified of it, and what its
+        matching content taught the reference (sizes, more digests), in one
+        transaction."""
+        if reference.bag is not None:
+            check_bag(reference.bag, ctx, result)
+        ctx.workset.commit_copy(ctx.key, ctx.dataset.name, result.state.value, ctx.now,
+                                identity, replace=replace)
 
     def _record_whole(self, ctx: CopyContext, reference: Reference, result: CopyResult,
                       algorithms: Sequence[str], identity: Mapping[str, str]) -> None:
