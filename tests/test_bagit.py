@@ -335,3 +335,10 @@ def test_oxum_checked_against_the_listing() -> None:
     assert our_bag.check_payload(parsed, [("data/a", 1)]).reasons == []
     assert our_bag.check_payload(parsed, [("data/a", 2)]).reasons == [
         "Payload-Oxum says 1.1 (octets.files), the payload is 2.1"]
+
+
+def test_tag_files_must_be_in_the_declared_encoding() -> None:
+    files = _minimal(**{"fetch.txt": b"https://x.org/\xff 1 data/a\n"})
+    files["bagit.txt"] = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: US-ASCII\n"
+    with pytest.raises(our_bag.BagInvalid, match=r"fetch.txt is not valid US-ASCII"):
+        our_bag.read_bag(files, _reader(files))

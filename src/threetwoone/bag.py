@@ -207,14 +207,18 @@ def _bagit_txt(data: bytes | None, reasons: list[str]
     return version, encoding
 
 
-def _decode(data: bytes, encoding: str) -> str:
-    """Tag file text; names keep undecodable bytes (surrogateescape, as paths do)."""
-    codec = codecs.lookup(encoding).name
-    if codec == "utf-8":
-        if data.startswith(codecs.BOM_UTF8):
-            data = data[len(codecs.BOM_UTF8):]
-        return data.decode("utf-8", "surrogateescape")
-    return data.decode(codec)
+def _text(data: bytes, name: str, encoding: str, reasons: list[str]) -> str | None:
+    """A tag file's text without a byte-order mark, or None (with the reason)
+    when it is not in the bag's encoding.  Names keep undecodable UTF-8 bytes
+    (surrogateescape, as paths do)."""
+    try:
+        codec = codecs.lookup(encoding).name
+        errors = "surrogateescape" if codec == "utf-8" else "strict"
+        text = data.decode(codec, errors)
+    except (UnicodeDecodeError, LookupError) as exc:
+        reasons.append(f"{name} is not valid {encoding}: {exc}")
+        return None
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def decode_name(name: str, version: tuple[int, int]) -> str:
@@ -242,13 +246,9 @@ def _bag_path(raw: str, version: tuple[int, int]) -> tuple[str | None, str | Non
 def _manifest_lines(data: bytes, name: str, algorithm: str, encoding: str,
                     version: tuple[int, int], reasons: list[str], warnings: list[str]
                     ) -> Iterable[tuple[int, str, str]]:
-    try:
-        text = _decode(data, encoding)
-    except (UnicodeDecodeError, LookupError) as exc:
-        reasons.append(f"{name} is not valid {encoding}: {exc}")
+    text = _text(data, name, encoding, reasons)
+    if text is None:
         return
-    if text.startswith("\ufeff"):
-        text = text[1:]
     width = HEX_LENGTHS[algorithm]
     starred = dotted = 0
     for number, row in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
@@ -281,12 +281,11 @@ def _manifest_lines(data: bytes, name: str, algorithm: str, encoding: str,
                         f"{'starts' if dotted == 1 else 'start'} with './'; read without it")
 
 
-def parse_tags(data: bytes, encoding: str) -> list[tuple[str, str]]:
+def parse_tags(text: str) -> list[tuple[str, str]]:
     """A tag file (bag-info.txt): ``Label: value`` lines; a line starting with a
     blank continues the value before it.  Lenient about blanks around the colon
     (bags in the wild write ``Label : value``)."""
     out: list[tuple[str, str]] = []
-    text = _decode(data, encoding).lstrip("\ufeff")
     for row in re.split(r"\r\n|\r|\n", text):
         if not row.strip():
             continue
@@ -303,11 +302,12 @@ def parse_tags(data: bytes, encoding: str) -> list[tuple[str, str]]:
 
 def _oxum(data: bytes | None, name: str, encoding: str, reasons: list[str],
           warnings: list[str]) -> tuple[int, int] | None:
-    if data is None:
+    text = None if data is None else _text(data, name, encoding, reasons)
+    if text is None:
         return None
     try:
-        tags = parse_tags(data, encoding)
-    except (ValueError, LookupError) as exc:
+        tags = parse_tags(text)
+    except ValueError as exc:
         reasons.append(f"{name}: {exc}")
         return None
     values = [v for k, v in tags if k.lower() == "payload-oxum"]
@@ -329,16 +329,12 @@ def _fetch(data: bytes | None, encoding: str, version: tuple[int, int],
            payload: dict[str, dict[str, str]], reasons: list[str]
            ) -> dict[str, tuple[str, int | None]]:
     out: dict[str, tuple[str, int | None]] = {}
-    if data is None:
-        return out
-    try:
-        text = _decode(data, encoding)
-    except (UnicodeDecodeError, LookupError) as exc:
-        reasons.append(f"fetch.txt is not valid {encoding}: {exc}")
+    text = None if data is None else _text(data, "fetch.txt", encoding, reasons)
+    if text is None:
         return out
     from urllib.parse import urlsplit  # only bags with a fetch.txt pay for it
 
-    for number, row in enumerate(re.split(r"\r\n|\r|\n", text.lstrip("\ufeff")), start=1):
+    for number, row in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
         if not row.strip():
             continue
         fields = row.split(None, 2)
