@@ -16,7 +16,6 @@ import pytest
 
 from backends.conftest_sftp import SftpFactory, make_location
 from servers.sshd import SSHHome, SSHServer
-from threetwoone.backends import remote_hash
 from threetwoone.backends.interface import (
     CopyFailed,
     Entry,
@@ -27,6 +26,7 @@ from threetwoone.backends.interface import (
     WalkProblem,
 )
 from threetwoone.backends.sftp import VIA_STREAM, SFTPBackend
+from threetwoone.backends.ssh import remote_hash
 from threetwoone.checksums import hash_bytes
 
 ODD_NAMES: dict[str, bytes] = {
@@ -132,7 +132,7 @@ def test_walk_of_many_folders_keeps_depth_first_order(sshd: SSHServer,
     """Folders are listed many at a time and in rounds; the order is still
     the depth-first one, also when a folder holds more names than one READDIR
     answers (OpenSSH sends 100 at most)."""
-    from threetwoone.backends import sftp as sftp_module
+    from threetwoone.backends.sftp import lister as sftp_module
 
     root = sshd.data_dir("deep")
     files = {f"r{i % 3}/{'ab'[i % 2]}{i % 11}/x{i % 4}/f{i}": b"%d" % i for i in range(700)}
@@ -151,7 +151,7 @@ def test_walk_of_many_folders_keeps_depth_first_order(sshd: SSHServer,
 
 def test_walk_survives_a_dropped_connection(sshd_private: SSHServer, ssh_home: SSHHome,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from threetwoone.backends import sftp as sftp_module
+    from threetwoone.backends.sftp import lister as sftp_module
 
     monkeypatch.setattr(sftp_module, "LIST_ROUND_FOLDERS", 4)
     ssh_home.trust(sshd_private.known_hosts())
@@ -256,7 +256,7 @@ def test_a_partial_answer_is_confirmed_not_taken_as_is(
     second run of those files alone; lines that second run does not repeat (a
     lying or confused tool: a fault a real xxhsum cannot be made to produce) are
     not trusted, and those files are read over SFTP."""
-    from threetwoone.backends.ssh_connect import Connection
+    from threetwoone.backends.ssh.pool import Connection
 
     root = sshd.data_dir("partial")
     files = {"a": b"aaa", "b": b"bbb", "c": b"ccc"}
@@ -296,7 +296,7 @@ def test_streaming_large_files_and_short_reads(sshd: SSHServer, sftp_backend: Sf
     """Files of many READs, empty files and exact multiples of the read size
     hash right, also when the server answers each READ with less than asked
     (OpenSSH caps a READ at 255 KiB: asking for 300 KiB makes it do that)."""
-    from threetwoone.backends import sftp as sftp_module
+    from threetwoone.backends.sftp import streamer as sftp_module
 
     root = sshd.data_dir("bigstream")
     size = sftp_module.READ_SIZE
@@ -348,7 +348,7 @@ def _eof_early(monkeypatch: pytest.MonkeyPatch, path: str, times: int) -> list[i
     (a cut or faulty server: OpenSSH reads a regular file to its end)."""
     from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS
 
-    from threetwoone.backends import sftp as sftp_module
+    from threetwoone.backends.sftp import streamer as sftp_module
 
     original = sftp_module._Streamer._answer
     faults: list[int] = []
@@ -372,7 +372,7 @@ def test_a_read_that_ends_early_is_read_again_then_unreadable(
         times: int) -> None:
     """Fewer bytes than listed, the file unchanged: a failed read, never
     corruption.  It is read once more; if that ends early too, it is unreadable."""
-    from threetwoone.backends import sftp as sftp_module
+    from threetwoone.backends.sftp import streamer as sftp_module
 
     root = sshd.data_dir(f"eof-early-{times}")
     data = os.urandom(5 * sftp_module.READ_SIZE)

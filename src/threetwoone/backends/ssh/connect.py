@@ -1,38 +1,28 @@
-"""Reaching an SSH host the way ``ssh`` would, or saying in one line why not.
-
-``~/.ssh/config`` is honoured (HostName, User, Port, IdentityFile,
-IdentitiesOnly, ProxyJump, ProxyCommand, UserKnownHostsFile,
-GlobalKnownHostsFile, HostKeyAlias, ConnectTimeout); the inventory's keys win
-over it, as options on the ``ssh`` command line do.  Authentication is by key
-only (identity files, ssh-agent, default ``~/.ssh/id_*``): an audit runs from
-cron and must never stop at a prompt.
-
-One :class:`Connection` (one TCP connection, one SSH transport) serves every
-location on the same host and account; workers open channels on it.
-"""
+"""Opening one SSH connection, or saying in one line why not: the socket
+(direct, ProxyCommand, ProxyJump), the handshake with host-key checking (see
+:mod:`.hostkeys`) and key authentication.  Authentication is by key only
+(identity files, ssh-agent, default ``~/.ssh/id_*``): an audit runs from cron
+and must never stop at a prompt."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import getpass
 import logging
 import os
 import socket
-import threading
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import paramiko
 
-from .interface import LocationUnreachable
-from .ssh_hostkeys import (
+from ..interface import LocationUnreachable
+from .config import Target, _parse_jump, resolve_target
+from .hostkeys import (
     HostKeyRefused,
     ServerKey,
     check_host_key,
     check_pin,
-    default_known_hosts_files,
     host_entry_name,
     key_algorithms,
     known_key_types,
@@ -45,145 +35,10 @@ from .ssh_hostkeys import (
 # ``--debug`` (a root handler) still sees paramiko's records.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
-DEFAULT_TIMEOUT = 30.0
-#: OpenSSH allows 10 sessions per connection (MaxSessions); stay below.
-MAX_CHANNELS = 8
 #: Per-channel window: the default 2 MiB starves a fast link; 16 MiB lets SFTP
 #: prefetch keep the pipe full without unbounded memory.
 WINDOW_SIZE = 16 * 1024 * 1024
 MAX_PACKET = 32768
-DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
-
-
-@dataclass(frozen=True)
-class Target:
-    """Everything needed to open one SSH connection, resolved from the
-    inventory and ``~/.ssh/config``."""
-
-    alias: str
-    hostname: str
-    port: int
-    user: str
-    identity_files: tuple[str, ...] = ()
-    identities_only: bool = False
-    default_keys: tuple[str, ...] = ()
-    proxy_command: str | None = None
-    proxy_jump: str | None = None
-    known_hosts: tuple[str, ...] = ()
-    host_key_alias: str | None = None
-    host_key_pin: str | None = None
-    timeout: float = DEFAULT_TIMEOUT
-    #: Where the refusal message tells the user to add a key.
-    trust_file: str = "~/.ssh/known_hosts"
-    config_file: str | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.user}@{host_entry_name(self.hostname, self.port)}"
-
-    def key(self) -> tuple[Any, ...]:
-        """Two locations with equal keys share one connection."""
-        return (self.hostname, self.port, self.user, self.identity_files,
-                self.identities_only, self.proxy_command, self.proxy_jump, self.known_hosts,
-                self.host_key_alias, self.host_key_pin)
-
-
-def _ssh_home() -> str:
-    return os.path.join(os.path.expanduser("~"), ".ssh")
-
-
-def _load_config(path: str) -> paramiko.SSHConfig | None:
-    if not os.path.isfile(path):
-        return None
-    try:
-        return paramiko.SSHConfig.from_path(path)
-    except Exception as exc:  # ConfigParseError, OSError, a bad Match exec
-        raise LocationUnreachable(f"cannot read {path}: {exc}") from None
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    return str(value).split()
-
-
-def resolve_target(host: str, settings: Mapping[str, Any],
-                   config_path: str | None = None) -> Target:
-    """The connection ``host`` means, with ``settings`` (inventory keys:
-    port, user, identity_file, known_hosts, host_key, timeout) winning over
-    ``~/.ssh/config``."""
-    config_path = config_path or os.path.join(_ssh_home(), "config")
-    config = _load_config(config_path)
-    options: dict[str, Any] = dict(config.lookup(host)) if config else {"hostname": host}
-    hostname = str(options.get("hostname") or host)
-    port = settings.get("port")
-    if port is None:
-        try:
-            port = int(options.get("port", 22))
-        except ValueError:
-            raise LocationUnreachable(
-                f"{config_path}: Port for {host} is not a number") from None
-    user = settings.get("user") or options.get("user") or getpass.getuser()
-    identity: list[str] = []
-    if settings.get("identity_file"):
-        identity.append(str(settings["identity_file"]))
-    identity += [os.path.expanduser(p) for p in _as_list(options.get("identityfile"))]
-    identities_only = str(options.get("identitiesonly", "no")).lower() == "yes"
-    defaults = () if identity else tuple(os.path.join(_ssh_home(), k) for k in DEFAULT_KEYS)
-    proxy_command = options.get("proxycommand")
-    if proxy_command and str(proxy_command).lower() == "none":
-        proxy_command = None
-    proxy_jump = options.get("proxyjump")
-    if proxy_jump and str(proxy_jump).lower() == "none":
-        proxy_jump = None
-    user_files, system_files = default_known_hosts_files()
-    if options.get("userknownhostsfile"):
-        user_files = [os.path.expanduser(p) for p in _as_list(options["userknownhostsfile"])]
-    if options.get("globalknownhostsfile"):
-        system_files = [os.path.expanduser(p)
-                        for p in _as_list(options["globalknownhostsfile"])]
-    known = list(user_files) + list(system_files)
-    trust_file = user_files[0] if user_files else "~/.ssh/known_hosts"
-    if settings.get("known_hosts"):
-        known.insert(0, str(settings["known_hosts"]))
-        trust_file = str(settings["known_hosts"])
-    timeout = settings.get("timeout")
-    if timeout is None:
-        try:
-            timeout = float(options.get("connecttimeout", DEFAULT_TIMEOUT))
-        except ValueError:
-            timeout = DEFAULT_TIMEOUT
-    return Target(
-        alias=host, hostname=hostname, port=int(port), user=str(user),
-        identity_files=tuple(dict.fromkeys(identity)), identities_only=identities_only,
-        default_keys=defaults,
-        proxy_command=str(proxy_command) if proxy_command else None,
-        proxy_jump=str(proxy_jump) if proxy_jump else None,
-        known_hosts=tuple(dict.fromkeys(known)),
-        host_key_alias=str(options["hostkeyalias"]) if options.get("hostkeyalias") else None,
-        host_key_pin=str(settings["host_key"]) if settings.get("host_key") else None,
-        timeout=float(timeout), trust_file=trust_file,
-        config_file=config_path if config else None)
-
-
-def _parse_jump(spec: str) -> tuple[str | None, str, int | None]:
-    """``[user@]host[:port]`` (one hop of ProxyJump)."""
-    user = None
-    if "@" in spec:
-        user, spec = spec.rsplit("@", 1)
-    port = None
-    if spec.startswith("["):
-        host, _, rest = spec[1:].partition("]")
-        if rest.startswith(":"):
-            port = int(rest[1:])
-    elif spec.count(":") == 1:
-        host, _, port_text = spec.partition(":")
-        port = int(port_text)
-    else:
-        host = spec
-    return user, host, port
 
 
 def describe(exc: BaseException) -> str:
@@ -516,168 +371,3 @@ def _authenticate(target: Target, transport: paramiko.Transport) -> None:
     if skipped:
         detail += f"; skipped {'; '.join(skipped)}"
     raise LocationUnreachable(f"{target.label}: authentication failed ({detail})")
-
-
-class Connection:
-    """One SSH transport to a host, shared by the locations that use it, with a
-    bounded number of channels and one reconnect per failure generation."""
-
-    def __init__(self, target: Target) -> None:
-        self.target = target
-        self._lock = threading.Lock()
-        self._opened: _Opened | None = None
-        self.generation = 0
-        self.channels = threading.BoundedSemaphore(MAX_CHANNELS)
-        self._idle_sftp: list[tuple[int, paramiko.SFTPClient]] = []
-        #: Whether the host can hash an algorithm itself, by algorithm (each
-        #: probed once, when first needed).
-        self.remote_tools: dict[str, bool] = {}
-        self.users = 0
-
-    # -- life cycle ---------------------------------------------------------
-    def open(self) -> None:
-        with self._lock:
-            if self._opened is None or not self._opened.transport.is_active():
-                self._replace()
-
-    def _replace(self) -> None:
-        if self._opened is not None:
-            self._opened.close()
-            self._opened = None
-        self._idle_sftp.clear()
-        self._opened = _open(self.target)
-        self.generation += 1
-
-    def reconnect(self, seen_generation: int) -> None:
-        """Open a new transport, unless another worker already did since
-        ``seen_generation``.  Raise LocationUnreachable if the host is gone."""
-        with self._lock:
-            if self.generation != seen_generation and self._opened is not None \
-                    and self._opened.transport.is_active():
-                return
-            self._replace()
-
-    def drop(self, generation: int) -> None:
-        """Give up on a transport that stopped answering (a timeout)."""
-        with self._lock:
-            if self.generation == generation and self._opened is not None:
-                self._opened.transport.close()
-
-    def close(self) -> None:
-        with self._lock:
-            for _gen, client in self._idle_sftp:
-                with contextlib.suppress(Exception):
-                    client.close()
-            self._idle_sftp.clear()
-            if self._opened is not None:
-                self._opened.close()
-                self._opened = None
-
-    def is_active(self) -> bool:
-        opened = self._opened
-        return opened is not None and opened.transport.is_active()
-
-    @property
-    def transport(self) -> tuple[paramiko.Transport, int]:
-        with self._lock:
-            if self._opened is None:
-                raise EOFError("not connected")
-            return self._opened.transport, self.generation
-
-    # -- channels -------------------------------------------------------------
-    @contextlib.contextmanager
-    def sftp(self) -> Iterator[tuple[paramiko.SFTPClient, int]]:
-        """An SFTP session (a channel) for one worker, reused when returned."""
-        with self.channels:
-            client: paramiko.SFTPClient | None = None
-            with self._lock:
-                while self._idle_sftp:
-                    gen, idle = self._idle_sftp.pop()
-                    if gen == self.generation:
-                        client, generation = idle, gen
-                        break
-            if client is None:
-                transport, generation = self.transport
-                client = paramiko.SFTPClient.from_transport(
-                    transport, window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET)
-                if client is None:
-                    raise EOFError("the server refused an SFTP session")
-            channel = client.get_channel()
-            if channel is not None:
-                channel.settimeout(self.target.timeout)
-            ok = False
-            try:
-                yield client, generation
-                ok = True
-            finally:
-                if ok:
-                    with self._lock:
-                        if generation == self.generation:
-                            self._idle_sftp.append((generation, client))
-                            client = None
-                if client is not None:
-                    with contextlib.suppress(Exception):
-                        client.close()
-
-    def run(self, command: bytes, timeout: float, stdin: bytes = b""
-            ) -> tuple[int, bytes, bytes]:
-        """Run ``command`` with ``stdin`` as its input; (exit status or -1,
-        stdout, stderr).  ``timeout`` bounds each wait, not the whole command.
-        ``stdin`` is sent before any output is read: the output must fit in
-        the channel window (WINDOW_SIZE)."""
-        with self.channels:
-            transport, _generation = self.transport
-            channel = transport.open_session(timeout=self.target.timeout)
-            try:
-                channel.settimeout(timeout)
-                channel.exec_command(command)
-                if stdin:
-                    channel.sendall(stdin)
-                channel.shutdown_write()
-                out = bytearray()
-                err = bytearray()
-                while True:
-                    chunk = channel.recv(1 << 16)
-                    while channel.recv_stderr_ready():
-                        err += channel.recv_stderr(1 << 16)
-                    if not chunk:
-                        break
-                    out += chunk
-                while True:
-                    chunk = channel.recv_stderr(1 << 16)
-                    if not chunk:
-                        break
-                    err += chunk
-                # -1 when the channel closed without a status (killed, dropped).
-                return channel.recv_exit_status(), bytes(out), bytes(err)
-            finally:
-                channel.close()
-
-
-_POOL: dict[tuple[Any, ...], Connection] = {}
-_POOL_LOCK = threading.Lock()
-
-
-def acquire(target: Target) -> Connection:
-    """The shared connection for ``target``, opened (LocationUnreachable if not)."""
-    with _POOL_LOCK:
-        connection = _POOL.get(target.key())
-        if connection is None:
-            connection = _POOL[target.key()] = Connection(target)
-        connection.users += 1
-    try:
-        connection.open()
-    except BaseException:
-        release(connection)
-        raise
-    return connection
-
-
-def release(connection: Connection) -> None:
-    with _POOL_LOCK:
-        connection.users -= 1
-        if connection.users > 0:
-            return
-        if _POOL.get(connection.target.key()) is connection:
-            del _POOL[connection.target.key()]
-    connection.close()

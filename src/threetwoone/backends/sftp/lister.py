@@ -1,0 +1,149 @@
+"""Pipelined listing: folder listings fetched ahead of a depth-first walk."""
+
+from __future__ import annotations
+
+import heapq
+import os
+import stat
+from typing import TYPE_CHECKING
+
+import paramiko
+from paramiko.sftp import (
+    CMD_CLOSE,
+    CMD_HANDLE,
+    CMD_NAME,
+    CMD_OPENDIR,
+    CMD_READDIR,
+    CMD_STATUS,
+)
+
+from .retry import _Budget
+from .wire import _U32, _join, _parse_names, _status, _string, _Wire
+
+if TYPE_CHECKING:
+    from .backend import SFTPBackend
+
+#: Listing: folders listed at once on one session, and per round (a round gives
+#: the session back): at most this many folders or names.
+LIST_AHEAD = 64
+LIST_ROUND_FOLDERS = 1024
+LIST_ROUND_NAMES = 100_000
+
+#: A listed name: (name, st_mode, st_size, st_mtime); 0/None where not sent.
+_Listed = tuple[str, int, int, int | None]
+
+
+class _Folder:
+    __slots__ = ("handle", "items", "rel")
+
+    def __init__(self, rel: str) -> None:
+        self.rel = rel
+        self.handle: bytes | None = None
+        self.items: list[_Listed] = []
+
+
+def _key(rel: str) -> tuple[str, ...]:
+    """Depth-first order of folders: each folder is sorted by name, and a
+    subfolder is walked where its name comes."""
+    return tuple(rel.split("/")) if rel else ()
+
+
+class _Lister:
+    """Folder listings fetched ahead of a depth-first walk.
+
+    One listing per round trip (OPENDIR, READDIR..., CLOSE) made the walk of
+    2,500 folders take 2.5 s over loopback.  Here up to ``LIST_AHEAD`` folders
+    are listed at once on one session, in the order the walk will want them
+    (the smallest path first); a round lists at most ``LIST_ROUND_FOLDERS``
+    folders or ``LIST_ROUND_NAMES`` names, so memory stays bounded, and gives
+    the session back with every reply read."""
+
+    def __init__(self, backend: SFTPBackend, top: bytes) -> None:
+        self.backend = backend
+        self.top = top
+        self.budget = _Budget()
+        #: Folders known and not listed yet, smallest path first.
+        self.todo: list[tuple[tuple[str, ...], str]] = [((), "")]
+        #: Listed folders not yet walked: sorted names, or why it failed.
+        self.ready: dict[str, list[_Listed] | str] = {}
+
+    def get(self, rel: str) -> list[_Listed] | str:
+        """The listing of ``rel`` (which the walk has just reached), or the
+        one-line reason it could not be listed."""
+        while rel not in self.ready:
+            if not self.todo:
+                raise AssertionError(f"folder {rel!r} was never queued")
+            self.backend._retrying(self._round, self.budget)
+        return self.ready.pop(rel)
+
+    def _round(self, generation: int) -> None:
+        with self.backend.conn.sftp() as (client, _gen):
+            wire = _Wire(client)
+            active: dict[str, _Folder] = {}
+            try:
+                self._pump(client, wire, active)
+            except BaseException:
+                for folder in active.values():  # listed again on the next round
+                    heapq.heappush(self.todo, (_key(folder.rel), folder.rel))
+                raise
+            finally:
+                wire.finish()
+
+    def _pump(self, client: paramiko.SFTPClient, wire: _Wire,
+              active: dict[str, _Folder]) -> None:
+        expect: dict[int, tuple[_Folder, int]] = {}
+        started = names = 0
+        while True:
+            while (self.todo and len(active) < LIST_AHEAD and started < LIST_ROUND_FOLDERS
+                   and names < LIST_ROUND_NAMES):
+                rel = heapq.heappop(self.todo)[1]
+                folder = active[rel] = _Folder(rel)
+                path = _join(self.top, rel)
+                expect[wire.request(CMD_OPENDIR, _U32.pack(len(path)) + path)] = (
+                    folder, CMD_OPENDIR)
+                started += 1
+            if not expect:
+                return
+            kind, rid, body = wire.reply()
+            found = expect.pop(rid, None)
+            if found is None:
+                raise paramiko.SSHException(f"SFTP reply to a request never sent ({rid})")
+            folder, what = found
+            if what == CMD_CLOSE:
+                continue  # a listing is complete before its handle is closed
+            problem = None
+            done = False
+            if kind == CMD_STATUS:
+                status = _status(client, body)
+                if what == CMD_READDIR and status == "eof":
+                    done = True
+                elif status is None or status == "eof":
+                    problem = "unexpected SFTP status reply"
+                else:
+                    problem = status
+            elif what == CMD_OPENDIR and kind == CMD_HANDLE:
+                folder.handle = bytes(_string(body))
+            elif what == CMD_READDIR and kind == CMD_NAME:
+                listed = _parse_names(body)
+                names += len(listed)
+                folder.items += [(os.fsdecode(name), mode, size, mtime)
+                                 for name, mode, size, mtime in listed
+                                 if name not in (b".", b"..")]
+            else:
+                raise paramiko.SSHException(f"unexpected SFTP reply type {kind}")
+            if folder.handle is not None:
+                handle = _U32.pack(len(folder.handle)) + folder.handle
+                if problem is None and not done:
+                    expect[wire.request(CMD_READDIR, handle)] = (folder, CMD_READDIR)
+                    continue
+                expect[wire.request(CMD_CLOSE, handle)] = (folder, CMD_CLOSE)
+            del active[folder.rel]
+            if problem is not None:
+                self.ready[folder.rel] = problem
+                continue
+            folder.items.sort(key=lambda item: item[0])
+            prefix = folder.rel + "/" if folder.rel else ""
+            for name, mode, _size, _mtime in folder.items:
+                if stat.S_ISDIR(mode):
+                    heapq.heappush(self.todo, (_key(prefix + name), prefix + name))
+            self.ready[folder.rel] = folder.items
