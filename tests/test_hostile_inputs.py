@@ -164,19 +164,31 @@ def test_files_over_the_size_limit_are_not_read(tmp_path: Path) -> None:
 
 # -- not a regular file ----------------------------------------------------------
 
-def special_file(tmp_path: Path, kind: str) -> Path:
+def make_special(path: Path, kind: str) -> Path:
+    """Put a file that is not a regular one at ``path``: ``fifo``, ``socket``,
+    ``directory``, ``device`` (what /dev/null is: as root, replacing it by a
+    regular file breaks the machine) or ``link:TARGET``."""
     if kind == "fifo":
-        os.mkfifo(tmp_path / "inventory.yaml")
-        return tmp_path / "inventory.yaml"
-    if kind == "socket":
+        os.mkfifo(path)
+    elif kind == "socket":
         sock = socket.socket(socket.AF_UNIX)
-        sock.bind(str(tmp_path / "inventory.yaml"))
+        sock.bind(str(path))
         sock.close()
-        return tmp_path / "inventory.yaml"
-    if kind == "directory":
-        (tmp_path / "inventory.yaml").mkdir()
-        return tmp_path / "inventory.yaml"
-    return Path("/dev/zero")
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "device":
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    elif kind.startswith("link:"):
+        path.symlink_to(kind[len("link:"):])
+    else:
+        raise AssertionError(kind)
+    return path
+
+
+def special_file(tmp_path: Path, kind: str) -> Path:
+    if kind == "zero":
+        return Path("/dev/zero")
+    return make_special(tmp_path / "inventory.yaml", kind)
 
 
 @pytest.mark.parametrize(("kind", "words"), [
@@ -189,7 +201,8 @@ def test_an_inventory_that_is_not_a_regular_file_exits_4(tmp_path: Path, kind: s
                                                          words: str) -> None:
     path = special_file(tmp_path, kind)
     state = tmp_path / "state" / "catalog.sqlite3"
-    for args in (["validate", str(path)], ["audit", str(path), "--state", str(state)]):
+    for args in (["validate", str(path)], ["audit", str(path), "--state", str(state)],
+                 ["status", str(path), "--state", str(state)]):
         # A real process, with a timeout: a FIFO opened for reading would block.
         run = run_subprocess(*args, preexec_fn=limited_memory)
         assert run.returncode == 4, run.stderr
@@ -350,20 +363,12 @@ def test_the_hostile_yaml_benchmark_runs_and_every_hostile_case_exits_4() -> Non
 
 def special_target(tmp_path: Path, kind: str) -> Path:
     path = tmp_path / f"report-{kind}"
-    if kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "device":  # what /dev/null is; as root, -o /dev/null replaced it
-        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    elif kind == "socket":
-        sock = socket.socket(socket.AF_UNIX)
-        sock.bind(str(path))
-        sock.close()
-    elif kind == "stdout-link":  # what /dev/stdout is
-        path.symlink_to("/proc/self/fd/1")
-    elif kind == "link":
+    if kind == "stdout-link":  # what /dev/stdout is
+        return make_special(path, "link:/proc/self/fd/1")
+    if kind == "link":
         (tmp_path / "real-report.txt").write_text("keep me\n")
-        path.symlink_to(tmp_path / "real-report.txt")
-    return path
+        return make_special(path, f"link:{tmp_path / 'real-report.txt'}")
+    return make_special(path, kind)
 
 
 @pytest.mark.parametrize(("kind", "says"), [
@@ -480,17 +485,14 @@ def test_an_empty_state_option_is_a_usage_error(lab: Lab) -> None:
 def state_target(tmp_path: Path, kind: str) -> Path:
     path = tmp_path / "state" / "catalog"
     path.parent.mkdir()
-    if kind == "device":  # what /dev/null is
-        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    elif kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "link to a device":
-        os.mknod(tmp_path / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
-        path.symlink_to(tmp_path / "null")
+    if kind == "link to a device":
+        make_special(path, f"link:{make_special(tmp_path / 'null', 'device')}")
     elif kind == "dangling link":
-        path.symlink_to(tmp_path / "nowhere" / "catalog")
+        make_special(path, f"link:{tmp_path / 'nowhere' / 'catalog'}")
     elif kind == "wal is a fifo":
-        os.mkfifo(tmp_path / "state" / "catalog-wal")
+        make_special(tmp_path / "state" / "catalog-wal", "fifo")
+    else:
+        make_special(path, kind)
     return path
 
 
@@ -758,8 +760,7 @@ def _scenario(lab: Lab, name: str) -> tuple[list[str], int, str]:
         lab.inventory.write_text(text.replace("path: ds\n", 'path: "d\\0s"\n', 1))
         return ["audit", inv, "--state", state], 4, "contains a NUL character"
     if name == "inventory is a fifo":
-        fifo = lab.tmp / "fifo.yaml"
-        os.mkfifo(fifo)
+        fifo = make_special(lab.tmp / "fifo.yaml", "fifo")
         return ["audit", str(fifo), "--state", state], 4, "is a FIFO"
     if name == "policy file missing":
         lab.write(policy="policies/none.yaml")
@@ -770,7 +771,7 @@ def _scenario(lab: Lab, name: str) -> tuple[list[str], int, str]:
         return ["audit", inv, "--state", state, "-o",
                 str(lab.tmp / "storage" / "nas" / "ds" / "r.json")], 2, "lies inside local copy"
     if name == "state is a device":
-        os.mknod(lab.tmp / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        make_special(lab.tmp / "null", "device")
         return ["audit", inv, "--state", str(lab.tmp / "null")], 2, "character device"
     if name == "damaged catalog":
         lab.datasets.clear()

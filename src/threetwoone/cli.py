@@ -468,7 +468,7 @@ def history(dataset: str | None, state: str | None, limit: int, fmt: str) -> Non
 
 @main.command()
 @click.argument("inventory", required=False,
-                type=click.Path(dir_okay=False, path_type=str))
+                type=click.Path(path_type=str))
 @state_option
 @click.option("--fixity-interval", default="30d", show_default=True, metavar="DURATION",
               help="The interval to compute what is due against.")
