@@ -802,3 +802,20 @@ def test_no_failing_path_shows_a_secret_from_the_environment(lab: Lab, name: str
     assert "Traceback" not in runs[0].stderr
     # --debug shows the traceback (usage errors have none), and still no secret.
     assert ("Traceback" in runs[1].stderr) is (code != 2)
+
+
+def test_reading_commands_never_create_a_catalog(lab: Lab) -> None:
+    lab.three_copies({"a.txt": b"a"})
+    lab.write()
+    typo = lab.tmp / "stat" / "catalog.sqlite3"   # a mistyped --state
+    history = run_cli("history", "--state", str(typo))
+    assert history.exit_code == 0 and "no audits recorded" in history.stdout
+    assert f"no state catalog at {typo}" in history.stderr
+    # Without an inventory an empty answer would exit 0 and look green to monitoring.
+    status = run_cli("status", "--state", str(typo))
+    assert status.exit_code == 5
+    assert f"no state catalog at {typo}: nothing to report" in status.stderr
+    # With one, its copies are listed as never audited: exit 1.
+    status = run_cli("status", str(lab.inventory), "--state", str(typo))
+    assert status.exit_code == 1 and "never audited" in status.stdout
+    assert not typo.parent.exists()

@@ -164,9 +164,13 @@ class Catalog:
     """One open catalog.  Use as a context manager; writes happen in explicit
     transactions so a killed run leaves the last committed state."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, create: bool = True) -> None:
         self.path = path
-        self.db = self._open(path)
+        #: False when there was no catalog and ``create`` was False (``history``
+        #: and ``status`` only read: a mistyped --state must not leave a new,
+        #: empty catalog behind); it is then an empty one in memory.
+        self.exists = create or os.path.lexists(path)
+        self.db = self._open(path) if self.exists else self._empty()
 
     # -- opening -----------------------------------------------------------
     @staticmethod
@@ -189,6 +193,12 @@ class Catalog:
         except sqlite3.Error as exc:
             # Told apart: read-only, full, locked, damaged... (catalogerrors.py).
             raise explain(exc, path) from exc
+        return db
+
+    @staticmethod
+    def _empty() -> sqlite3.Connection:
+        db = sqlite3.connect(":memory:", isolation_level=None)
+        Catalog._migrate(db, ":memory:")
         return db
 
     @staticmethod

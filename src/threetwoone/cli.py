@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from . import __version__
-from .errors import ExitCode, ThreeTwoOneError
+from .errors import ExitCode, StateError, ThreeTwoOneError
 from .inventory import Inventory, load_inventory
 from .policy import Policy, builtin_names, describe, load_policy
 from .policy import resolve_policies as resolve_dataset_policies
@@ -24,6 +24,7 @@ from .schedule import VERIFY_MODES
 from .words import plural
 
 if TYPE_CHECKING:
+    from .catalog import Catalog
     from .reports.targets import ReportTarget
     from .results import AuditResult
 
@@ -153,6 +154,14 @@ def check_state_option(ctx: click.Context, param: click.Parameter,
     except ThreeTwoOneError as exc:
         raise click.BadParameter(str(exc)) from None
     return value
+
+
+def note_missing_catalog(catalog: Catalog) -> None:
+    """``history`` and ``status`` only read: on a catalog that is not there they
+    create none, answer as for an empty one, and say so on stderr."""
+    if not catalog.exists:
+        click.echo(f"threetwoone: no state catalog at {catalog.path} (nothing was audited "
+                   "with it; check --state or $THREETWOONE_STATE)", err=True)
 
 
 def state_option(func: F) -> F:
@@ -455,7 +464,8 @@ def history(dataset: str | None, state: str | None, limit: int, fmt: str) -> Non
     from .reports.history import render_history_json, render_history_table
 
     path = state or default_state_path()
-    with explained(path), Catalog(path) as catalog:
+    with explained(path), Catalog(path, create=False) as catalog:
+        note_missing_catalog(catalog)
         verdicts = list(catalog.history(dataset, limit))
         reference = catalog.reference_info(dataset) if dataset else None
     if fmt == "json":
@@ -504,7 +514,14 @@ def status(inventory: str | None, state: str | None, fixity_interval: str, fmt: 
         declared = {copy_key(name, copy): name for name, dataset in inv.datasets.items()
                     for copy in dataset.copies}
     path = state or default_state_path()
-    with explained(path), Catalog(path) as catalog:
+    with explained(path), Catalog(path, create=False) as catalog:
+        if not catalog.exists and not inventory:
+            # An empty answer would exit 0: a mistyped --state in a monitoring
+            # job must not look green.
+            raise StateError(f"no state catalog at {path}: nothing to report (check --state "
+                             "or $THREETWOONE_STATE, or name the INVENTORY to list its "
+                             "copies as never audited)")
+        note_missing_catalog(catalog)
         fixity = catalog.copy_status(interval, now)
         recorded = catalog.latest_policies()
     for dataset, name in recorded.items():
