@@ -207,13 +207,13 @@ class _Builder:
         plain = (event.value, value) if not event.style and not isinstance(value, str) \
             else None
         if is_key:
-            self.key(value, tag, line, plain)
+            self.key(value, line, plain)
             return
         if plain:
             self.doc.plain[self.keypath()] = plain
         self.done(value, 1, 1, 1, event.anchor, line)
 
-    def key(self, key: Any, tag: str, line: int, plain: tuple[str, Any] | None) -> None:
+    def key(self, key: Any, line: int, plain: tuple[str, Any] | None) -> None:
         frame = self.stack[-1]
         assert isinstance(frame.value, dict)
         child = key_join(frame.keypath, key)
@@ -256,7 +256,7 @@ class _Builder:
         if self.stack and isinstance(self.stack[-1].value, dict) and not self.stack[-1].has_key:
             if isinstance(anchor.value, (dict, list)):
                 raise self.fail(line, "mapping keys must be plain scalars")
-            self.key(anchor.value, "", line, None)
+            self.key(anchor.value, line, None)
             return
         if len(self.stack) + anchor.height > MAX_DEPTH:
             raise self.fail(line, f"nested deeper than the limit of {MAX_DEPTH} levels")
