@@ -29,7 +29,7 @@ from .backends import (
     RootInfo,
     open_backend,
 )
-from .catalog import Catalog, default_state_path, now_iso
+from .catalog import Catalog, RunCopy, default_state_path, now_iso
 from .checksums import DEFAULT_ALGORITHM
 from .copyaudit import CopyContext, compare, list_copy
 from .feasible import is_offsite, never_passing
@@ -37,6 +37,8 @@ from .inventory import CopySpec, Dataset, Inventory, Location, declared_twice
 from .pathnames import display
 from .policy import CopyView, Policy, Violation, judge
 from .reference import Reference, ReferenceKeeper
+from .repair.declaration import declaration_digest
+from .repair.replicas import coverage, holders
 from .results import (
     AuditResult,
     CopyResult,
@@ -139,7 +141,48 @@ class Auditor:
                              duration_seconds=time.monotonic() - began)
         self.catalog.finish_run(run_id, result.status.value, result.exit_code, (
             (d.name, d.policy, d.status.value, _summary(d)) for d in results))
+        self._record_plan_facts(run_id, results)
         return result
+
+    def _record_plan_facts(self, run_id: int, results: Sequence[DatasetResult]) -> None:
+        """What ``threetwoone plan`` reads later instead of the storage: each
+        dataset's declaration digest, each copy's state and content, and each
+        location's read throughput this run."""
+        declarations, copies = {}, []
+        throughput: dict[str, tuple[int, float]] = {}
+        for result in results:
+            dataset = self.inventory.datasets[result.name]
+            declarations[result.name] = declaration_digest(
+                self.inventory, dataset, self.policies[result.name])
+            for spec, copy in zip(dataset.copies, result.copies, strict=True):
+                copies.append(RunCopy(
+                    result.name, spec.index, copy_key(result.name, spec), copy.location,
+                    copy.path, copy.primary, copy.state.value, copy.counted, copy.same_as,
+                    copy.shares_storage, copy.files.present, copy.bytes))
+                if copy.bytes_read and not copy.same_as:
+                    size, seconds = throughput.get(copy.location, (0, 0.0))
+                    throughput[copy.location] = (size + copy.bytes_read,
+                                                 seconds + copy.read_seconds)
+        self.catalog.record_plan_facts(run_id, declarations, copies, throughput,
+                                       self.options.clock())
+
+    def _file_coverage(self, dataset: Dataset, result: DatasetResult) -> None:
+        """``files_at_risk`` and ``files_lost`` (repair/replicas.py).  Free when
+        enough whole copies are intact: every file then has enough copies."""
+        if result.reference in ("none", None) or any(
+                v.rule == "reference" for v in result.violations):
+            return
+        needed = self.policies[dataset.name].require.get("copies", 1)
+        whole = [c for c in result.copies if c.state is CopyState.INTACT
+                 and not c.same_as and not c.shares_storage]
+        if len(whole) >= needed:
+            result.files_at_risk = result.files_lost = 0
+            return
+        keys = holders((copy_key(dataset.name, spec), copy.state.value,
+                        bool(copy.same_as or copy.shares_storage))
+                       for spec, copy in zip(dataset.copies, result.copies, strict=True))
+        found = coverage(self.catalog.db, dataset.name, keys, needed)
+        result.files_at_risk, result.files_lost = found.at_risk, found.lost
 
     def audit_dataset(self, dataset: Dataset) -> DatasetResult:
         policy = self.policies[dataset.name]
@@ -193,6 +236,7 @@ class Auditor:
         judged = self._judge(dataset, policy, reference, copies, warnings)
         if reference.new and reference.count and reference.source == "primary":
             judged.reference = "recorded"  # a new baseline: the CLI says so, even with -q
+        self._file_coverage(dataset, judged)
         nextsteps.annotate(judged, dataset, self.inventory, self._commands())
         return judged
 
@@ -321,6 +365,7 @@ class Auditor:
             list_copy(ctx)
             if backend.ident_is_storage:
                 self._note_storage(copy)
+            reading = time.monotonic()
             if reference.made_from is copy and self.keeper.from_primary(
                     ctx, reference, result, algorithms or [DEFAULT_ALGORITHM], identity):
                 pass  # the primary's content was made the reference (or failed to be)
@@ -335,6 +380,7 @@ class Auditor:
                 compare(ctx, plan, self.catalog.last_audit_at(ctx.key),
                         reference.source == "manifest", result)
                 self.keeper.copy_audited(ctx, reference, result, identity, replace=moved)
+            result.read_seconds = time.monotonic() - reading
         except NotAFolder as exc:
             # Nothing there, or a file where the copy's folder should be: the copy
             # is not there.

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import struct
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -116,6 +116,37 @@ MIGRATIONS: list[str] = [
     ALTER TABLE copy_files ADD COLUMN ref_version INTEGER;
     ALTER TABLE copies ADD COLUMN storage_identity TEXT
     """,
+    # 3: what ``threetwoone plan`` reads instead of touching storage (repair/).
+    # Per run and dataset, a digest of the dataset's declaration as audited (its
+    # copies, their locations, its policy), so a plan can tell the inventory
+    # changed since.  Per run, each copy's state and what it held.  Per location,
+    # the read throughput measured when it was last audited (bytes read and the
+    # seconds spent reading them), for site pairs without a declared link.
+    """
+    ALTER TABLE run_datasets ADD COLUMN declaration TEXT;
+    CREATE TABLE run_copies (
+        run_id INTEGER NOT NULL,
+        dataset TEXT NOT NULL,
+        position INTEGER NOT NULL,        -- the copy's place in the dataset's copies
+        copy TEXT NOT NULL,               -- dataset / location / path, as copy_files
+        location TEXT NOT NULL,
+        path BLOB NOT NULL,
+        primary_copy INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        counted INTEGER NOT NULL,
+        same_as TEXT,                     -- the copy's label it is the same storage as
+        shares_storage TEXT,              -- why it shares stored files (hard links)
+        files INTEGER NOT NULL,           -- reference files present
+        bytes INTEGER NOT NULL,           -- their bytes
+        PRIMARY KEY (run_id, dataset, position)
+    ) WITHOUT ROWID;
+    CREATE TABLE location_throughput (
+        location TEXT PRIMARY KEY,
+        bytes_read INTEGER NOT NULL,
+        seconds REAL NOT NULL,
+        measured_at REAL NOT NULL
+    )
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -158,6 +189,49 @@ class CopyFixity:
     due_soon: int
     #: Reference files this copy never verified.
     never_verified: int
+
+
+#: Bytes a location must have been read for its throughput to be recorded: below
+#: that, the time to open files and start reads swamps the transfer rate.
+MIN_MEASURED_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class RunCopy:
+    """One copy as a run found it (``run_copies``)."""
+
+    dataset: str
+    position: int
+    copy: str  # dataset/location/path, the key of its copy_files rows
+    location: str
+    path: str
+    primary: bool
+    state: str
+    counted: bool
+    same_as: str | None
+    shares_storage: str | None
+    files: int
+    bytes: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.location}:{self.path}"
+
+
+@dataclass(frozen=True)
+class LatestAudit:
+    """A dataset's latest recorded verdict, with its copies."""
+
+    dataset: str
+    run_id: int
+    started_at: str
+    policy: str
+    status: str
+    #: Digest of the dataset's declaration when audited (None: recorded by a
+    #: threetwoone from before plan).
+    declaration: str | None
+    summary: dict[str, Any]
+    copies: list[RunCopy]
 
 
 class Catalog:
@@ -297,9 +371,60 @@ class Catalog:
             self.db.execute("UPDATE runs SET finished_at=?, status=?, exit_code=? WHERE id=?",
                             (now_iso(), status, exit_code, run_id))
             self.db.executemany(
-                "INSERT OR REPLACE INTO run_datasets VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO run_datasets (run_id, dataset, policy, status, summary) "
+                "VALUES (?, ?, ?, ?, ?)",
                 ((run_id, name, policy, status, json.dumps(summary, sort_keys=True))
                  for name, policy, status, summary in datasets))
+
+    def record_plan_facts(self, run_id: int, declarations: Mapping[str, str],
+                          copies: Iterable[RunCopy],
+                          throughput: Mapping[str, tuple[int, float]], now: float) -> None:
+        """What ``threetwoone plan`` needs from this run: each dataset's
+        declaration digest, each copy's state and content, and per location
+        (bytes read, seconds reading) when it read enough to measure."""
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE run_datasets SET declaration = ? WHERE run_id = ? AND dataset = ?",
+                ((digest, run_id, name) for name, digest in declarations.items()))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO run_copies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?)", ((run_id, c.dataset, c.position, c.copy, c.location,
+                           os.fsencode(c.path), int(c.primary), c.state, int(c.counted),
+                           c.same_as, c.shares_storage, c.files, c.bytes) for c in copies))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO location_throughput VALUES (?, ?, ?, ?)",
+                ((location, size, seconds, now)
+                 for location, (size, seconds) in throughput.items()
+                 if size >= MIN_MEASURED_BYTES and seconds > 0))
+
+    def latest_audit(self, dataset: str) -> LatestAudit | None:
+        """The dataset's latest recorded verdict and its copies, or None when no
+        run recorded it (or only a threetwoone from before ``plan`` did)."""
+        row = self.db.execute(
+            "SELECT d.run_id, r.started_at, d.policy, d.status, d.declaration, d.summary "
+            "FROM run_datasets d JOIN runs r ON r.id = d.run_id WHERE d.dataset = ? "
+            "ORDER BY d.run_id DESC LIMIT 1", (dataset,)).fetchone()
+        if row is None:
+            return None
+        run_id, started, policy, status, declaration, summary = row
+        copies = [RunCopy(dataset, position, copy, location, os.fsdecode(path),
+                          bool(primary), state, bool(counted), same_as, shares, files, size)
+                  for (position, copy, location, path, primary, state, counted, same_as,
+                       shares, files, size) in self.db.execute(
+                      "SELECT position, copy, location, path, primary_copy, state, counted, "
+                      "same_as, shares_storage, files, bytes FROM run_copies "
+                      "WHERE run_id = ? AND dataset = ? ORDER BY position",
+                      (run_id, dataset))]
+        return LatestAudit(dataset, run_id, started, policy, status, declaration,
+                           json.loads(summary), copies)
+
+    def throughput(self) -> dict[str, tuple[float, float]]:
+        """Location -> (bytes a second it was read at, when) at its last audit
+        that read anything."""
+        return {location: (size / seconds, measured_at)
+                for location, size, seconds, measured_at in self.db.execute(
+                    "SELECT location, bytes_read, seconds, measured_at "
+                    "FROM location_throughput WHERE seconds > 0")}
 
     def is_new(self) -> bool:
         """Nothing recorded yet: no run, no reference (a first run, or a lost catalog)."""

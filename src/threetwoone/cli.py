@@ -408,6 +408,109 @@ def write_reports(targets: list[ReportTarget], result: AuditResult,
 
 @main.command()
 @click.argument("inventory", type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
+              help="Write the plan to FILE (atomically) instead of stdout.")
+@state_option
+@click.option("-d", "--dataset", "datasets", multiple=True, metavar="NAME",
+              help="Plan only this dataset (repeatable).")
+@click.option("--policy", metavar="NAME|FILE",
+              help="Judge every dataset by this policy instead of the inventory's.")
+@handle_errors
+def plan(inventory: str, fmt: str, output: str | None, state: str | None,
+         datasets: tuple[str, ...], policy: str | None) -> None:
+    """What to copy where to bring each dataset back to its policy.
+
+    Built from the latest audit in the catalog; touches no storage and runs
+    nothing: every action comes with its time over the network and by courier
+    and a command (rsync or rclone) to run yourself. Exit codes: 0 nothing to
+    do, 1 something to do, 4 invalid inventory or policy, 5 no audit in the
+    catalog for a requested dataset (or the tool failed).
+    """
+    from .catalog import default_state_path, now_iso
+    from .repair import render, session
+    from .reports.targets import check_path
+
+    if output == "-":
+        output = None
+    if output:
+        parse_option(check_path, output, "'-o/--output'")
+    inv = load_inventory(inventory)
+    names = select_datasets(inv, datasets)
+    path = state or default_state_path()
+    inputs = session.PlanInputs(inv, resolve_policies(inv, policy, names), state, path)
+    with session.opened(inputs) as catalog:
+        audits, unaudited = session.latest(catalog, names)
+        plans = session.make_plans(inputs, catalog, audits, clock())
+    if fmt == "json":
+        text = render.render_json(plans, os.path.abspath(inventory), os.path.abspath(path),
+                                  now_iso(), unaudited)
+    else:
+        text = render.render_table(plans, unaudited)
+    if output:
+        write_atomically(output, text)
+    else:
+        click.echo(text, nl=False)
+    if unaudited:
+        fail(session.no_audit_message(unaudited, inventory, state), int(ExitCode.TOOL_FAILED))
+    sys.exit(0 if all(p.nothing_to_do for p in plans) else 1)
+
+
+@main.command("plan-files")
+@click.argument("inventory", type=click.Path(path_type=str))
+@state_option
+@click.option("-d", "--dataset", required=True, metavar="NAME", help="The dataset.")
+@click.option("--to", "target", metavar="LOCATION:PATH",
+              help="The copy repaired or made (as the plan names it).")
+@click.option("--from", "source", metavar="LOCATION:PATH",
+              help="The intact copy the files come from (as the plan names it).")
+@click.option("--lost", is_flag=True, help="The files with no intact copy anywhere.")
+@click.option("--lines", is_flag=True,
+              help="One name a line (for rclone) instead of NUL-terminated names (rsync "
+                   "--from0); a name holding a newline is refused.")
+@click.option("--policy", metavar="NAME|FILE", help="As given to threetwoone plan.")
+@handle_errors
+def plan_files(inventory: str, state: str | None, dataset: str, target: str | None,
+               source: str | None, lost: bool, lines: bool, policy: str | None) -> None:
+    """Print the files of one action of ``threetwoone plan`` (or the lost ones).
+
+    Names are relative to the copy's folder, exactly as stored (NUL-terminated
+    by default), for ``rsync --from0 --files-from=-`` or ``rclone
+    --files-from-raw -``; the plan's commands pipe this into them.
+    """
+    from .catalog import default_state_path
+    from .repair import session
+
+    if lost == bool(target or source) or bool(target) != bool(source):
+        raise click.UsageError("give --to and --from (one action), or --lost")
+    inv = load_inventory(inventory)
+    [name] = select_datasets(inv, (dataset,))
+    path = state or default_state_path()
+    inputs = session.PlanInputs(inv, resolve_policies(inv, policy, [name]), state, path)
+    end = b"\n" if lines else b"\0"
+    out = sys.stdout.buffer
+    with session.opened(inputs) as catalog:
+        audits, _missing = session.latest(catalog, [name])
+        if not audits:
+            fail(session.no_audit_message([name], inventory, state),
+                 int(ExitCode.TOOL_FAILED))
+        planner = session.planner_for(inputs, catalog, clock())
+        try:
+            names = planner.files(audits[0], target, source)
+            for file in names:
+                raw = os.fsencode(file)
+                if lines and b"\n" in raw:
+                    fail(f"a name holds a newline and cannot be listed one a line: "
+                         f"{file!r}; copy it on its own", int(ExitCode.FAIL))
+                out.write(raw + end)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--to/--from'") from None
+    out.flush()
+
+
+@main.command()
+@click.argument("inventory", type=click.Path(path_type=str))
 @click.argument("dataset")
 @state_option
 @lock_option

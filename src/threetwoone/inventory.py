@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError, ConfigErrors
+from .transfer import Transfer, parse_transfer
 from .yamlload import Document, join, key_join, load_file, shown
 
 KINDS = ("local", "sftp", "webdav", "s3")
@@ -283,6 +284,8 @@ class Inventory:
     #: class -> policy (``policies:`` at the top level).
     class_policies: Mapping[str, str] = field(default_factory=dict)
     document: Document | None = None
+    #: Links between sites and the courier (``transfer:``), for ``threetwoone plan``.
+    transfer: Transfer = field(default_factory=Transfer)
 
 
 #: Inventory names of manifest algorithms -> threetwoone's.
@@ -558,7 +561,8 @@ class _Validator:
                                      "'locations' and 'datasets'")
         self.keys(data, "", {"version": (lambda v: None, True), "policy": (_string, False),
                              "policies": (_mapping, False), "locations": (_mapping, True),
-                             "datasets": (_mapping, True), "description": (_string, False)})
+                             "datasets": (_mapping, True), "description": (_string, False),
+                             "transfer": (lambda v: None, False)})
         version = data.get("version", 1)
         # Exactly the integer 1: YAML's true and 1.0 compare equal to 1 in Python.
         if type(version) is not int or version != 1:
@@ -585,11 +589,13 @@ class _Validator:
             dataset = self.dataset(name, value, join("datasets", name), raw_locations)
             if dataset:
                 datasets[name] = dataset
+        transfer = parse_transfer(data.get("transfer"), (loc.site for loc in locations.values()),
+                                  self.error)
         if self.errors:
             raise ConfigErrors(self.errors)
         return Inventory(path=self.doc.file, folder=self.folder, locations=locations,
                          datasets=datasets, policy=data.get("policy"),
-                         class_policies=class_policies, document=self.doc)
+                         class_policies=class_policies, document=self.doc, transfer=transfer)
 
 
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:

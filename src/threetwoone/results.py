@@ -107,6 +107,9 @@ class CopyResult:
     #: Files whose last full verification is older than the fixity interval, or
     #: None when not counted.
     overdue_files: int | None = None
+    #: Seconds spent establishing the content (reading, hashing, server digests):
+    #: with ``bytes_read``, the location's throughput for ``threetwoone plan``.
+    read_seconds: float = 0.0
 
     #: Problems beyond MAX_PROBLEMS are counted, not kept (a copy may miss a million files).
     problems_omitted: int = 0
@@ -144,6 +147,11 @@ class DatasetResult:
     #: With producer manifests: manifests read, files they cover, files of the
     #: primary no manifest names whose reference was recorded (None without).
     reference_files: ReferenceFiles | None = None
+    #: Reference files with fewer intact copies (across all copies, each storage
+    #: once) than the policy's ``copies``, and with none at all; None when the
+    #: dataset has no reference to count against.
+    files_at_risk: int | None = None
+    files_lost: int | None = None
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .units import parse_size
+
+__all__ = ["VERIFY_MODES", "NightlyPlanner", "VerifyPlan", "parse_duration", "parse_size"]
+
 VERIFY_MODES = ("scheduled", "changed", "full")
 DEFAULT_INTERVAL = 30 * 86400.0
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?B?)\s*$", re.I)
 
 
 def parse_duration(text: str) -> float:
@@ -40,18 +43,6 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"not a duration: {text!r} (e.g. 30d, 4h, 90m)")
     number, unit = float(match.group(1)), match.group(2) or "s"
     return number * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[unit]
-
-
-def parse_size(text: str) -> int:
-    """``500GiB``, ``2TB``, ``10G`` or bytes -> bytes (K/M/G = powers of 1024 with
-    ``i``; powers of 1000 with a bare ``B``, as disks are sold)."""
-    match = _SIZE.match(text)
-    if not match:
-        raise ValueError(f"not a size: {text!r} (e.g. 500GiB, 2TB)")
-    number, prefix, suffix = float(match.group(1)), match.group(2).upper(), match.group(3)
-    power = "KMGTP".index(prefix) + 1 if prefix else 0
-    base = 1000 if suffix.lower() == "b" and prefix else 1024
-    return int(number * base ** power)
 
 
 @dataclass(frozen=True)

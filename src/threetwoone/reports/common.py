@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from ..results import AuditResult, CopyResult, CopyState, DatasetResult, Status
 from ..words import plural
 
-__all__ = ["ERROR_STATUS", "STATE_ORDER", "baseline_notice", "has_overdue", "headline",
+__all__ = ["ERROR_STATUS", "STATE_ORDER", "baseline_notice", "coverage_lines", "has_overdue",
+           "headline",
            "iso_time", "locations_in_order", "not_passing", "overall_status", "overdue_text",
            "plural"]
 
@@ -78,3 +79,17 @@ def not_passing(result: AuditResult) -> list[DatasetResult]:
 def locations_in_order(result: AuditResult) -> list[str]:
     """Every location some copy is on, in the order they first appear."""
     return list(dict.fromkeys(c.location for d in result.datasets for c in d.copies))
+
+
+def coverage_lines(dataset: DatasetResult) -> list[str]:
+    """Files with no intact copy anywhere first, in capitals, then files with
+    too few: the most urgent facts of a dataset, before any copy's verdict."""
+    lines = []
+    if dataset.files_lost:
+        lines.append(f"  LOST: {plural(dataset.files_lost, 'file')} with no intact copy on any "
+                     "copy reached (threetwoone plan lists them and what is left to do)")
+    if dataset.files_at_risk:
+        lines.append(f"  at risk: {plural(dataset.files_at_risk, 'file')} with fewer intact "
+                     "copies than the policy requires (threetwoone plan says what to copy "
+                     "where)")
+    return lines

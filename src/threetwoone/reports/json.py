@@ -58,6 +58,7 @@ def _dataset(dataset: DatasetResult) -> dict[str, Any]:
         "reference_files": (dataset.reference_files.as_dict()
                             if dataset.reference_files else None),
         "duration_seconds": round(dataset.duration_seconds, 3),
+        "files_at_risk": dataset.files_at_risk, "files_lost": dataset.files_lost,
     }
 
 

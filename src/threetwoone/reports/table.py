@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..pathnames import display, one_line
 from ..results import AuditResult, CopyState, DatasetResult, ProblemKind, Status
-from .common import has_overdue, headline, overdue_text, plural
+from .common import coverage_lines, has_overdue, headline, overdue_text, plural
 
 #: Problems listed per copy before "... and N more".
 MAX_PROBLEMS = 10
@@ -22,7 +22,7 @@ def _copies_cell(dataset: DatasetResult) -> str:
 
 
 def _dataset_lines(dataset: DatasetResult, quiet: bool) -> list[str]:
-    lines: list[str] = []
+    lines: list[str] = coverage_lines(dataset)
     for violation in dataset.violations:
         lines.append(f"  violation {violation.rule}: {one_line(violation.message)}")
         if violation.rule in dataset.next_steps:
