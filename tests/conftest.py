@@ -75,6 +75,8 @@ class Lab:
         self.inventory = tmp / "inventory.yaml"
         self.locations: dict[str, dict[str, Any]] = {}
         self.datasets: dict[str, dict[str, Any]] = {}
+        #: More top-level inventory keys (policy, transfer, ...), written every time.
+        self.top: dict[str, Any] = {}
 
     def location(self, name: str, media: str = "disk", site: str = "site-a",
                  create: bool = True, **extra: Any) -> Path:
@@ -89,7 +91,8 @@ class Lab:
         self.datasets[name] = {"copies": copies, **extra}
 
     def write(self, **top: Any) -> Path:
-        doc = {"version": 1, "locations": self.locations, "datasets": self.datasets, **top}
+        doc = {"version": 1, "locations": self.locations, "datasets": self.datasets,
+               **self.top, **top}
         self.inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
         return self.inventory
 
