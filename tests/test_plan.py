@@ -106,7 +106,7 @@ def test_the_new_copy_command_makes_the_dataset_pass(lab: Lab) -> None:
     lab.top["transfer"] = {"links": [{"from": "site-a", "to": "site-b",
                                       "bandwidth": "1Gbit/s"}]}
     lab.audit()
-    code, report = plan_json(lab)
+    _code, report = plan_json(lab)
     [action] = dataset_of(report, "ds")["actions"]
     assert action["command"].startswith("rsync -a ")  # a whole tree: no file list
     assert action["courier_seconds"] is None and action["route"] == "network"
@@ -250,7 +250,7 @@ def test_odd_names_survive_the_printed_commands(lab: Lab, shell: str) -> None:
 
 
 def test_a_few_printable_names_are_listed_inline(lab: Lab) -> None:
-    nas, tape, _remote = lab.three_copies({"a b": b"1", "it's $x": b"2", "ok": b"3"})
+    _nas, tape, _remote = lab.three_copies({"a b": b"1", "it's $x": b"2", "ok": b"3"})
     lab.audit()
     (tape / "a b").unlink()
     (tape / "it's $x").unlink()
@@ -272,7 +272,7 @@ def test_without_a_link_the_measured_throughput_is_used_and_said(lab: Lab) -> No
         rows = dict(db.execute("SELECT location, bytes_read * 1.0 / seconds "
                                "FROM location_throughput"))
     assert set(rows) == {"nas", "tape"}
-    code, report = plan_json(lab)
+    _code, report = plan_json(lab)
     [action] = dataset_of(report, "ds")["actions"]
     assert action["from"] in ("nas:ds", "tape:ds")
     source = action["from"].split(":")[0]
