@@ -91,12 +91,14 @@ def format_rate(bytes_per_second: float) -> str:
 
 def format_seconds(seconds: float) -> str:
     """A transfer time a person can plan with, rounded up (a plan that says
-    27 h must not take 27.4): ``40 s``, ``12 min``, ``27 h``, ``2 days``,
-    ``3.5 days``."""
+    27 h must not take 27.4): ``40 s``, ``12 min``, ``2.7 h``, ``27 h``,
+    ``2 days``, ``3.5 days``."""
     if seconds < 60:
         return f"{max(math.ceil(seconds), 0)} s"
     if seconds < 3600:
         return f"{math.ceil(seconds / 60)} min"
+    if seconds < 10 * 3600:
+        return f"{math.ceil(seconds / 360) / 10:g} h"  # tenths of an hour, rounded up
     if seconds < 48 * 3600:
         return f"{math.ceil(seconds / 3600)} h"
     days = math.ceil(seconds / 8640) / 10  # tenths of a day, rounded up

@@ -139,7 +139,7 @@ def _option(name: str, value: str) -> str:
     but plain characters are quoted (rclone doubles quotes inside quotes)."""
     if _PLAIN.fullmatch(value):
         return f"{name}={value}"
-    return f"{name}='{value.replace(chr(39), chr(39) * 2)}'"
+    return '{}="{}"'.format(name, value.replace('"', '""'))
 
 
 def _rclone_arg(end: End) -> str:

@@ -84,6 +84,8 @@ class DatasetPlan:
     unmet: list[Unmet] = field(default_factory=list)
     #: Things a copy cannot fix: unreachable copies, lost files, stale audits.
     notes: list[str] = field(default_factory=list)
+    #: What to do once the actions are done (declare new copies, audit again).
+    afterwards: list[str] = field(default_factory=list)
     #: Set when the inventory changed since the audit the plan is built from.
     out_of_date: str | None = None
 
@@ -286,8 +288,9 @@ class Planner:
                                          f"new copy for: {met}", location, path)
         if chosen:
             declare = "; ".join(f"- {{location: {loc.name}, path: {path}}}" for loc in chosen)
-            out.notes.append(f"once copied, declare each new copy in the inventory under "
-                             f"datasets.{dataset.name}.copies ({declare}) and audit it")
+            out.afterwards.append(f"declare each new copy in the inventory under "
+                                  f"datasets.{dataset.name}.copies ({declare}), then audit "
+                                  "it")
         if remaining:
             out.notes.append(
                 "no location in the inventory can meet "

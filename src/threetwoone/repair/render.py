@@ -41,7 +41,7 @@ def _dataset(plan: DatasetPlan) -> dict[str, Any]:
         "audited_at": plan.audited_at, "out_of_date": plan.out_of_date,
         "nothing_to_do": plan.nothing_to_do, "files": plan.files,
         "files_at_risk": plan.files_at_risk, "files_lost": plan.files_lost,
-        "lost_bytes": plan.lost_bytes, "notes": plan.notes,
+        "lost_bytes": plan.lost_bytes, "notes": plan.notes, "afterwards": plan.afterwards,
         "actions": [_action(a) for a in plan.actions],
         "unmet": [{"rule": u.violation.rule, "required": u.violation.required,
                    "found": u.violation.found, "message": u.violation.message,
@@ -92,11 +92,16 @@ def render_table(plans: list[DatasetPlan], unaudited: list[str]) -> str:
         out.extend(f"  note: {one_line(note)}" for note in plan.notes)
         for number, action in enumerate(plan.actions, 1):
             out.extend(_action_lines(number, action))
+        out.extend(f"  then: {one_line(step)}" for step in plan.afterwards)
         for unmet in plan.unmet:
-            options = "; ".join(f"{one_line(c.location)}: {one_line(c.estimate.words())}"
-                                for c in unmet.candidates) or "no location qualifies"
-            out.append(f"  unmet {unmet.violation.rule} (found {unmet.violation.found}, "
-                       f"required {unmet.violation.required}): {options}")
+            head = (f"  unmet {unmet.violation.rule} (found {unmet.violation.found}, "
+                    f"required {unmet.violation.required})")
+            if not unmet.candidates:
+                out.append(f"{head}: no location of the inventory qualifies")
+                continue
+            out.append(f"{head}, locations that would help, fastest first:")
+            out.extend(f"    {one_line(c.location)}: {one_line(c.estimate.words())}"
+                       for c in unmet.candidates)
     todo = sum(1 for p in plans if not p.nothing_to_do)
     out.append("")
     out.append(f"{plural(len(plans), 'dataset')}: {todo} with something to do, "
