@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -334,3 +335,18 @@ def test_a_plan_after_the_inventory_changed_says_it_may_be_out_of_date(lab: Lab)
     ds = dataset_of(report, "ds")
     assert code == 1 and "may be out of date" in ds["out_of_date"]
     assert "OUT OF DATE" in plan(lab).stdout
+
+
+def test_a_verdict_no_copy_can_fix_is_said_not_hidden(lab: Lab,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    lab.three_copies({"a": b"1"})
+    lab.top["policy"] = "fixity-90d"
+    assert lab.audit().exit_code == 0
+    # 100 days on, no copy read in full since (--verify changed): max_age fails them all.
+    monkeypatch.setenv("THREETWOONE_NOW", str(time.time() + 100 * 86400))
+    assert lab.audit("--verify", "changed").exit_code == 1
+    code, report = plan_json(lab)
+    ds = dataset_of(report, "ds")
+    assert code == 1 and ds["actions"] == [] and not ds["nothing_to_do"]
+    assert "copying data does not fix" in ds["notes"][-1]
+    assert "max_age" in ds["notes"][-1]

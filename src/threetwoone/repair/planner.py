@@ -156,6 +156,14 @@ class Planner:
                 "recover them from the producer or an older backup (list them with "
                 f"`{self.lister(dataset.name, '', '')}`)"))
         self._new_copies(dataset, policy, copies, repaired, holders, out)
+        if out.status != "pass" and not out.actions and not out.unmet and not out.notes:
+            # max_age, a producer manifest at odds with itself, ...: nothing to copy.
+            broken = "; ".join(audit.summary.get("violations", [])) or "see the audit report"
+            step = ("follow the audit's next steps" if policy.max_age is None else
+                    f"copies last read in full longer ago than the policy's max_age "
+                    f"{policy.max_age_text} count again once read: audit with --verify full")
+            out.notes.append(f"the last audit's verdict is {out.status} for reasons copying "
+                             f"data does not fix ({broken}): {step}")
         return out
 
     # -- repairs -------------------------------------------------------------------
@@ -254,8 +262,11 @@ class Planner:
         views = [self._view(dataset, self.inventory.locations[c.location], c.label,
                             "intact" if c.copy in repaired else c.state, c.same_as,
                             c.shares_storage) for c in copies]
-        base = [v for v in judge(policy, views, self.now).violations
-                if v.rule not in ("corrupt", "allowed")]
+        judged = judge(policy, views, self.now).violations
+        for violation in judged:
+            if violation.rule == "allowed":
+                out.notes.append(f"{violation.message} (no copy can fix that)")
+        base = [v for v in judged if v.rule not in ("corrupt", "allowed")]
         if not base:
             return
         used = {c.location for c in dataset.copies}
