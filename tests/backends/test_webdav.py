@@ -483,7 +483,8 @@ def test_a_server_that_never_answers_is_unreachable_after_the_timeout() -> None:
 def test_unknown_host_is_unreachable() -> None:
     location = Location("dav", "webdav", "object", "x",
                         {"url": "https://no-such-host.invalid/data", "timeout": 5})
-    with pytest.raises(LocationUnreachable, match="cannot resolve host name"):
+    with pytest.raises(LocationUnreachable,
+                       match=r"cannot resolve host 'no-such-host\.invalid' \(DNS\)"):
         WebDAVBackend("dav", location).connect()
 
 

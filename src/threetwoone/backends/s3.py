@@ -32,8 +32,6 @@ import binascii
 import calendar
 import errno
 import re
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -69,6 +67,7 @@ from .interface import (
     RootInfo,
     WalkProblem,
 )
+from .neterrors import describe
 from .parallel import map_bounded
 from .streams import buffered
 
@@ -190,46 +189,6 @@ def _mtime_ns(value: Any) -> int | None:
         return None
     seconds = calendar.timegm(value.utctimetuple())
     return seconds * 1_000_000_000 + value.microsecond * 1000
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception, what it wraps (botocore keeps it in ``kwargs['error']``),
-    and its causes, without looping."""
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        kwargs = getattr(current, "kwargs", None)
-        wrapped = kwargs.get("error") if isinstance(kwargs, dict) else None
-        for nxt in (wrapped, current.__cause__, current.__context__):
-            if isinstance(nxt, BaseException):
-                todo.append(nxt)
-
-
-def describe_connection_error(exc: BaseException, endpoint: str) -> str:
-    """One line for a failure to talk to the endpoint at all."""
-    chain = list(_chain(exc))
-    if any(isinstance(e, socket.gaierror) for e in chain) or any(
-            "Name or service not known" in str(e) or "nodename nor servname" in str(e)
-            or "Temporary failure in name resolution" in str(e) for e in chain):
-        host = re.sub(r"^\w+://", "", endpoint).split("/")[0]
-        return f"cannot resolve host {host!r} (DNS)"
-    if isinstance(exc, bexc.SSLError) or any(isinstance(e, ssl.SSLError) for e in chain):
-        return f"TLS error talking to {endpoint}: {_last_line(exc)}"
-    if isinstance(exc, bexc.ConnectTimeoutError):
-        return f"timed out connecting to {endpoint}"
-    if isinstance(exc, bexc.ReadTimeoutError):
-        return f"timed out waiting for an answer from {endpoint}"
-    if any(isinstance(e, ConnectionRefusedError) for e in chain) or any(
-            "Connection refused" in str(e) for e in chain):
-        return f"connection refused by {endpoint}"
-    if isinstance(exc, bexc.ConnectionClosedError):
-        return f"{endpoint} closed the connection"
-    return f"cannot connect to {endpoint}: {_last_line(exc)}"
 
 
 def _last_line(exc: BaseException) -> str:
@@ -374,7 +333,7 @@ class S3Backend(Backend):
                                        f"{_last_line(exc)}")
         if isinstance(exc, _CONNECTION_ERRORS):
             return LocationUnreachable(
-                f"{self.where}: {describe_connection_error(exc, self._endpoint)}")
+                f"{self.where}: {describe(exc, self._endpoint, self.timeout).message}")
         if isinstance(exc, bexc.ClientError):
             code, status = _error_code(exc)
             if code == "NoSuchBucket" or (status == 404 and code in ("404", "NotFound")):
@@ -396,7 +355,7 @@ class S3Backend(Backend):
             return exc
         if isinstance(exc, _CONNECTION_ERRORS):
             return CopyFailed(f"{self.where}: {what}: "
-                              f"{describe_connection_error(exc, self._endpoint)}")
+                              f"{describe(exc, self._endpoint, self.timeout).message}")
         if isinstance(exc, bexc.ClientError | bexc.BotoCoreError):
             return CopyFailed(f"{self.where}: {what}: {_last_line(exc)}")
         return exc

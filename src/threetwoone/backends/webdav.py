@@ -17,7 +17,7 @@ pool); ``Authorization`` is dropped when a redirect leaves the host, as
 
 Errors: DNS failures, TLS failures, refused or timed-out connections and
 401/403 at connect are :class:`LocationUnreachable` with one line; 5xx and
-resets are retried with backoff (``RETRY_DELAYS``), then a per-file error or
+resets are retried with backoff (see :mod:`.webdav_http`), then a per-file error or
 :class:`CopyFailed`.  No secret (token, password, query string) ever appears in
 a message.
 """
@@ -28,11 +28,7 @@ import errno
 import logging
 import os
 import re
-import socket
-import ssl
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, urlsplit
@@ -74,17 +70,22 @@ from .interface import (
 )
 from .parallel import map_bounded
 from .streams import buffered
+from .webdav_http import (
+    NETWORK_ERRORS,
+    RETRY_DELAYS,
+    BearerAuth,
+    HttpTransport,
+    StatusError,
+    TransportError,
+    WrongLength,
+    check_retryable,
+)
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 60.0
-#: Waits between attempts after a 5xx, a reset or a lost connection (seconds).
-RETRY_DELAYS: tuple[float, ...] = (1.0, 2.0, 4.0)
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-#: A Retry-After longer than this is not honoured (we wait this long at most).
-MAX_RETRY_AFTER = 30.0
 #: Largest GET read; requests/urllib3 read from the socket in pieces anyway.
 CHUNK = 1024 * 1024
 #: How many folders the digest probe may list to find one file.
@@ -101,127 +102,6 @@ RESOURCE_KEY = "webdav-resource:"
 _BEARER_TOKEN = re.compile(r"[\x21-\x7e]+")
 #: Control characters (line breaks among them), never part of a password we send.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class _TransportError(Exception):
-    """A request could not be completed (after retries, where retrying made sense).
-    ``fatal`` marks failures that retrying cannot fix (DNS, TLS)."""
-
-    def __init__(self, message: str, fatal: bool = False) -> None:
-        super().__init__(message)
-        self.fatal = fatal
-
-
-class _WrongLength(Exception):
-    """A GET body ended before (or ran past) the size the listing gave, without
-    the connection reporting an error: a body delimited by closing the
-    connection, cut short, looks exactly like a complete one.  Retried; in the
-    end the file is unreadable, never corrupt."""
-
-
-class _StatusError(Exception):
-    """The server kept answering with a 5xx (or 429) after every retry."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(f"HTTP {status} {reason}".strip())
-        self.status = status
-
-
-class _BearerAuth(requests.auth.AuthBase):
-    """``Authorization: Bearer`` (OIDC tokens, dCache macaroons)."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
-
-    def __repr__(self) -> str:  # never show the token
-        return "<bearer token>"
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception, its causes/contexts and the exceptions in its args."""
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        for nxt in (item.__cause__, item.__context__, getattr(item, "reason", None),
-                    *item.args):
-            if isinstance(nxt, BaseException):
-                stack.append(nxt)
-
-
-def describe_transport_error(exc: BaseException, where: str, timeout: float
-                             ) -> tuple[str, bool]:
-    """One clear line for a failed request, and whether retrying is pointless."""
-    parts = list(_chain(exc))
-    for item in parts:
-        if isinstance(item, ssl.SSLCertVerificationError):
-            reason = str(item.verify_message or item.reason or "verification failed")
-            return (f"TLS certificate of {where} not accepted: {reason} "
-                    "(set ca_bundle, or verify_tls: false)"), True
-    for item in parts:
-        if isinstance(item, (ssl.SSLError, requests.exceptions.SSLError)):
-            why = getattr(item, "reason", None)
-            return f"TLS handshake with {where} failed" + (
-                f": {why}" if isinstance(why, str) else ""), True
-    for item in parts:
-        if isinstance(item, socket.gaierror) or type(item).__name__ == "NameResolutionError":
-            return f"cannot resolve host name of {where}", True
-    for item in parts:
-        if isinstance(item, requests.exceptions.ConnectTimeout) or \
-                type(item).__name__ == "ConnectTimeoutError":
-            return f"connecting to {where} timed out after {timeout:g} s", False
-    for item in parts:
-        if isinstance(item, (requests.exceptions.ReadTimeout,
-                             urllib3.exceptions.ReadTimeoutError, TimeoutError)):
-            return f"{where} did not answer within {timeout:g} s", False
-    for item in parts:
-        if isinstance(item, ConnectionRefusedError):
-            return f"connection refused by {where}", False
-        if isinstance(item, ConnectionResetError):
-            return f"connection reset by {where}", False
-        if isinstance(item, urllib3.exceptions.IncompleteRead) or \
-                type(item).__name__ == "IncompleteRead":
-            return f"{where} closed the connection before the end of the data", False
-        if isinstance(item, BrokenPipeError):
-            return f"connection to {where} broken", False
-    for item in parts:
-        if isinstance(item, urllib3.exceptions.ProtocolError):
-            return f"connection to {where} lost", False
-    return f"cannot talk to {where}: {type(exc).__name__}", False
-
-
-_TRANSPORT_ERRORS = (
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-    urllib3.exceptions.HTTPError,
-    OSError,
-)
-
-
-class _Session(requests.Session):
-    """A session whose TLS settings win over ``REQUESTS_CA_BUNDLE`` and friends:
-    requests lets those environment variables override ``Session.verify``, which
-    would silently ignore the location's ``ca_bundle``."""
-
-    def __init__(self, verify: bool | str) -> None:
-        super().__init__()
-        self._verify = verify
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any,
-                **kwargs: Any) -> requests.Response:
-        if self._verify is not True:
-            kwargs.setdefault("verify", self._verify)
-        return super().request(method, url, *args, **kwargs)
 
 
 class WebDAVBackend(Backend):
@@ -248,13 +128,18 @@ class WebDAVBackend(Backend):
         self._where = redact(url)
         self._timeout = float(settings.get("timeout", DEFAULT_TIMEOUT))
         self._force_download = bool(settings.get("force_download", False))
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._sessions_lock = threading.Lock()
-        self._auth: requests.auth.AuthBase | None = None
+        verify: bool | str = True
+        if settings.get("verify_tls") is False:
+            verify = False
+        elif settings.get("ca_bundle"):
+            verify = str(settings["ca_bundle"])
+        cert, key = settings.get("cert"), settings.get("key")
+        self._http = HttpTransport(
+            self._where, timeout=self._timeout, verify=verify,
+            cert=((str(cert), str(key)) if key else str(cert)) if cert else None,
+            retry_delays=type(self).retry_delays)
         self._server_algorithms: tuple[str, ...] | None = None
         self._literal_hrefs = False
-        self._connected = False
 
     # -- sessions and requests ------------------------------------------------
     def _settings(self) -> Mapping[str, Any]:
@@ -278,7 +163,7 @@ class WebDAVBackend(Backend):
                     f"{self._where}: environment variable {var} (auth.token_env) holds "
                     "a line break, space or other character a bearer token cannot "
                     "contain (the value is not shown)")
-            return _BearerAuth(token)
+            return BearerAuth(token)
         if kind == "basic":
             var = str(auth.get("password_env", ""))
             password = os.environ.get(var)
@@ -300,33 +185,6 @@ class WebDAVBackend(Backend):
                 f"{self._where}: auth type 'cert' needs 'cert' (a certificate or proxy file)")
         return None
 
-    def _new_session(self) -> requests.Session:
-        settings = self._settings()
-        verify: bool | str = True
-        if settings.get("verify_tls") is False:
-            verify = False
-        elif settings.get("ca_bundle"):
-            verify = str(settings["ca_bundle"])
-        session = _Session(verify)
-        session.verify = verify
-        session.auth = self._auth
-        # The stored bytes, not a compressed rendering of them.
-        session.headers["Accept-Encoding"] = "identity"
-        session.headers["User-Agent"] = "threetwoone (backup audit)"
-        cert, key = settings.get("cert"), settings.get("key")
-        if cert:
-            session.cert = (str(cert), str(key)) if key else str(cert)
-        with self._sessions_lock:
-            self._sessions.append(session)
-        return session
-
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._new_session()
-            self._local.session = session
-        return session
-
     def _url(self, server_path: str) -> str:
         return self._origin + quote(server_path, safe="/", errors="surrogateescape")
 
@@ -334,47 +192,6 @@ class WebDAVBackend(Backend):
         """Server path of ``relpath`` in the copy at ``path`` (decoded, normalised:
         the copy paths ``run1``, ``./run1`` and ``run1/`` are one folder)."""
         return normal_path(f"{self._base}/{path}/{relpath}")
-
-    def _call(self, fn: Callable[[requests.Session], T], *, retry_connect: bool = True) -> T:
-        """Run ``fn`` (one request, body included) with retries on 5xx, resets and
-        lost connections.  ``retry_connect=False`` gives up at once when the
-        server cannot be reached or does not answer in time (connect: report,
-        do not wait)."""
-        delays = self.retry_delays
-        attempt = 0
-        while True:
-            wait_for: float | None = None
-            try:
-                return fn(self._session())
-            except _StatusError as exc:
-                if attempt >= len(delays):
-                    raise
-                wait_for = getattr(exc, "retry_after", None)
-                log.debug("%s: %s, retrying", self._where, exc)
-            except _WrongLength as exc:
-                if attempt >= len(delays):
-                    raise
-                log.debug("%s: %s, retrying", self._where, exc)
-            except _TRANSPORT_ERRORS as exc:
-                message, fatal = describe_transport_error(exc, self._where, self._timeout)
-                refused = message.startswith(("connection refused", "connecting to")) \
-                    or " did not answer within " in message
-                if fatal or attempt >= len(delays) or (refused and not retry_connect):
-                    raise _TransportError(message, fatal) from None
-                log.debug("%s: %s, retrying", self._where, message)
-            delay = delays[attempt]
-            time.sleep(min(wait_for, MAX_RETRY_AFTER) if wait_for else delay)
-            attempt += 1
-
-    @staticmethod
-    def _check_retryable(response: requests.Response) -> None:
-        if response.status_code in RETRY_STATUS:
-            error = _StatusError(response.status_code, response.reason or "")
-            after = response.headers.get("Retry-After", "")
-            if after.isdigit():
-                error.retry_after = float(after)  # type: ignore[attr-defined]
-            response.close()
-            raise error
 
     def _propfind(self, server_path: str, depth: int, *, retry_connect: bool = True,
                   body: bytes = PROPFIND_BODY) -> tuple[int, list[DavResource]]:
@@ -394,16 +211,16 @@ class WebDAVBackend(Backend):
                     nxt = requests.compat.urljoin(target, response.headers["Location"])
                     response.close()
                     if redact(nxt).split("/")[2] != redact(target).split("/")[2]:
-                        raise _TransportError(
+                        raise TransportError(
                             f"{self._where}: listing redirected to another server")
                     target = nxt
                     continue
-                self._check_retryable(response)
+                check_retryable(response)
                 return (response.status_code, response.content,
                         response.headers.get("Server", ""))
-            raise _TransportError(f"{self._where}: too many redirects while listing")
+            raise TransportError(f"{self._where}: too many redirects while listing")
 
-        status, answer, server = self._call(send, retry_connect=retry_connect)
+        status, answer, server = self._http.call(send, retry_connect=retry_connect)
         if status != 207:
             return status, []
         if not self._literal_hrefs and server.lower().startswith(LITERAL_HREF_SERVERS):
@@ -413,7 +230,7 @@ class WebDAVBackend(Backend):
         try:
             resources, literal = parse_multistatus(answer, self._literal_hrefs)
         except ListingError as exc:
-            raise _TransportError(f"{self._where}: {exc}") from None
+            raise TransportError(f"{self._where}: {exc}") from None
         if literal and not self._literal_hrefs:
             # This server sends names as they are (XRootD): read every href so.
             self._literal_hrefs = True
@@ -430,14 +247,14 @@ class WebDAVBackend(Backend):
                 raise LocationUnreachable(f"{self._where}: {key} {value} does not exist")
         if self._settings().get("verify_tls") is False:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        self._auth = self._make_auth()
+        self._http.auth = self._make_auth()
         try:
             # Nothing listening, or no answer: say so now rather than after
             # the backoff (a restarting server mid-audit is retried, though).
             status, _resources = self._propfind(self._base + "/", 0, retry_connect=False)
-        except _TransportError as exc:
+        except TransportError as exc:
             raise LocationUnreachable(str(exc)) from None
-        except _StatusError as exc:
+        except StatusError as exc:
             raise LocationUnreachable(f"{self._where} answers {exc}") from None
         if status in (401, 403):
             what = "authentication failed" if status == 401 else "access denied"
@@ -450,14 +267,9 @@ class WebDAVBackend(Backend):
                 f"{self._where} does not answer WebDAV PROPFIND (HTTP {status})")
         if status != 207:
             raise LocationUnreachable(f"{self._where} answers HTTP {status} to PROPFIND")
-        self._connected = True
 
     def close(self) -> None:
-        with self._sessions_lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
-        self._local = threading.local()
+        self._http.close()
 
     # -- capabilities ------------------------------------------------------
     def digest_algorithms(self) -> tuple[str, ...]:
@@ -469,7 +281,7 @@ class WebDAVBackend(Backend):
         if self._server_algorithms is None:
             try:
                 self._server_algorithms = self._probe_digests()
-            except (_TransportError, _StatusError, LocationUnreachable, CopyFailed) as exc:
+            except (TransportError, StatusError, LocationUnreachable, CopyFailed) as exc:
                 log.debug("%s: digest probe failed: %s", self._where, exc)
                 return ()
         return self._server_algorithms
@@ -509,9 +321,9 @@ class WebDAVBackend(Backend):
             # No trailing "/": some servers (XRootD) answer 500 for "file/".
             status, resources = self._propfind(server_path.rstrip("/") or "/", 0,
                                                body=STAT_BODY)
-        except _TransportError as exc:
+        except TransportError as exc:
             raise LocationUnreachable(str(exc)) from None
-        except _StatusError as exc:
+        except StatusError as exc:
             raise CopyFailed(f"{self._where_of(server_path)}: {exc}") from None
         if status == 404:
             return None
@@ -572,9 +384,9 @@ class WebDAVBackend(Backend):
         top = self._copy_path(path).rstrip("/")
         try:
             yield from self._walk_folder(top, "", 0)
-        except _TransportError as exc:
+        except TransportError as exc:
             raise CopyFailed(f"listing stopped: {exc}") from None
-        except _StatusError as exc:
+        except StatusError as exc:
             raise CopyFailed(f"listing stopped: {self._where} answers {exc}") from None
 
     def _walk_folder(self, folder: str, prefix: str, depth: int
@@ -618,13 +430,13 @@ class WebDAVBackend(Backend):
         def send(session: requests.Session) -> tuple[dict[str, str], int | None, int]:
             response = session.head(url, headers=headers, allow_redirects=True,
                                     timeout=self._timeout)
-            self._check_retryable(response)
+            check_retryable(response)
             response.close()
             length = response.headers.get("Content-Length", "")
             return (parse_digest_header(response.headers.get("Digest")),
                     int(length) if length.isdigit() else None, response.status_code)
 
-        return self._call(send)
+        return self._http.call(send)
 
     def open_read(self, path: str, relpath: str) -> BinaryIO:
         server_path = self._copy_path(path, relpath)
@@ -632,21 +444,21 @@ class WebDAVBackend(Backend):
 
         def send(session: requests.Session) -> requests.Response:
             response = session.get(url, stream=True, timeout=self._timeout)
-            self._check_retryable(response)
+            check_retryable(response)
             return response
 
         try:
-            response = self._call(send)
-        except _TransportError as exc:
+            response = self._http.call(send)
+        except TransportError as exc:
             raise CopyFailed(str(exc)) from None
-        except _StatusError as exc:
+        except StatusError as exc:
             raise OSError(errno.EIO, str(exc), relpath) from None
         if response.status_code == 200:
             announced = response.headers.get("Content-Length", "")
             length = int(announced) if announced.isdigit() else self._listed_size(server_path)
             return buffered(partial(response.raw.read, decode_content=True), response.close,
-                            CHUNK, length=length, errors=_TRANSPORT_ERRORS,
-                            describe=self._describe_broken_read)
+                            CHUNK, length=length, errors=NETWORK_ERRORS,
+                            describe=self._http.describe)
         response.close()
         status = response.status_code
         if status == 404:
@@ -662,12 +474,10 @@ class WebDAVBackend(Backend):
         Content-Length, whose end cannot be told from a cut)."""
         try:
             status, resources = self._propfind(server_path, 0)
-        except (_TransportError, _StatusError):
+        except (TransportError, StatusError):
             return None
         return resources[0].size if status == 207 and resources else None
 
-    def _describe_broken_read(self, exc: BaseException) -> str:
-        return describe_transport_error(exc, self._where, self._timeout)[0]
 
     def hash_files(
         self,
@@ -694,7 +504,7 @@ class WebDAVBackend(Backend):
                     yield one(entry)
                 return
             yield from map_bounded(one, entries, workers, "webdav")
-        except _TransportError as exc:
+        except TransportError as exc:
             raise CopyFailed(f"stopped: {exc}") from None
 
     def _hash_one(self, top: str, entry: Entry, algorithms: Sequence[str],
@@ -712,7 +522,7 @@ class WebDAVBackend(Backend):
             if want:
                 try:
                     digests, size, status = self._head_digest(server_path, want)
-                except _StatusError as exc:
+                except StatusError as exc:
                     return HashResult(entry.path, {}, error=str(exc))
                 error = self._file_status_error(status, entry.path)
                 if error:
@@ -743,7 +553,7 @@ class WebDAVBackend(Backend):
 
         def send(session: requests.Session) -> tuple[int, dict[str, str], int]:
             with session.get(url, stream=True, timeout=self._timeout) as resp:
-                self._check_retryable(resp)
+                check_retryable(resp)
                 if resp.status_code != 200:
                     return resp.status_code, {}, 0
                 raw = resp.raw
@@ -760,18 +570,18 @@ class WebDAVBackend(Backend):
 
                 digests, size = hash_stream(read, local)
                 if size < entry.size:
-                    raise _WrongLength(
+                    raise WrongLength(
                         f"read {size} bytes, the listing said {entry.size}: the transfer "
                         "ended early or the file changed during the audit")
                 if size > entry.size:
-                    raise _WrongLength(
+                    raise WrongLength(
                         f"the server sent more than the {entry.size} bytes the listing "
                         "said: the file changed during the audit or the transfer is broken")
                 return 200, digests, size
 
         try:
-            status, digests, size = self._call(send)
-        except (_StatusError, _WrongLength) as exc:
+            status, digests, size = self._http.call(send)
+        except (StatusError, WrongLength) as exc:
             return HashResult(entry.path, {}, error=str(exc))
         error = self._file_status_error(status, entry.path)
         if error:
@@ -780,7 +590,7 @@ class WebDAVBackend(Backend):
         if want:
             try:
                 server, _size, head_status = self._head_digest(server_path, want)
-            except _StatusError:
+            except StatusError:
                 head_status = 0
             if head_status != 200:
                 server = {}
