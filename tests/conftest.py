@@ -164,3 +164,34 @@ def dataset_of(report: dict[str, Any], name: str) -> dict[str, Any]:
         if ds["name"] == name:
             return ds  # type: ignore[no-any-return]
     raise AssertionError(f"no dataset {name}")
+
+
+def assert_unreadable_not_bit_rot(result: CliResult, location: str, path: str) -> None:
+    """The copy on ``location`` is ``error`` (exit 3) with ``path`` its one
+    unreadable file: never ``corrupt``, never called bit rot."""
+    assert result.exit_code == 3, result.stdout
+    copy = copy_by_location(result.json(), "ds", location)
+    assert copy["state"] == "error"
+    [problem] = copy["problems"]
+    assert (problem["path"], problem["problem"]) == (path, "unreadable")
+    assert copy["files"]["corrupt"] == 0 and "bit rot" not in result.stdout
+
+
+def assert_counted_once(code: int, report: dict[str, Any], twin: str) -> None:
+    """Dataset ``ds`` with a primary and two copies of which ``twin`` is the
+    same storage as another: two copies count, so 3-2-1 fails."""
+    ds = dataset_of(report, "ds")
+    twin_copy = copy_by_location(report, "ds", twin)
+    assert code == 1, ds
+    assert ds["counts"]["copies"] == 2
+    assert twin_copy["same_as"] and not twin_copy["counted"]
+    assert any(twin in w and "counts once" in w for w in ds["warnings"])
+
+
+def assert_manifest_unreadable(result: CliResult) -> None:
+    """Dataset ``ds``'s producer manifest ``checksums.md5`` could not be read:
+    its status is unknown (exit 3), never judged on part of the manifest."""
+    assert result.exit_code == 3, result.stdout
+    ds = dataset_of(result.json(), "ds")
+    assert ds["status"] == "unknown"
+    assert any("checksums.md5" in w and "could not be read" in w for w in ds["warnings"])

@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from conftest import Lab, copy_by_location, dataset_of, run_subprocess, write_tree
+from conftest import (
+    Lab,
+    assert_counted_once,
+    assert_manifest_unreadable,
+    assert_unreadable_not_bit_rot,
+    copy_by_location,
+    dataset_of,
+    run_subprocess,
+    write_tree,
+)
 from servers.fault_proxy import Fault, FaultProxy
 from servers.moto_s3 import MotoS3, fake_aws_environment, sha256_b64
 from threetwoone.backends import s3 as s3_backend
@@ -206,13 +215,7 @@ def test_a_body_of_the_wrong_length_is_unreadable_not_bit_rot(
         assert lab.audit_json()[0] == 0
         proxy.faults.append(Fault("GET", "sample_R1.fastq.gz", times=99, **fault))
         result = lab.audit("--format", "json", "--verify", "full", "--force-download")
-        assert result.exit_code == 3, result.stdout
-        copy = copy_by_location(result.json(), "ds", "archive")
-        assert copy["state"] == "error"
-        [problem] = copy["problems"]
-        assert problem["path"] == "run1/sample_R1.fastq.gz"
-        assert problem["problem"] == "unreadable"
-        assert copy["files"]["corrupt"] == 0 and "bit rot" not in result.stdout
+        assert_unreadable_not_bit_rot(result, "archive", "run1/sample_R1.fastq.gz")
         proxy.faults.clear()
         code, report = lab.audit_json("--verify", "full", "--force-download")
         assert code == 0 and copy_by_location(report, "ds", "archive")["state"] == "intact"
@@ -262,11 +265,7 @@ def test_a_producer_manifest_cut_short_is_not_a_shorter_manifest(lab: Lab, s3: M
         first_line = manifest.index(b"\n") + 1
         proxy.faults.append(Fault("GET", "checksums.md5", cut_after=first_line,
                                   no_length=no_length, times=99))
-        result = lab.audit("--format", "json")
-        assert result.exit_code == 3, result.stdout
-        ds = dataset_of(result.json(), "ds")
-        assert ds["status"] == "unknown"
-        assert any("checksums.md5" in w and "could not be read" in w for w in ds["warnings"])
+        assert_manifest_unreadable(lab.audit("--format", "json"))
     finally:
         proxy.stop()
 
@@ -295,10 +294,4 @@ def test_one_bucket_by_two_addresses_counts_once(lab: Lab, s3: MotoS3,
     lab.dataset("ds", [{"location": "nas", "path": "P1/run1", "primary": True},
                        {"location": "archive", "path": "P1/run1"},
                        {"location": "archive-2", "path": twin.get("path", "P1/run1")}])
-    code, report = lab.audit_json()
-    ds = dataset_of(report, "ds")
-    twin_copy = copy_by_location(report, "ds", "archive-2")
-    assert code == 1, ds
-    assert ds["counts"]["copies"] == 2
-    assert twin_copy["same_as"] and not twin_copy["counted"]
-    assert any("archive-2" in w and "counts once" in w for w in ds["warnings"])
+    assert_counted_once(*lab.audit_json(), twin="archive-2")

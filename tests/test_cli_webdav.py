@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import Lab, copy_by_location, dataset_of, write_tree
+from conftest import (
+    Lab,
+    assert_counted_once,
+    assert_manifest_unreadable,
+    assert_unreadable_not_bit_rot,
+    copy_by_location,
+    dataset_of,
+    write_tree,
+)
 from servers.fault_proxy import Fault, FaultProxy
 from threetwoone.backends.webdav import WebDAVBackend
 from threetwoone.checksums import hash_bytes
@@ -238,13 +246,7 @@ def test_a_body_of_the_wrong_length_is_unreadable_not_bit_rot(
         proxy.seen.clear()
         proxy.faults.append(Fault("GET", "sample_R1.fastq.gz", times=99, **fault))
         result = lab.audit("--format", "json", "--verify", "full", "--force-download")
-        assert result.exit_code == 3, result.stdout
-        copy = copy_by_location(result.json(), "ds", "dav")
-        assert copy["state"] == "error"
-        [problem] = copy["problems"]
-        assert problem["path"] == "run1/sample_R1.fastq.gz"
-        assert problem["problem"] == "unreadable"
-        assert copy["files"]["corrupt"] == 0 and "bit rot" not in result.stdout
+        assert_unreadable_not_bit_rot(result, "dav", "run1/sample_R1.fastq.gz")
         gets = [p for p in proxy.requests("GET") if p.endswith("sample_R1.fastq.gz")]
         assert len(gets) == 1 + len(WebDAVBackend.retry_delays)  # retried, then given up
         # Once the transfers are whole again, so is the copy.
@@ -291,11 +293,7 @@ def test_a_producer_manifest_cut_short_is_not_a_shorter_manifest(
         first_line = manifest.index(b"\n") + 1
         proxy.faults.append(Fault("GET", "checksums.md5", cut_after=first_line,
                                   no_length=no_length, times=99))
-        result = lab.audit("--format", "json")
-        assert result.exit_code == 3, result.stdout
-        ds = dataset_of(result.json(), "ds")
-        assert ds["status"] == "unknown"
-        assert any("checksums.md5" in w and "could not be read" in w for w in ds["warnings"])
+        assert_manifest_unreadable(lab.audit("--format", "json"))
     finally:
         proxy.stop()
 
@@ -320,13 +318,7 @@ def test_one_folder_by_two_addresses_counts_once(lab: Lab, site: DavSite,
                        {"location": "dav", "path": path},
                        {"location": "dav-2",
                         "path": twin.get("path", "{path}").format(path=path)}])
-    code, report = lab.audit_json()
-    ds = dataset_of(report, "ds")
-    twin_copy = copy_by_location(report, "ds", "dav-2")
-    assert code == 1, ds
-    assert ds["counts"]["copies"] == 2
-    assert twin_copy["same_as"] and not twin_copy["counted"]
-    assert any("dav-2" in w and "counts once" in w for w in ds["warnings"])
+    assert_counted_once(*lab.audit_json(), twin="dav-2")
 
 
 def _replica_with_rot(site: DavSite, files: dict[str | bytes, bytes]) -> tuple[str, str]:
