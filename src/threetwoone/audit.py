@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from . import nextsteps
+from . import nextsteps, offline
 from .backends import (
     Backend,
     BackendError,
@@ -389,6 +389,8 @@ class Auditor:
         except LocationUnreachable as exc:
             result.state = CopyState.UNREACHABLE
             result.detail = str(exc)
+            offline.remember(self.catalog, copy_key(dataset.name, copy), location,
+                             self.options.clock(), result)
         except CopyFailed as exc:
             result.state = CopyState.ERROR
             result.detail = str(exc)

@@ -51,6 +51,15 @@ def _port(value: Any) -> str | None:
     return None if ok else "must be a port number (1-65535)"
 
 
+def _duration(value: Any) -> str | None:
+    from .schedule import parse_duration
+    try:
+        ok = isinstance(value, str) and parse_duration(value) > 0
+    except ValueError:
+        ok = False
+    return None if ok else "must be a duration such as 90d, 12w or 36h"
+
+
 def _positive_number(value: Any) -> str | None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
     return None if ok else "must be a positive number of seconds"
@@ -112,6 +121,7 @@ COMMON_LOCATION_KEYS: dict[str, tuple[Check, bool]] = {
     # inventory written for a stricter policy is not rejected by a looser one.
     "immutable": (_bool, False),
     "offline": (_bool, False),
+    "offline_max_age": (_duration, False),
     "zone": (_string, False),
     "repository": (_bool, False),
     "sensitive_ok": (_bool, False),
@@ -401,6 +411,12 @@ class _Validator:
             if auth.get("type") == "cert" and "cert" not in value:
                 self.error(join(keypath, "auth"), "auth type 'cert' needs the location's "
                            "'cert' (a certificate, or a proxy file holding the key too)")
+        if "offline_max_age" in value:
+            if kind != "local":
+                self.error(join(keypath, "offline_max_age"), "only a local location (a disk "
+                           "whose root is absent while unplugged) can keep remembered states")
+            elif value.get("offline") is not True:
+                self.error(join(keypath, "offline_max_age"), "needs offline: true")
         settings = dict(value)
         if kind == "local" and isinstance(settings.get("root"), str):
             settings["root"] = self.resolve_path(settings["root"])

@@ -14,9 +14,11 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import offline
 from .inventory import Dataset, Inventory, Location
 from .pathnames import display
-from .results import CopyResult, CopyState, DatasetResult
+from .reports.common import iso_time
+from .results import CopyResult, CopyState, DatasetResult, Verification
 from .vocabulary import media_type, value_key
 from .words import plural
 
@@ -75,6 +77,11 @@ def copy_step(copy: CopyResult, result: DatasetResult, location: Location,
     state = copy.state
     if copy.same_as:
         return None
+    if copy.verification is Verification.REMEMBERED:
+        limit = offline.max_age(location)
+        until = iso_time(copy.verified_at + limit) if copy.verified_at and limit else None
+        return (f"plug the disk in (mount {location.root}) and audit "
+                + (f"before {until}, when its remembered state expires" if until else "again"))
     if state is CopyState.INTACT:
         if not copy.overdue_files:
             return None

@@ -36,6 +36,8 @@ class Verification(enum.StrEnum):
     FULL = "full"
     CACHED = "cached"
     DIGEST = "digest"
+    #: Offline media not plugged in: the last full verification's state, kept.
+    REMEMBERED = "remembered"
     NONE = "none"
 
 

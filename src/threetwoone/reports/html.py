@@ -15,7 +15,15 @@ from html import escape
 from .. import __version__
 from ..pathnames import display
 from ..progress import human_bytes
-from ..results import AuditResult, CopyResult, CopyState, DatasetResult, RunSummary, Status
+from ..results import (
+    AuditResult,
+    CopyResult,
+    CopyState,
+    DatasetResult,
+    RunSummary,
+    Status,
+    Verification,
+)
 from .common import STATE_ORDER, has_overdue, headline, locations_in_order, overdue_text
 
 #: Problems listed per copy before "... and N more".
@@ -75,7 +83,9 @@ def _cell(copies: list[CopyResult]) -> str:
     worst = min(copies, key=lambda c: STATE_ORDER.index(c.state))
     title = "; ".join(f"{display(c.label)}: {c.state.value}"
                       + (f" ({c.detail})" if c.detail else "") for c in copies)
-    states = ", ".join(dict.fromkeys(c.state.value for c in copies))
+    states = ", ".join(dict.fromkeys(
+        c.state.value + (" (remembered)" if c.verification is Verification.REMEMBERED else "")
+        for c in copies))
     counted = ""
     if worst.state is CopyState.INTACT and not any(c.counted for c in copies):
         counted = " (not counted)"  # the same storage as another copy, or not allowed

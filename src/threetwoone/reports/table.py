@@ -7,7 +7,7 @@ escaped onto one line, long problem lists cut with a count of the rest.
 from __future__ import annotations
 
 from ..pathnames import display, one_line
-from ..results import AuditResult, CopyState, DatasetResult, ProblemKind, Status
+from ..results import AuditResult, CopyState, DatasetResult, ProblemKind, Status, Verification
 from .common import coverage_lines, has_overdue, headline, overdue_text, plural
 
 #: Problems listed per copy before "... and N more".
@@ -29,7 +29,9 @@ def _dataset_lines(dataset: DatasetResult, quiet: bool) -> list[str]:
             lines.append(f"    next: {one_line(dataset.next_steps[violation.rule])}")
     for copy in dataset.copies:
         overdue = overdue_text(copy)
-        interesting = copy.state is not CopyState.INTACT or copy.same_as or overdue
+        remembered = copy.verification is Verification.REMEMBERED and not quiet
+        interesting = (copy.state is not CopyState.INTACT or copy.same_as or overdue
+                       or remembered)
         problems = [p for p in copy.problems if not quiet or p.problem is not ProblemKind.EXTRA]
         if not interesting and not problems:
             continue
