@@ -430,8 +430,10 @@ def test_progress_line_only_on_a_terminal() -> None:
 
     term = Terminal()
     line = ProgressLine(term, interval=0)
-    line.as_progress()(3, 5 * 1024 * 1024)
-    assert "hashed 3 files, 5.0 MiB" in term.getvalue()
+    progress = line.as_progress()
+    progress.copy("ds", "nas:ds", 3, 10 * 1024 * 1024)
+    progress(3, 5 * 1024 * 1024)
+    assert "ds nas:ds  3/3 files  5.0 MiB/10.0 MiB (50%)" in term.getvalue()
     line.clear()
     assert term.getvalue().endswith("\r\x1b[K")
     quiet = ProgressLine(None)

@@ -66,13 +66,26 @@ class AuditOptions:
 
 @dataclass
 class Progress:
-    """Receives (files, bytes) as hashing proceeds; the CLI draws it."""
+    """Receives (files, bytes) as hashing proceeds, each copy's totals once it
+    is listed, and what is trusted without a read; the CLI draws it."""
 
     callback: Callable[[int, int], None] | None = None
+    #: (dataset, copy label, files listed, bytes listed)
+    on_copy: Callable[[str, str, int, int], None] | None = None
+    #: (files, bytes) trusted from the catalog without a read
+    on_cached: Callable[[int, int], None] | None = None
 
     def __call__(self, files: int, size: int) -> None:
         if self.callback:
             self.callback(files, size)
+
+    def copy(self, dataset: str, label: str, files: int, size: int) -> None:
+        if self.on_copy:
+            self.on_copy(dataset, label, files, size)
+
+    def cached(self, files: int, size: int) -> None:
+        if self.on_cached:
+            self.on_cached(files, size)
 
 
 def copy_key(dataset: str, copy: CopySpec) -> str:
@@ -363,6 +376,7 @@ class Auditor:
             ctx = self._context(backend, dataset, copy)
             identity, moved = self._storage(backend, copy, root, ctx.key, result)
             list_copy(ctx)
+            self.progress.copy(dataset.name, result.label, *ctx.workset.listed_files())
             if backend.ident_is_storage:
                 self._note_storage(copy)
             reading = time.monotonic()
@@ -428,7 +442,7 @@ class Auditor:
             force_full=force,
             now=self.options.clock(),
             deadline=None if limit is None else self._started + limit,
-            clock=self.options.clock, progress=self.progress)
+            clock=self.options.clock, progress=self.progress, cached=self.progress.cached)
 
     # -- judging ---------------------------------------------------------------
     def _judge(self, dataset: Dataset, policy: Policy, reference: Reference,

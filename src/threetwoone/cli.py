@@ -276,7 +276,7 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
     try:
         result = run_audit(inventory, state, datasets, policy, jobs, verify,
                            fixity_interval, max_read, time_limit, force_download,
-                           lock_timeout, targets)
+                           lock_timeout, targets, quiet)
     except Exception as exc:
         outcome = error_outcome(exc)
         if outcome is not None and outcome[1] in (ExitCode.INVALID, ExitCode.TOOL_FAILED):
@@ -299,7 +299,8 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
 def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
               policy: str | None, jobs: int | None, verify: str, fixity_interval: str,
               max_read: str | None, time_limit: str | None, force_download: bool,
-              lock_timeout: float, targets: list[ReportTarget]) -> AuditResult:
+              lock_timeout: float, targets: list[ReportTarget], quiet: bool = False
+              ) -> AuditResult:
     """Load, audit, and read the recent history for the reports; any error escapes."""
     from .audit import AuditOptions, Auditor
     from .catalog import Catalog, default_state_path, exclusive_lock
@@ -318,7 +319,7 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
     names = select_datasets(inv, datasets)
     policies = resolve_policies(inv, policy, names)
     check_report_targets(targets, inventory, path, inv, policies)
-    progress = ProgressLine.for_stderr()
+    progress = ProgressLine.for_stderr(quiet)
     with explained(path), exclusive_lock(path, lock_timeout), Catalog(path) as catalog:
         new_catalog = catalog.is_new()
         auditor = Auditor(inv, policies, catalog,

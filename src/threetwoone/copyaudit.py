@@ -45,6 +45,8 @@ class CopyContext:
     deadline: float | None
     clock: Callable[[], float]
     progress: Callable[[int, int], None]
+    #: Told (files, bytes) trusted from the catalog without a read, for the progress line.
+    cached: Callable[[int, int], None] = lambda files, size: None
     #: Algorithms the reference holds for every file (most useful first).
     reference_algorithms: Sequence[str] = (DEFAULT_ALGORITHM,)
     walk_problems: list[WalkProblem] = field(default_factory=list)
@@ -307,6 +309,7 @@ class _ChunkHasher:
         self.result.files.present += count
         self.result.bytes += size
         self._full_read(oldest)
+        self.ctx.cached(count, size)
 
     def run_or_cache(self, chunk: list[PresentRow]) -> None:
         """Scheduled re-reads: once --time-limit has passed, trust the rest."""
