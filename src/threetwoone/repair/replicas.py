@@ -31,6 +31,12 @@ INTACT = ("(f.result = 'ok' AND f.ref_version = r.version "
 READ_STATES = frozenset({"intact", "incomplete", "corrupt", "outdated", "error"})
 
 
+#: Ends a subquery whose columns the outer query reads several times: a LIMIT
+#: keeps SQLite from flattening it into the outer query, which would evaluate
+#: each correlated subquery once per use instead of once per file.
+ONCE = "LIMIT -1"
+
+
 @dataclass(frozen=True)
 class Coverage:
     files: int
@@ -74,7 +80,7 @@ def coverage(db: sqlite3.Connection, dataset: str, keys: Sequence[str], needed: 
         f"COALESCE(SUM(CASE WHEN n < ? THEN size END), 0), "
         f"COALESCE(SUM(CASE WHEN n = 0 THEN size END), 0) "
         f"FROM (SELECT {intact} AS n, {_size(keys)} AS size "
-        f"FROM reference_files r WHERE r.dataset = ?)",
+        f"FROM reference_files r WHERE r.dataset = ? {ONCE})",
         (needed, needed, *keys, *keys, dataset)).fetchone()
     return Coverage(*(int(value) for value in row))
 
@@ -117,7 +123,7 @@ def shares(db: sqlite3.Connection, dataset: str, target: str | None,
     rows = db.execute(
         f"SELECT best, COUNT(*), COALESCE(SUM(size), 0) FROM "
         f"(SELECT {_best_source(sources)} AS best, {_size(holders)} AS size "
-        f"FROM reference_files r WHERE r.dataset = ? {_lacking(target)}) "
+        f"FROM reference_files r WHERE r.dataset = ? {_lacking(target)} {ONCE}) "
         f"GROUP BY best ORDER BY best IS NULL, best", args).fetchall()
     return [Share(None if best is None else int(best), int(count), int(size))
             for best, count, size in rows]
