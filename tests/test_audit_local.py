@@ -383,7 +383,7 @@ def test_problem_list_is_capped_but_counts_are_exact(lab: Lab) -> None:
     copy = copy_by_location(report, "ds", "tape")
     assert copy["files"]["missing"] == MAX_PROBLEMS + 250
     assert len(copy["problems"]) == MAX_PROBLEMS and copy["problems_omitted"] == 250
-    from threetwoone.reports.table import MAX_PROBLEMS as SHOWN
+    from threetwoone.reports.common import MAX_PROBLEMS as SHOWN
     assert f"... and {MAX_PROBLEMS + 250 - SHOWN} more" in lab.audit().stdout
 
 

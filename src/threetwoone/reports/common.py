@@ -3,15 +3,29 @@ copy states from bad to good, and how to read a copy's place in the grid."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from ..results import AuditResult, CopyResult, CopyState, DatasetResult, Status
+from ..results import (
+    AuditResult,
+    CopyResult,
+    CopyState,
+    DatasetResult,
+    Problem,
+    ProblemKind,
+    Status,
+    Verification,
+)
 from ..words import plural
 
-__all__ = ["ERROR_STATUS", "STATE_ORDER", "baseline_notice", "coverage_lines", "has_overdue",
-           "headline",
-           "iso_time", "locations_in_order", "not_passing", "overall_status", "overdue_text",
-           "plural"]
+if TYPE_CHECKING:
+    from ..policy import Violation
+
+__all__ = ["ERROR_STATUS", "MAX_PROBLEMS", "STATE_ORDER", "CopyFinding", "baseline_notice",
+           "copy_findings", "coverage_lines", "has_overdue", "headline", "iso_time",
+           "locations_in_order", "not_passing", "overall_status", "overdue_text", "plural",
+           "violation_steps"]
 
 #: The overall status of a run that ended before a verdict (exit 4 or 5).
 ERROR_STATUS = "error"
@@ -70,6 +84,44 @@ def overdue_text(copy: CopyResult) -> str | None:
 def has_overdue(dataset: DatasetResult) -> bool:
     """Some copy has files overdue for a fixity re-read: worth showing even with -q."""
     return any(c.overdue_files for c in dataset.copies)
+
+
+#: Problems listed per copy before "... and N more".
+MAX_PROBLEMS = 10
+
+
+@dataclass(frozen=True)
+class CopyFinding:
+    """What a report says about one copy: its notes (why it is not intact, what
+    is overdue), its first problems and how many more there are."""
+
+    copy: CopyResult
+    notes: tuple[str, ...]
+    problems: tuple[Problem, ...]
+    more: int
+
+
+def copy_findings(dataset: DatasetResult, *, extras: bool = True,
+                  remembered: bool = True) -> list[CopyFinding]:
+    """The copies a report lists under a dataset: not intact, the same storage as
+    another, with files overdue, with problems to show (extra files only with
+    ``extras``) or, with ``remembered``, offline media remembered from the catalog."""
+    out = []
+    for copy in dataset.copies:
+        overdue = overdue_text(copy)
+        shown = [p for p in copy.problems if extras or p.problem is not ProblemKind.EXTRA]
+        if not (copy.state is not CopyState.INTACT or copy.same_as or overdue or shown
+                or (remembered and copy.verification is Verification.REMEMBERED)):
+            continue
+        notes = tuple(note for note in (copy.detail, overdue) if note)
+        out.append(CopyFinding(copy, notes, tuple(shown[:MAX_PROBLEMS]),
+                               max(len(shown) - MAX_PROBLEMS, 0) + copy.problems_omitted))
+    return out
+
+
+def violation_steps(dataset: DatasetResult) -> list[tuple[Violation, str | None]]:
+    """Each violation with its next step (None when there is none)."""
+    return [(v, dataset.next_steps.get(v.rule)) for v in dataset.violations]
 
 
 def not_passing(result: AuditResult) -> list[DatasetResult]:

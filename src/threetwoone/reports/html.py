@@ -24,10 +24,14 @@ from ..results import (
     Status,
     Verification,
 )
-from .common import STATE_ORDER, has_overdue, headline, locations_in_order, overdue_text
-
-#: Problems listed per copy before "... and N more".
-MAX_PROBLEMS = 10
+from .common import (
+    STATE_ORDER,
+    copy_findings,
+    has_overdue,
+    headline,
+    locations_in_order,
+    violation_steps,
+)
 
 #: Fill colour per copy state and dataset status (text is always shown too:
 #: colour is never the only cue).
@@ -126,29 +130,25 @@ def _worth_a_section(dataset: DatasetResult) -> bool:
 def _dataset_section(index: int, dataset: DatasetResult) -> list[str]:
     out = [f'<h3 id="{_anchor(index)}">{_e(dataset.name)} {badge(dataset.status.value)}</h3>',
            "<ul>"]
-    for violation in dataset.violations:
-        step = dataset.next_steps.get(violation.rule)
+    for violation, step in violation_steps(dataset):
         out.append(f"<li>violation <b>{_e(violation.rule)}</b>: {_e(violation.message)}"
                    + (f'<br><span class="next">next: {_e(step)}</span>' if step else "")
                    + "</li>")
-    for copy in dataset.copies:
-        overdue = overdue_text(copy)
-        if copy.state is CopyState.INTACT and not copy.problems and not overdue:
-            continue
-        detail = "".join(f" &ndash; {_e(note)}" for note in (copy.detail, overdue) if note)
+    for found in copy_findings(dataset):
+        copy = found.copy
+        detail = "".join(f" &ndash; {_e(note)}" for note in found.notes)
         out.append(f"<li>copy <code>{_e(display(copy.label))}</code> "
                    f"{badge(copy.state.value)}{detail}")
         if copy.next_step:
             out.append(f'<br><span class="next">next: {_e(copy.next_step)}</span>')
-        if copy.problems:
+        if found.problems:
             out.append("<ul>")
-            for problem in copy.problems[:MAX_PROBLEMS]:
+            for problem in found.problems:
                 about = f" ({_e(problem.detail)})" if problem.detail else ""
                 out.append(f"<li>{_e(problem.problem.value)}: "
                            f"<code>{_e(display(problem.path))}</code>{about}</li>")
-            more = len(copy.problems) - MAX_PROBLEMS + copy.problems_omitted
-            if more > 0:
-                out.append(f"<li>&hellip; and {more} more (see the JSON report)</li>")
+            if found.more:
+                out.append(f"<li>&hellip; and {found.more} more (see the JSON report)</li>")
             out.append("</ul>")
         out.append("</li>")
     out += [f'<li class="warn">warning: {_e(w)}</li>' for w in dataset.warnings]

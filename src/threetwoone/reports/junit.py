@@ -17,10 +17,7 @@ import xml.etree.ElementTree as ET
 from .. import __version__
 from ..pathnames import display
 from ..results import AuditResult, CopyState, DatasetResult, Status
-from .common import has_overdue, overdue_text, plural
-
-#: Problems listed per copy in a testcase's text before "... and N more".
-MAX_PROBLEMS = 10
+from .common import copy_findings, has_overdue, plural, violation_steps
 
 #: Characters XML 1.0 cannot carry at all (not even as references).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -47,24 +44,21 @@ def _timestamp(iso: str) -> str:
 def dataset_text(dataset: DatasetResult) -> str:
     """The violations, then each copy that is not intact with its first problems."""
     lines = []
-    for violation in dataset.violations:
+    for violation, step in violation_steps(dataset):
         lines.append(f"violation {violation.rule}: {violation.message}")
-        if violation.rule in dataset.next_steps:
-            lines.append(f"  next: {dataset.next_steps[violation.rule]}")
-    for copy in dataset.copies:
-        overdue = overdue_text(copy)
-        if copy.state is CopyState.INTACT and not overdue:
-            continue
-        head = f"copy {display(copy.label)}: {copy.state.value}"
-        lines.append(head + "".join(f" - {note}" for note in (copy.detail, overdue) if note))
+        if step:
+            lines.append(f"  next: {step}")
+    for found in copy_findings(dataset):
+        copy = found.copy
+        lines.append(f"copy {display(copy.label)}: {copy.state.value}"
+                     + "".join(f" - {note}" for note in found.notes))
         if copy.next_step:
             lines.append(f"  next: {copy.next_step}")
-        for problem in copy.problems[:MAX_PROBLEMS]:
+        for problem in found.problems:
             detail = f" ({problem.detail})" if problem.detail else ""
             lines.append(f"  {problem.problem.value}: {display(problem.path)}{detail}")
-        more = len(copy.problems) - MAX_PROBLEMS + copy.problems_omitted
-        if more > 0:
-            lines.append(f"  ... and {more} more")
+        if found.more:
+            lines.append(f"  ... and {found.more} more")
     lines.extend(f"warning: {w}" for w in dataset.warnings)
     return "\n".join(lines)
 

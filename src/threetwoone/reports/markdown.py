@@ -13,11 +13,9 @@ import re
 
 from ..pathnames import display
 from ..progress import human_bytes
-from ..results import AuditResult, CopyState, DatasetResult, ProblemKind, Status
-from .common import has_overdue, headline, not_passing, overdue_text, plural
+from ..results import AuditResult, CopyState, DatasetResult, Status
+from .common import copy_findings, has_overdue, headline, not_passing, plural, violation_steps
 
-#: Problems listed per copy before "... and N more".
-MAX_PROBLEMS = 10
 #: Table rows before only the datasets that did not pass are listed (a step
 #: summary holds at most 1 MiB).
 MAX_ROWS = 200
@@ -64,25 +62,21 @@ def _table(datasets: list[DatasetResult]) -> list[str]:
 
 def _problems(dataset: DatasetResult) -> list[str]:
     lines = [f"### {md(dataset.name)}: {dataset.status.value}", ""]
-    for violation in dataset.violations:
+    for violation, step in violation_steps(dataset):
         lines.append(f"- violation **{md(violation.rule)}**: {md(violation.message)}")
-        if violation.rule in dataset.next_steps:
-            lines.append(f"  - next: {md(dataset.next_steps[violation.rule])}")
-    for copy in dataset.copies:
-        overdue = overdue_text(copy)
-        if copy.state is CopyState.INTACT and not copy.problems and not overdue:
-            continue
-        detail = "".join(f" ({md(note)})" for note in (copy.detail, overdue) if note)
+        if step:
+            lines.append(f"  - next: {md(step)}")
+    for found in copy_findings(dataset, extras=False):
+        copy = found.copy
+        detail = "".join(f" ({md(note)})" for note in found.notes)
         lines.append(f"- copy {code(display(copy.label))}: **{copy.state.value}**{detail}")
         if copy.next_step:
             lines.append(f"  - next: {md(copy.next_step)}")
-        shown = [p for p in copy.problems if p.problem is not ProblemKind.EXTRA]
-        for problem in shown[:MAX_PROBLEMS]:
+        for problem in found.problems:
             about = f" ({md(problem.detail)})" if problem.detail else ""
             lines.append(f"  - {problem.problem.value}: {code(display(problem.path))}{about}")
-        more = len(shown) - MAX_PROBLEMS + copy.problems_omitted
-        if more > 0:
-            lines.append(f"  - ... and {more} more (see the JSON report)")
+        if found.more:
+            lines.append(f"  - ... and {found.more} more (see the JSON report)")
     lines += [f"- warning: {md(w)}" for w in dataset.warnings]
     return [*lines, ""]
 

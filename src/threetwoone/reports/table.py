@@ -7,11 +7,8 @@ escaped onto one line, long problem lists cut with a count of the rest.
 from __future__ import annotations
 
 from ..pathnames import display, one_line
-from ..results import AuditResult, CopyState, DatasetResult, ProblemKind, Status, Verification
-from .common import coverage_lines, has_overdue, headline, overdue_text, plural
-
-#: Problems listed per copy before "... and N more".
-MAX_PROBLEMS = 10
+from ..results import AuditResult, DatasetResult, Status
+from .common import copy_findings, coverage_lines, has_overdue, headline, plural, violation_steps
 
 
 def _copies_cell(dataset: DatasetResult) -> str:
@@ -23,31 +20,21 @@ def _copies_cell(dataset: DatasetResult) -> str:
 
 def _dataset_lines(dataset: DatasetResult, quiet: bool) -> list[str]:
     lines: list[str] = coverage_lines(dataset)
-    for violation in dataset.violations:
+    for violation, step in violation_steps(dataset):
         lines.append(f"  violation {violation.rule}: {one_line(violation.message)}")
-        if violation.rule in dataset.next_steps:
-            lines.append(f"    next: {one_line(dataset.next_steps[violation.rule])}")
-    for copy in dataset.copies:
-        overdue = overdue_text(copy)
-        remembered = copy.verification is Verification.REMEMBERED and not quiet
-        interesting = (copy.state is not CopyState.INTACT or copy.same_as or overdue
-                       or remembered)
-        problems = [p for p in copy.problems if not quiet or p.problem is not ProblemKind.EXTRA]
-        if not interesting and not problems:
-            continue
-        head = f"  copy {display(copy.label)}: {copy.state.value}"
-        for note in (copy.detail, overdue):
-            if note:
-                head += f" - {one_line(note)}"
-        lines.append(head)
+        if step:
+            lines.append(f"    next: {one_line(step)}")
+    for found in copy_findings(dataset, extras=not quiet, remembered=not quiet):
+        copy = found.copy
+        lines.append(f"  copy {display(copy.label)}: {copy.state.value}"
+                     + "".join(f" - {one_line(note)}" for note in found.notes))
         if copy.next_step:
             lines.append(f"    next: {one_line(copy.next_step)}")
-        for problem in problems[:MAX_PROBLEMS]:
+        for problem in found.problems:
             detail = f" ({one_line(problem.detail)})" if problem.detail else ""
             lines.append(f"    {problem.problem.value}: {display(problem.path)}{detail}")
-        more = len(problems) - MAX_PROBLEMS + copy.problems_omitted
-        if more > 0:
-            lines.append(f"    ... and {more} more (see --format json)")
+        if found.more:
+            lines.append(f"    ... and {found.more} more (see --format json)")
     if not quiet:
         if dataset.reference_files:
             lines.append(f"  reference: {dataset.reference_files}")
