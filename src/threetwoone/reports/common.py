@@ -75,15 +75,17 @@ def baseline_notice(result: AuditResult) -> str | None:
 
 
 def overdue_text(copy: CopyResult) -> str | None:
-    """``12 files not read in full within the fixity interval``, or None."""
-    if not copy.overdue_files:
+    """``12 files not read in full within the fixity interval``, or None.  Said of
+    intact copies only: of a damaged one the damage is the news (its corrupt and
+    missing files count as overdue too, JSON ``overdue_files`` has them all)."""
+    if not copy.overdue_files or copy.state is not CopyState.INTACT:
         return None
     return f"{plural(copy.overdue_files, 'file')} not read in full within the fixity interval"
 
 
 def has_overdue(dataset: DatasetResult) -> bool:
     """Some copy has files overdue for a fixity re-read: worth showing even with -q."""
-    return any(c.overdue_files for c in dataset.copies)
+    return any(overdue_text(c) for c in dataset.copies)
 
 
 #: Problems listed per copy before "... and N more".
