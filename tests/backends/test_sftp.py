@@ -408,6 +408,26 @@ def test_open_read_that_ends_early_raises(sshd: SSHServer, sftp_backend: SftpFac
             sftp_backend(root).open_read("ds", "checksums.md5") as handle:
         handle.read()
 
+@pytest.mark.parametrize("swapped", ["file", "folder"])
+def test_open_read_through_a_symlink_swapped_in_raises(sshd: SSHServer,
+                                                       sftp_backend: SftpFactory,
+                                                       swapped: str) -> None:
+    """A producer manifest (or its folder) swapped after the listing for a
+    symlink to a file outside the copy: SFTP opens through it, so closing
+    the file finds what was read is not the copy's, and raises."""
+    root = sshd.data_dir(f"open-read-swap-{swapped}")
+    write(root / "ds", {"meta/checksums.md5": b"right\n"})
+    write(root / "elsewhere", {"meta/checksums.md5": b"forged\n"})
+    backend = sftp_backend(root)
+    assert [e.path for e in files_of(list(backend.walk("ds")))] == ["meta/checksums.md5"]
+    swap = root / "ds" / "meta" / ("checksums.md5" if swapped == "file" else "")
+    swap.rename(swap.with_name(swap.name + ".old"))
+    swap.symlink_to(root / "elsewhere" / "meta" / ("checksums.md5" if swapped == "file" else ""))
+    with pytest.raises(OSError, match="it or a folder on its path was replaced by a symlink"), \
+            backend.open_read("ds", "meta/checksums.md5") as handle:
+        assert handle.read() == b"forged\n"  # read through the link, then refused
+
+
 def test_sha256_remote_and_adler32_falls_back(sshd: SSHServer,
                                               sftp_backend: SftpFactory) -> None:
     root = sshd.data_dir("algos")

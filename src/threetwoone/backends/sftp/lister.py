@@ -14,10 +14,12 @@ from paramiko.sftp import (
     CMD_NAME,
     CMD_OPENDIR,
     CMD_READDIR,
+    CMD_REALPATH,
     CMD_STATUS,
 )
 
 from .retry import _Budget
+from .streamer import resolved
 from .wire import _U32, _join, _parse_names, _status, _string, _Wire
 
 if TYPE_CHECKING:
@@ -31,15 +33,17 @@ LIST_ROUND_NAMES = 100_000
 
 #: A listed name: (name, st_mode, st_size, st_mtime); 0/None where not sent.
 _Listed = tuple[str, int, int, int | None]
+SWAPPED = "replaced by a symlink while being listed (what it points to is not the copy's)"
 
 
 class _Folder:
-    __slots__ = ("handle", "items", "rel")
+    __slots__ = ("handle", "items", "problem", "rel")
 
     def __init__(self, rel: str) -> None:
         self.rel = rel
         self.handle: bytes | None = None
         self.items: list[_Listed] = []
+        self.problem: str | None = None
 
 
 def _key(rel: str) -> tuple[str, ...]:
@@ -56,11 +60,17 @@ class _Lister:
     are listed at once on one session, in the order the walk will want them
     (the smallest path first); a round lists at most ``LIST_ROUND_FOLDERS``
     folders or ``LIST_ROUND_NAMES`` names, so memory stays bounded, and gives
-    the session back with every reply read."""
+    the session back with every reply read.
 
-    def __init__(self, backend: SFTPBackend, top: bytes) -> None:
+    OPENDIR follows symlinks: once a folder is listed, its path is REALPATHed
+    and must resolve to its place below ``real``, the copy's folder with
+    symlinks resolved; else a symlink led the listing elsewhere, and the folder
+    is a problem, not its listing."""
+
+    def __init__(self, backend: SFTPBackend, top: bytes, real: bytes) -> None:
         self.backend = backend
         self.top = top
+        self.real = real
         self.budget = _Budget()
         #: Folders known and not listed yet, smallest path first.
         self.todo: list[tuple[tuple[str, ...], str]] = [((), "")]
@@ -111,16 +121,19 @@ class _Lister:
             folder, what = found
             if what == CMD_CLOSE:
                 continue  # a listing is complete before its handle is closed
-            problem = None
+            if what == CMD_REALPATH:
+                self._placed(client, folder, kind, body)
+                self._finish(folder, active)
+                continue
             done = False
             if kind == CMD_STATUS:
                 status = _status(client, body)
                 if what == CMD_READDIR and status == "eof":
                     done = True
                 elif status is None or status == "eof":
-                    problem = "unexpected SFTP status reply"
+                    folder.problem = "unexpected SFTP status reply"
                 else:
-                    problem = status
+                    folder.problem = status
             elif what == CMD_OPENDIR and kind == CMD_HANDLE:
                 folder.handle = bytes(_string(body))
             elif what == CMD_READDIR and kind == CMD_NAME:
@@ -133,17 +146,38 @@ class _Lister:
                 raise paramiko.SSHException(f"unexpected SFTP reply type {kind}")
             if folder.handle is not None:
                 handle = _U32.pack(len(folder.handle)) + folder.handle
-                if problem is None and not done:
+                if folder.problem is None and not done:
                     expect[wire.request(CMD_READDIR, handle)] = (folder, CMD_READDIR)
                     continue
                 expect[wire.request(CMD_CLOSE, handle)] = (folder, CMD_CLOSE)
-            del active[folder.rel]
-            if problem is not None:
-                self.ready[folder.rel] = problem
-                continue
-            folder.items.sort(key=lambda item: item[0])
-            prefix = folder.rel + "/" if folder.rel else ""
-            for name, mode, _size, _mtime in folder.items:
-                if stat.S_ISDIR(mode):
-                    heapq.heappush(self.todo, (_key(prefix + name), prefix + name))
-            self.ready[folder.rel] = folder.items
+                if folder.problem is None:
+                    # Listed: did the path lead to the copy's own folder?
+                    path = _join(self.top, folder.rel)
+                    expect[wire.request(CMD_REALPATH, _U32.pack(len(path)) + path)] = (
+                        folder, CMD_REALPATH)
+                    continue
+            self._finish(folder, active)
+
+    def _placed(self, client: paramiko.SFTPClient, folder: _Folder, kind: int,
+                body: memoryview) -> None:
+        """A listed folder's REALPATH answer: a problem unless it resolves to its
+        place below the copy's real folder."""
+        if kind == CMD_STATUS:
+            folder.problem = _status(client, body) or "unexpected SFTP status reply"
+        elif kind != CMD_NAME:
+            raise paramiko.SSHException(f"unexpected SFTP reply type {kind}")
+        elif resolved(body) != _join(self.real, folder.rel):
+            folder.problem = SWAPPED
+
+    def _finish(self, folder: _Folder, active: dict[str, _Folder]) -> None:
+        """A folder is done: its listing (its subfolders queued), or its problem."""
+        del active[folder.rel]
+        if folder.problem is not None:
+            self.ready[folder.rel] = folder.problem
+            return
+        folder.items.sort(key=lambda item: item[0])
+        prefix = folder.rel + "/" if folder.rel else ""
+        for name, mode, _size, _mtime in folder.items:
+            if stat.S_ISDIR(mode):
+                heapq.heappush(self.todo, (_key(prefix + name), prefix + name))
+        self.ready[folder.rel] = folder.items

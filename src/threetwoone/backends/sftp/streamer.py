@@ -20,8 +20,10 @@ from paramiko.sftp import (
     CMD_DATA,
     CMD_FSTAT,
     CMD_HANDLE,
+    CMD_NAME,
     CMD_OPEN,
     CMD_READ,
+    CMD_REALPATH,
     CMD_STATUS,
     SFTP_FLAG_READ,
 )
@@ -45,12 +47,46 @@ VIA_STREAM = "sftp stream"
 #: file is unchanged (a cut or faulty read): once more, then it is unreadable.
 STREAM_TRIES = 2
 _READ_AT = struct.Struct(">QI")
+_TWO_U32 = struct.Struct(">II")
 #: Counted against INFLIGHT_BYTES for a reply that carries no data.
 _SMALL_REPLY = 256
 
 
 NOT_REGULAR = "no longer a regular file (not read)"
 CHANGED = "changed while being read"
+SWAPPED = ("it or a folder on its path was replaced by a symlink while being read (what "
+           "that points to is not the copy's)")
+UNPLACED = "the server did not say where the file is (SFTP REALPATH)"
+
+
+def misplaced(real: bytes | None, expected: bytes) -> str | None:
+    """Why a file read by path is not the copy's own, or None if it is: after
+    the read, its path must still resolve (SFTP REALPATH: ``real``) to
+    ``expected``, its place below the copy's folder with symlinks resolved;
+    else a symlink, at the file or at a folder above it, led elsewhere.
+
+    SFTP version 3 cannot open without following symlinks (no O_NOFOLLOW), and
+    neither does a tool on the host: this finds a swap still in place when the
+    file has been read.  A swap undone between the read and this request (sent
+    in the same burst as the read's last requests) is not found: a limit of
+    the protocol, stated in the README."""
+    if real is None:
+        return UNPLACED
+    if real != expected:
+        return SWAPPED
+    return None
+
+
+def resolved(body: memoryview) -> bytes | None:
+    """The one path a REALPATH reply (a NAME) gives, or None.  Only the name is
+    read (not the long name and attributes after it): one of these per file."""
+    try:
+        count, length = _TWO_U32.unpack_from(body, 0)
+    except struct.error:
+        raise paramiko.SSHException("garbled SFTP NAME reply") from None
+    if 8 + length > len(body):
+        raise paramiko.SSHException("garbled SFTP NAME reply")
+    return bytes(body[8:8 + length]) if count == 1 else None
 
 
 def _listing_change(attrs: _Attrs | None, entry: Entry) -> str | None:
@@ -72,14 +108,17 @@ class _StreamFile:
     """One file being streamed: its requests, and its bytes hashed in order."""
 
     __slots__ = ("algorithms", "attrs", "closing", "entry", "eof", "error", "full", "handle",
-                 "hashed", "hashers", "index", "pending", "reads", "redo", "requested",
-                 "short", "size", "tries", "waiting")
+                 "hashed", "hashers", "index", "pending", "reads", "real", "redo",
+                 "requested", "resolved", "short", "size", "tries", "waiting")
 
-    def __init__(self, index: int, entry: Entry, full: bytes, algorithms: list[str],
-                 tries: int = 1) -> None:
+    def __init__(self, index: int, entry: Entry, full: bytes, real: bytes,
+                 algorithms: list[str], tries: int = 1) -> None:
         self.index = index
         self.entry = entry
         self.full = full
+        #: Where the file is below the copy's real folder (symlinks resolved):
+        #: its path must resolve there after the read.
+        self.real = real
         self.algorithms = algorithms
         self.size = entry.size
         self.handle: bytes | None = None
@@ -93,7 +132,9 @@ class _StreamFile:
         self.waiting = 0
         self.eof = False
         self.error: str | None = None
+        #: FSTAT of the handle, and REALPATH of the path, after the read.
         self.attrs: _Attrs | None = None
+        self.resolved: bytes | None = None
         self.closing = False
         #: Closed before a short read asked for the rest: read it again.
         self.redo = False
@@ -105,7 +146,7 @@ class _StreamFile:
     def again(self, *, retry: bool = False) -> _StreamFile:
         """The same file, to be read from the start (``retry``: once more after
         a read that ended early)."""
-        return _StreamFile(self.index, self.entry, self.full, self.algorithms,
+        return _StreamFile(self.index, self.entry, self.full, self.real, self.algorithms,
                            self.tries + 1 if retry else self.tries)
 
     def retry(self) -> bool:
@@ -137,6 +178,10 @@ class _StreamFile:
         change = _listing_change(self.attrs, self.entry)
         if change == NOT_REGULAR and self.attrs is not None:
             return HashResult(path, {}, error=change)
+        if self.closing and self.error is None:
+            # Opened by a path that may have led through a symlink: is it the
+            # copy's own file?
+            change = misplaced(self.resolved, self.real) or change
         if self.error is not None:
             return HashResult(path, {}, error=self.error)
         if change is not None:
@@ -156,10 +201,12 @@ class _Streamer:
 
     Each file is OPENed; once its handle comes, it is READ in ``READ_SIZE``
     pieces up to one byte past its listed size, then FSTATed and CLOSEd in the
-    same burst (the server answers in order, so the fstat follows the reads).
-    It is "changed while being read" unless its bytes end exactly at the listed
-    size and that fstat still shows the listed size and mtime, so a file
-    replaced after the walk is never hashed as if it were the listed one.
+    same burst (the server answers in order, so the fstat follows the reads),
+    and its path REALPATHed.  It is "changed while being read" unless its
+    bytes end exactly at the listed size and that fstat still shows the listed
+    size and mtime, so a file replaced after the walk is never hashed as if it
+    were the listed one; and it is not the copy's unless its path still
+    resolves to its place below the copy's real folder (see :func:`misplaced`).
 
     A server that answers a READ with less than asked (OpenSSH never does
     below 255 KiB, except at the end of a file) is asked for the rest; a file
@@ -212,6 +259,7 @@ class _Streamer:
         handle = _U32.pack(len(file.handle)) + file.handle
         self._send(file, CMD_FSTAT, handle)
         self._send(file, CMD_CLOSE, handle)
+        self._send(file, CMD_REALPATH, _U32.pack(len(file.full)) + file.full)
         file.closing = True
 
     def _top_up(self) -> None:
@@ -266,6 +314,8 @@ class _Streamer:
             self._data(file, offset, length, _string(body))
         elif what == CMD_FSTAT and kind == CMD_ATTRS:
             file.attrs = _attributes(body)
+        elif what == CMD_REALPATH and kind == CMD_NAME:
+            file.resolved = resolved(body)
         else:
             raise paramiko.SSHException(f"unexpected SFTP reply type {kind}")
         if (what == CMD_READ and file.reads == 0 and not file.closing
