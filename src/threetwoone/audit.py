@@ -34,6 +34,7 @@ from .checksums import DEFAULT_ALGORITHM
 from .copyaudit import CopyContext, compare, list_copy
 from .feasible import is_offsite, never_passing
 from .inventory import CopySpec, Dataset, Inventory, Location, declared_twice
+from .listing import Listing
 from .pathnames import display
 from .policy import CopyView, Policy, Violation, judge
 from .reference import Reference, ReferenceKeeper
@@ -86,7 +87,6 @@ class Progress:
     def cached(self, files: int, size: int) -> None:
         if self.on_cached:
             self.on_cached(files, size)
-
 
 def copy_key(dataset: str, copy: CopySpec) -> str:
     return f"{dataset}/{copy.location}/{copy.path.strip('/')}"
@@ -270,10 +270,10 @@ class Auditor:
         return nextsteps.Commands(os.path.abspath(self.inventory.path),
                                   None if state == default else state)
 
-    def _note_storage(self, copy: CopySpec) -> None:
+    def _note_storage(self, copy: CopySpec, listing: Listing) -> None:
         """Remember which stored files (device and inode) this copy shares with
         the copies of the dataset audited before it (see ``_hard_links``)."""
-        listed, shares = self.workset.note_storage(copy.index)
+        listed, shares = self.workset.note_storage(copy.index, listing)
         if listed:
             self._listed[copy.index] = listed
         self._shares += [(copy.index, other, count) for other, count in shares]
@@ -376,9 +376,10 @@ class Auditor:
             ctx = self._context(backend, dataset, copy)
             identity, moved = self._storage(backend, copy, root, ctx.key, result)
             list_copy(ctx)
-            self.progress.copy(dataset.name, result.label, *ctx.workset.listed_files())
+            listing = ctx.listed
+            self.progress.copy(dataset.name, result.label, listing.files, listing.bytes)
             if backend.ident_is_storage:
-                self._note_storage(copy)
+                self._note_storage(copy, listing)
             reading = time.monotonic()
             if reference.made_from is copy and self.keeper.from_primary(
                     ctx, reference, result, algorithms or [DEFAULT_ALGORITHM], identity):
@@ -386,7 +387,7 @@ class Auditor:
             elif not reference.usable:
                 result.state = CopyState.ERROR
                 result.detail = reference.detail
-                result.files.present = ctx.workset.listed_files()[0]
+                result.files.present = listing.files
             else:
                 plan = self.options.plan
                 if moved:

@@ -497,6 +497,12 @@ def replace_reference(db: sqlite3.Connection, dataset: str, source: str, recorde
         f"SELECT dataset, path, version, size, digests, ? FROM reference_files "
         f"WHERE dataset = ? AND {differs}", (recorded_at, dataset))
     db.execute(f"DELETE FROM reference_files WHERE dataset = ? AND {differs}", (dataset,))
+    # What the copies verified of files the reference no longer has: nothing to
+    # keep (copy rows exist only for reference entries, which lets an audit find
+    # the rows of files gone from a copy by merging it with the reference).
+    db.execute(f"DELETE FROM copy_files WHERE copy IN (SELECT copy FROM copies WHERE "
+               f"dataset = ?) AND NOT EXISTS (SELECT 1 FROM {staged} m "
+               f"WHERE m.path = copy_files.path)", (dataset,))
     db.execute(
         f"UPDATE reference_files SET size = COALESCE(m.size, reference_files.size), "
         f"digests = json_patch(reference_files.digests, m.digests) FROM {staged} m "

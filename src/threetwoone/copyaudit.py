@@ -1,33 +1,38 @@
 """Audit one copy: list it, compare it with the reference, hash what must be
 hashed, give it a state.  Or, on a first audit, make the reference from it.
 
-Everything streams through the workset's temporary tables (see workset.py):
-the listing goes in as it is walked, comparisons come back as cursors, files are
-hashed in chunks, outcomes are staged and committed in one transaction at the
-end.  Memory does not grow with the number of files.
+Everything streams: the listing comes sorted by path (listing.py) and is
+merged with the catalog's rows as it is walked (copymerge.py); the files whose
+content must be established are handed to the backend as the merge finds them
+(a local copy's worker processes start hashing while the walk goes on);
+outcomes are staged in temporary tables and committed in one transaction at
+the end (workset.py).  Memory does not grow with the number of files.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
-from .backends import Backend, Entry, EntryKind, HashResult, WalkProblem
+from .backends import Backend, CopyFailed, Entry, EntryKind, HashResult, WalkProblem
 from .checksums import DEFAULT_ALGORITHM, is_weak
+from .copymerge import CopyMerge
 from .inventory import CopySpec, Dataset
+from .listing import Listing
 from .outdated import mark_outdated
-from .results import CopyResult, CopyState, Problem, ProblemKind, Verification
+from .results import MAX_PROBLEMS, CopyResult, CopyState, Problem, ProblemKind, Verification
 from .schedule import NightlyPlanner, VerifyPlan
 from .workset import Outcome, PresentRow, Workset
 
 if TYPE_CHECKING:
     from . import bag as bagit
 
-#: Files handed to a backend at a time: bounds memory, lets --time-limit act.
+#: Files staged, deferred or re-read at a time: bounds memory, lets --time-limit act.
 CHUNK = 2000
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -49,27 +54,51 @@ class CopyContext:
     cached: Callable[[int, int], None] = lambda files, size: None
     #: Algorithms the reference holds for every file (most useful first).
     reference_algorithms: Sequence[str] = (DEFAULT_ALGORITHM,)
-    walk_problems: list[WalkProblem] = field(default_factory=list)
+    #: The copy's listing, once ``list_copy`` started it.
+    listing: Listing | None = None
+
+    @property
+    def walk_problems(self) -> list[WalkProblem]:
+        return self.listing.problems if self.listing is not None else []
+
+    @property
+    def listed(self) -> Listing:
+        assert self.listing is not None, "list_copy first"
+        return self.listing
 
 
 def list_copy(ctx: CopyContext) -> None:
-    """Walk the copy into the workset; remember folders that could not be listed."""
-    patterns = ctx.dataset.exclude
-
-    def entries() -> Iterator[Entry]:
-        for item in ctx.backend.walk(ctx.copy.path):
-            if isinstance(item, WalkProblem):
-                ctx.walk_problems.append(item)
-            elif not (patterns and _excluded(item.path, patterns)):
-                yield item
-
-    ctx.workset.reset()
-    ctx.workset.add_listing(entries())
+    """Walk the copy (see listing.py).  Producer manifests and bags are found
+    in the listing before it is compared: then it is kept in a table whole."""
+    ctx.listing = ctx.workset.begin_copy(ctx.backend.walk(ctx.copy.path), ctx.dataset.exclude,
+                                         ctx.backend.sorted_walk, bool(ctx.dataset.checksums))
 
 
-def _excluded(path: str, patterns: Iterable[str]) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+class ProblemLog:
+    """Problems kept in the order reports list them (walk problems, missing,
+    extra, then what reading found), although the merge meets them interleaved.
+    At most MAX_PROBLEMS each: a copy keeps no more than that anyway."""
+
+    def __init__(self) -> None:
+        self.kept: list[Problem] = []
+        self.omitted = 0
+        self.omitted_unreadable = 0
+
+    def add_problem(self, problem: Problem) -> None:
+        if len(self.kept) < MAX_PROBLEMS:
+            self.kept.append(problem)
+            return
+        self.omitted += 1
+        if problem.problem is ProblemKind.UNREADABLE:
+            self.omitted_unreadable += 1
+
+    def replay(self, result: CopyResult) -> None:
+        for problem in self.kept:
+            result.add_problem(problem)
+        result.problems_omitted += self.omitted
+        result.files.unreadable += self.omitted_unreadable
+        self.kept.clear()
+        self.omitted = self.omitted_unreadable = 0
 
 
 def _report_walk_problems(ctx: CopyContext, result: CopyResult) -> None:
@@ -78,15 +107,31 @@ def _report_walk_problems(ctx: CopyContext, result: CopyResult) -> None:
                                    f"folder could not be listed: {problem.detail}"))
 
 
-def _chunks(items: Iterable[PresentRow], size: int = CHUNK) -> Iterator[list[PresentRow]]:
-    chunk: list[PresentRow] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def hash_items(ctx: CopyContext, items: Iterable[T], entry_of: Callable[[T], Entry],
+               algorithms: Sequence[str], force: bool) -> Iterator[tuple[T, HashResult]]:
+    """Hash the items' files in one call that takes them as the backend needs
+    them (``Backend.hash_stream``); each result comes with its item.  Only the
+    items handed over and not yet answered are held."""
+    waiting: dict[str, T] = {}
+
+    def entries() -> Iterator[Entry]:
+        for item in items:
+            entry = entry_of(item)
+            waiting[entry.path] = item
+            yield entry
+
+    for hashed in ctx.backend.hash_stream(ctx.copy.path, entries(), algorithms,
+                                          workers=ctx.workers, force_full=force,
+                                          progress=ctx.progress):
+        yield waiting.pop(hashed.path), hashed
+
+
+def _entry(entry: Entry) -> Entry:
+    return entry
+
+
+def _row_entry(row: PresentRow) -> Entry:
+    return row.entry
 
 
 def _add_method(result: CopyResult, hashed: HashResult,
@@ -115,45 +160,46 @@ def _count_read(result: CopyResult, hashed: HashResult) -> None:
 def make_reference(ctx: CopyContext, algorithms: Sequence[str], result: CopyResult) -> bool:
     """Hash the whole copy (the primary) into staged reference rows.  True when
     every file was read: only then may the caller commit it."""
+    listing = ctx.listed
+    extras, problems = ProblemLog(), ProblemLog()
+    made: list[tuple[str, int, str]] = []
+    outcomes: list[Outcome] = []
+    file_kind = EntryKind.FILE
+
+    def files() -> Iterator[Entry]:
+        for entry in listing.entries():
+            if entry.kind is file_kind:
+                yield entry
+            else:
+                result.files.extra += 1
+                extras.add_problem(Problem(entry.path, ProblemKind.EXTRA,
+                                           _other_detail(entry)))
+
+    for entry, hashed in hash_items(ctx, files(), _entry, algorithms, force=True):
+        _add_method(result, hashed)
+        _count_read(result, hashed)
+        error = hashed.error or _short_read(entry, hashed)
+        if error:
+            problems.add_problem(Problem(hashed.path, ProblemKind.UNREADABLE, error))
+            continue
+        made.append((hashed.path, hashed.size, digests_json(hashed.digests)))
+        # Version None: the one the new reference gives this file.
+        outcomes.append((hashed.path, entry.size, entry.mtime_ns, entry.ident, ctx.now,
+                         "ok", ctx.now, "full", None))
+        result.bytes += hashed.size
+        result.verified_files += 1
+        if len(made) >= CHUNK:
+            _stage_made(ctx.workset, made, outcomes)
+    _stage_made(ctx.workset, made, outcomes)
     _report_walk_problems(ctx, result)
-    for other in ctx.workset.others():
-        result.files.extra += 1
-        result.add_problem(Problem(other.path, ProblemKind.EXTRA, _other_detail(other)))
-    count, _size = ctx.workset.listed_files()
-    result.files.present = result.files.expected = count
-    if not count and not ctx.walk_problems:
+    extras.replay(result)
+    problems.replay(result)
+    result.files.present = result.files.expected = listing.files
+    if not listing.files and not ctx.walk_problems:
         result.state = CopyState.ERROR
         result.detail = ("the primary copy has no files on its first audit; refusing to "
                          "record an empty reference (is the disk mounted?)")
         return False
-    entries = {}
-    made: list[tuple[str, int, str]] = []
-    outcomes: list[Outcome] = []
-    files = ctx.workset.files()
-    while True:
-        entries = {e.path: e for e in take(files, CHUNK)}
-        if not entries:
-            break
-        for hashed in ctx.backend.hash_files(ctx.copy.path, list(entries.values()),
-                                             algorithms, workers=ctx.workers,
-                                             force_full=True, progress=ctx.progress):
-            entry = entries[hashed.path]
-            _add_method(result, hashed)
-            _count_read(result, hashed)
-            error = hashed.error or _short_read(entry, hashed)
-            if error:
-                result.add_problem(Problem(hashed.path, ProblemKind.UNREADABLE, error))
-                continue
-            made.append((hashed.path, hashed.size, digests_json(hashed.digests)))
-            # Version None: the one the new reference gives this file.
-            outcomes.append((hashed.path, entry.size, entry.mtime_ns, entry.ident, ctx.now,
-                             "ok", ctx.now, "full", None))
-            result.bytes += hashed.size
-            result.verified_files += 1
-        ctx.workset.record_made(made)
-        ctx.workset.record(outcomes)
-        made.clear()
-        outcomes.clear()
     result.verification = Verification.FULL
     result.verified_at = ctx.now
     if result.files.unreadable or ctx.walk_problems:
@@ -161,6 +207,14 @@ def make_reference(ctx: CopyContext, algorithms: Sequence[str], result: CopyResu
         result.detail = "not every file of the primary could be read; no reference recorded"
         return False
     return True
+
+
+def _stage_made(ws: Workset, made: list[tuple[str, int, str]], outcomes: list[Outcome]
+                ) -> None:
+    ws.record_made(made)
+    ws.record(outcomes)
+    made.clear()
+    outcomes.clear()
 
 
 def digests_json(digests: Mapping[str, str]) -> str:
@@ -188,45 +242,60 @@ def _other_detail(entry: Entry) -> str:
 def compare(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
             manifest_reference: bool, result: CopyResult) -> None:
     """Compare the listed copy with the reference in the catalog and give it a state."""
-    ws, dataset = ctx.workset, ctx.dataset
     files = result.files
-    files.expected = ws.reference_count(dataset.name)
-    _report_walk_problems(ctx, result)
+    missing, extras = ProblemLog(), ProblemLog()
     unlisted = [p.path for p in ctx.walk_problems]
-    for path, kind in ws.missing(dataset.name):
+
+    hidden = 0  # reference files below folders that could not be listed
+
+    def on_missing(path: str, kind: EntryKind | None) -> None:
+        nonlocal hidden
         if any(folder == "" or path.startswith(folder + "/") for folder in unlisted):
-            continue  # reported as an unreadable folder
+            hidden += 1
+            return  # reported as an unreadable folder
         detail = ""
         if kind is EntryKind.SYMLINK:
             detail = "is a symlink (not followed)"
         elif kind is EntryKind.SPECIAL:
             detail = "is a FIFO, socket or device (not opened)"
         files.missing += 1
-        result.add_problem(Problem(path, ProblemKind.MISSING, detail))
-    for extra in ws.extras(dataset.name):
+        missing.add_problem(Problem(path, ProblemKind.MISSING, detail))
+
+    def on_extra(extra: Entry) -> None:
         files.extra += 1
         detail = "not in the reference" if extra.kind is EntryKind.FILE else \
             _other_detail(extra)
-        result.add_problem(Problem(extra.path, ProblemKind.EXTRA, detail))
+        extras.add_problem(Problem(extra.path, ProblemKind.EXTRA, detail))
 
     # --verify full reads every byte on every backend: a server's checksum may be
     # compared on top, never instead.
     full = plan.mode == "full" or ctx.force_full
-    hasher = _ChunkHasher(ctx, result, manifest_reference, full)
-    # 1. Files that must be established: new, changed, not ok last time, checked
-    #    against an older reference version (or everything).
-    must = ws.present(dataset.name, ctx.key, trusted=None if plan.mode == "full" else False)
-    for chunk in _chunks(must):
-        hasher.run(chunk, scheduled=False)
+    hasher = _Hasher(ctx, result, manifest_reference, full)
+    merge = CopyMerge(ctx.workset.db, ctx.dataset.name, ctx.key, ctx.listed, on_missing,
+                      on_extra, every_present=plan.mode == "full",
+                      note_untrusted=plan.mode == "scheduled")
+    # 1. Files that must be established (new, changed, not ok last time, checked
+    #    against an older reference version; or everything), as the merge finds them.
+    hasher.stream(merge.present(), scheduled=False)
+    files.expected = merge.expected
     # 2. Trusted files: cached, or re-read by the fixity schedule.
     if plan.mode == "changed":
-        count, size, oldest = ws.trusted_totals(dataset.name, ctx.key)
-        hasher.cache(count, size, oldest)
+        hasher.cache(merge.trusted_files, merge.trusted_bytes, merge.oldest)
     elif plan.mode == "scheduled":
-        _scheduled(ctx, plan, last_audit_at, hasher)
+        _scheduled(ctx, plan, last_audit_at, hasher, merge)
     hasher.flush()
+    if files.present + files.missing + hidden != files.expected:
+        # Every reference file is present (settled one way or another), missing,
+        # or below a folder that could not be listed: never judge a copy on less.
+        raise CopyFailed(f"the comparison accounted for {files.present + files.missing + hidden}"
+                         f" of the reference's {files.expected} files (a bug: please report "
+                         "it); the copy is not judged")
+    _report_walk_problems(ctx, result)
+    missing.replay(result)
+    extras.replay(result)
+    hasher.problems.replay(result)
 
-    mark_outdated(ws.db, dataset.name, result)
+    mark_outdated(ctx.workset.db, ctx.dataset.name, result)
     if files.corrupt:
         result.state = CopyState.CORRUPT
     elif files.unreadable or ctx.walk_problems:
@@ -248,14 +317,13 @@ def compare(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
 
 
 def _scheduled(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
-               hasher: _ChunkHasher) -> None:
-    ws, dataset = ctx.workset, ctx.dataset
-    total_files, total_bytes, _oldest = ws.trusted_totals(dataset.name, ctx.key)
-    planner = NightlyPlanner(plan, ctx.now, last_audit_at, ws.listed_files()[1])
+               hasher: _Hasher, merge: CopyMerge) -> None:
+    total_files, total_bytes = merge.trusted_files, merge.trusted_bytes
+    planner = NightlyPlanner(plan, ctx.now, last_audit_at, ctx.listed.bytes)
     offered = offered_bytes = 0
     chunk: list[PresentRow] = []
     stopped_at: float | None = None
-    rows = ws.present(dataset.name, ctx.key, trusted=True, oldest_first=True)
+    rows = ctx.workset.trusted_oldest_first(ctx.dataset.name, ctx.key)
     for row in rows:
         decision = planner.take(row.entry.size, row.before_full_at)
         if decision is None:
@@ -277,8 +345,8 @@ def _scheduled(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
     hasher.cache(total_files - offered, total_bytes - offered_bytes, stopped_at)
 
 
-class _ChunkHasher:
-    """Hashes chunks of present files and folds the results into the copy result."""
+class _Hasher:
+    """Establishes present files and folds the results into the copy result."""
 
     def __init__(self, ctx: CopyContext, result: CopyResult, manifest_reference: bool,
                  full: bool) -> None:
@@ -293,8 +361,12 @@ class _ChunkHasher:
         self.never_read = False
         #: Files settled by a server's digest this run (not read).
         self.digest_files = 0
+        #: What reading found, reported after the missing and extra files.
+        self.problems = ProblemLog()
         self.outcomes: list[Outcome] = []
         self.learnt: list[tuple[str, int, str, int]] = []
+        #: Algorithms to ask for, per set of algorithms the reference has.
+        self._algorithms: dict[frozenset[str], list[str]] = {}
 
     def _full_read(self, when: float | None) -> None:
         if when is None:
@@ -329,29 +401,85 @@ class _ChunkHasher:
         return (self.full or scheduled
                 or (row.before_result is not None and row.before_result != "ok"))
 
+    def _admit(self, row: PresentRow) -> bool:
+        """A file whose size is not the reference's is corrupt, whatever its
+        bytes: say so; False when there is no need to read it."""
+        entry = row.entry
+        if row.ref_size is None or entry.size == row.ref_size:
+            return True
+        result = self.result
+        result.files.present += 1
+        result.files.corrupt += 1
+        self.problems.add_problem(Problem(entry.path, ProblemKind.CORRUPT,
+                                          f"size {entry.size} bytes, reference "
+                                          f"{row.ref_size} bytes"))
+        self._stage(row, self.ctx.now, "corrupt", None, "full")
+        # No need to read it; with a recorded reference, it is read all the same to
+        # tell which copies agree (majority view).
+        return not self.manifest_reference
+
     def run(self, chunk: list[PresentRow], scheduled: bool) -> None:
-        ctx, result = self.ctx, self.result
+        self._establish([(row, False) for row in chunk if self._admit(row)], scheduled)
+
+    def _establish(self, rows: list[tuple[PresentRow, bool]], scheduled: bool) -> None:
+        """Hash admitted rows, each (row, its bytes must be read)."""
         groups: dict[bool, list[PresentRow]] = {True: [], False: []}
-        for row in chunk:
-            entry = row.entry
-            if row.ref_size is not None and entry.size != row.ref_size:
-                result.files.present += 1
-                result.files.corrupt += 1
-                result.add_problem(Problem(entry.path, ProblemKind.CORRUPT,
-                                           f"size {entry.size} bytes, reference "
-                                           f"{row.ref_size} bytes"))
-                self._stage(row, ctx.now, "corrupt", None, "full")
-                if self.manifest_reference:
-                    continue  # no need to read it; with a recorded reference, read it
-                    # below only to tell which copies agree (majority view)
-            groups[self._must_read(row, scheduled)].append(row)
+        for row, force in rows:
+            groups[force or self._must_read(row, scheduled)].append(row)
         weak: list[PresentRow] = []
-        for force, rows in groups.items():
-            if rows:
-                weak += self._hash(rows, force)
+        for force, group in groups.items():
+            if group:
+                weak += self._hash(group, force)
         if weak:
             # A 32-bit checksum matched, which proves nothing: read the bytes.
             self._hash(weak, True)
+
+    def stream(self, rows: Iterable[PresentRow], scheduled: bool) -> None:
+        """Establish rows as they come, in one hashing call for as long as they
+        share its arguments (the algorithms, and whether the bytes must be read):
+        the others wait in the workset and are hashed after, as are files a weak
+        server checksum vouched for."""
+        admitted = (row for row in rows if self._admit(row))
+        first = next(admitted, None)
+        if first is None:
+            return
+        lane = self._lane(first, scheduled)
+        deferred: list[tuple[PresentRow, bool]] = []
+
+        def same_lane() -> Iterator[tuple[PresentRow, dict[str, str]]]:
+            yield first, lane[2]
+            for row in admitted:
+                key = self._lane(row, scheduled)
+                if key[:2] == lane[:2]:
+                    yield row, key[2]
+                else:
+                    deferred.append((row, False))
+                    if len(deferred) >= CHUNK:
+                        self.ctx.workset.defer(deferred)
+                        deferred.clear()
+
+        for (row, ref), hashed in hash_items(self.ctx, same_lane(), _first_entry,
+                                             lane[1], lane[0]):
+            if self._take(row, ref, hashed):
+                deferred.append((row, True))  # read its bytes after all
+        self.ctx.workset.defer(deferred)
+        for page in self.ctx.workset.deferred(CHUNK):
+            self._establish(page, scheduled)
+
+    def _lane(self, row: PresentRow, scheduled: bool
+              ) -> tuple[bool, tuple[str, ...], dict[str, str]]:
+        """(read the bytes, algorithms to ask for, the reference's digests)."""
+        ref: dict[str, str] = json.loads(row.ref_digests)
+        return self._must_read(row, scheduled), tuple(self._algorithms_for([ref])), ref
+
+    def _algorithms_for(self, refs: Iterable[dict[str, str]]) -> list[str]:
+        common: set[str] | None = None
+        for ref in refs:
+            common = set(ref) if common is None else common & set(ref)
+        key = frozenset(common or ())
+        if key not in self._algorithms:
+            self._algorithms[key] = _algorithms_for(self.ctx, key)
+        return self._algorithms[key]
 
     def _hash(self, rows: list[PresentRow], force: bool) -> list[PresentRow]:
         """Hash ``rows`` (reading every byte when ``force``) and fold the results;
@@ -364,30 +492,21 @@ class _ChunkHasher:
             groups.setdefault(frozenset(refs[row.entry.path]), []).append(row)
         weak = []
         for group in groups.values():
-            weak += self._hash_group(group, refs, force)
+            algorithms = self._algorithms_for(refs[row.entry.path] for row in group)
+            for row, hashed in hash_items(self.ctx, group, _row_entry, algorithms, force):
+                if self._take(row, refs[row.entry.path], hashed):
+                    weak.append(row)
         return weak
 
-    def _hash_group(self, rows: list[PresentRow], refs: dict[str, dict[str, str]],
-                    force: bool) -> list[PresentRow]:
-        ctx = self.ctx
-        by_path = {row.entry.path: row for row in rows}
-        algorithms = _algorithms_for(ctx, (refs[path] for path in by_path))
-        # Checksums the listing carried (dCache) spare the backend a request per file.
-        entries = ctx.workset.with_listed_digests([r.entry for r in rows])
-        weak = []
-        for hashed in ctx.backend.hash_files(ctx.copy.path, entries, algorithms,
-                                             workers=ctx.workers, force_full=force,
-                                             progress=ctx.progress):
-            row = by_path[hashed.path]
-            ref = refs[hashed.path]
-            _count_read(self.result, hashed)
-            if row.ref_size is not None and row.entry.size != row.ref_size:
-                if hashed.digests and not hashed.error:
-                    self.result.mismatches[hashed.path] = _digest_key(hashed, ref)
-                continue
-            if self._fold(row, hashed, ref):
-                weak.append(row)
-        return weak
+    def _take(self, row: PresentRow, ref: dict[str, str], hashed: HashResult) -> bool:
+        """One result; True when only a weak server checksum matched (the
+        caller reads the file instead)."""
+        _count_read(self.result, hashed)
+        if row.ref_size is not None and row.entry.size != row.ref_size:
+            if hashed.digests and not hashed.error:
+                self.result.mismatches[hashed.path] = _digest_key(hashed, ref)
+            return False
+        return self._fold(row, hashed, ref)
 
     def _fold(self, row: PresentRow, hashed: HashResult, ref: dict[str, str]) -> bool:
         """Fold one result in; True when only a weak server checksum matched (the
@@ -398,7 +517,7 @@ class _ChunkHasher:
         error = hashed.error or _short_read(entry, hashed)
         if error:
             result.files.present += 1
-            result.add_problem(Problem(hashed.path, ProblemKind.UNREADABLE, error))
+            self.problems.add_problem(Problem(hashed.path, ProblemKind.UNREADABLE, error))
             # A failed read invalidates what the catalog knew of the file: the next
             # run reads it again, and the copy stays "error" until it reads ok.
             self._stage(row, ctx.now, "unreadable", None, None)
@@ -407,7 +526,7 @@ class _ChunkHasher:
         if not compared:
             # Nothing to compare with: unverified, never "corrupt".
             result.files.present += 1
-            result.add_problem(Problem(
+            self.problems.add_problem(Problem(
                 hashed.path, ProblemKind.UNREADABLE,
                 f"no comparable checksum (got {', '.join(hashed.digests) or 'none'}, "
                 f"reference has {', '.join(ref)})"))
@@ -426,7 +545,7 @@ class _ChunkHasher:
                                          or hashed.mtime_ns == entry.mtime_ns):
                 verdict += (" - content changed without a modification: size and mtime are "
                             "as when it last verified ok (silent corruption, bit rot)")
-            result.add_problem(Problem(hashed.path, ProblemKind.CORRUPT, verdict))
+            self.problems.add_problem(Problem(hashed.path, ProblemKind.CORRUPT, verdict))
             result.mismatches[hashed.path] = _digest_key(hashed, ref)
             self._stage(row, ctx.now, "corrupt", None, evidence)
             return False
@@ -463,6 +582,10 @@ class _ChunkHasher:
         self.learnt.clear()
 
 
+def _first_entry(item: tuple[PresentRow, dict[str, str]]) -> Entry:
+    return item[0].entry
+
+
 def _short_read(entry: Entry, hashed: HashResult) -> str | None:
     """A read (or a server's answer) whose byte count is not the listed size is
     an unreadable read, never corrupt content: cut transfers, files truncated or
@@ -476,14 +599,11 @@ def _short_read(entry: Entry, hashed: HashResult) -> str | None:
             "changed during the audit)")
 
 
-def _algorithms_for(ctx: CopyContext, refs: Iterable[dict[str, str]]) -> list[str]:
-    """What to ask the backend for: algorithms every file of the chunk has in the
-    reference, server-side ones first, then our default."""
-    common: set[str] | None = None
-    for ref in refs:
-        common = set(ref) if common is None else common & set(ref)
+def _algorithms_for(ctx: CopyContext, common: frozenset[str]) -> list[str]:
+    """What to ask the backend for, given the algorithms every file has in the
+    reference: server-side ones first, then our default."""
     if not common:
-        common = set(ctx.reference_algorithms) or {DEFAULT_ALGORITHM}
+        common = frozenset(ctx.reference_algorithms) or frozenset({DEFAULT_ALGORITHM})
     # Server-side digests the backend may answer without reading, then the one
     # algorithm to compute if it must read: asking for more would make a backend
     # that reads compute every one of them.
@@ -518,7 +638,7 @@ def check_bag(bag: bagit.Bag, ctx: CopyContext, result: CopyResult) -> None:
     holey bag (incomplete, still to be fetched)."""
     from . import bag as bagit  # imported only for datasets that are bags
 
-    check = bagit.check_payload(bag, ((e.path, e.size) for e in ctx.workset.files()))
+    check = bagit.check_payload(bag, ((e.path, e.size) for e in ctx.listed.regular_files()))
     missing = {p.path: p for p in result.problems if p.problem is ProblemKind.MISSING}
     for path in check.unfetched:
         if path in missing:

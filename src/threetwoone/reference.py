@@ -299,7 +299,7 @@ class ReferenceKeeper:
             return data
 
         def lister() -> Iterator[tuple[str, int]]:
-            return ((e.path, e.size) for e in ws.files())
+            return ((e.path, e.size) for e in ctx.listed.regular_files())
 
         read = read_manifests(dataset.checksums, lister, reader)
         reference.notes.extend(read.notes)

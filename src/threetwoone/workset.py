@@ -1,10 +1,13 @@
-"""The listing of the copy being audited, as temporary tables next to the catalog.
+"""What the audit of one copy stages before it commits, as temporary tables
+next to the catalog.
 
-A copy may hold millions of files.  Holding its listing, its reference and its
-catalog rows as Python dicts costs about a kilobyte a file; instead the listing
-streams into a temporary SQLite table and every comparison is a join, read back
-through cursors in the order the auditor needs.  Memory stays flat (SQLite's
-page cache and one chunk of files being hashed), whatever the size of the copy.
+A copy may hold millions of files.  The comparison itself streams (listing.py,
+copymerge.py); what it finds to write goes into temporary SQLite tables, then
+into the catalog in one transaction per copy: outcomes of the files whose
+content was established, rows of files no longer there, reference rows made
+or learnt.  Memory stays flat (SQLite's page cache and the files being
+hashed), whatever the size of the copy, and a copy where nothing changed
+stages nothing.
 
 Temporary tables live in SQLite's temp database: never in the catalog file,
 gone when the connection closes.
@@ -15,23 +18,15 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
-from .backends import Entry, EntryKind
+from .backends import Entry, EntryKind, WalkProblem
+from .backends.interface import NO_DIGESTS
 from .catalog import replace_reference, same_content, transaction
-
-KIND_CODES = {EntryKind.FILE: 0, EntryKind.SYMLINK: 1, EntryKind.SPECIAL: 2}
-CODE_KINDS = {code: kind for kind, code in KIND_CODES.items()}
-
-#: Rows per executemany: large enough to amortise the call, small enough to stream.
-BATCH = 5000
+from .listing import BATCH, Listing, create_tables, write_batched
 
 _SCHEMA = """
-CREATE TEMP TABLE IF NOT EXISTS listing (
-    path BLOB PRIMARY KEY, kind INTEGER NOT NULL, size INTEGER NOT NULL,
-    mtime_ns INTEGER, ident TEXT, digests TEXT, links INTEGER) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS updates (
     path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER, ident TEXT,
     verified_at REAL, result TEXT, full_at REAL, evidence TEXT,
@@ -41,9 +36,30 @@ CREATE TEMP TABLE IF NOT EXISTS made (
 CREATE TEMP TABLE IF NOT EXISTS learnt (
     path BLOB PRIMARY KEY, size INTEGER NOT NULL, digests TEXT NOT NULL,
     ref_version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS gone (path BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS untrusted (path BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS later (
+    path BLOB NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER, ident TEXT,
+    digests TEXT, ref_size INTEGER, ref_digests TEXT NOT NULL,
+    ref_version INTEGER NOT NULL, before_result TEXT, before_full_at REAL,
+    trusted INTEGER NOT NULL, force INTEGER NOT NULL);
 CREATE TEMP TABLE IF NOT EXISTS storage (
     ident TEXT NOT NULL, copy INTEGER NOT NULL, PRIMARY KEY (ident, copy)) WITHOUT ROWID
 """
+
+#: Per copy: emptied when its audit begins.
+_PER_COPY = ("updates", "made", "learnt", "gone", "untrusted", "later")
+
+#: The catalog row ``s`` still vouches for the reference entry ``r``: it verified
+#: ok by a full read or a strong server digest, against the current version of
+#: that file's reference entry, at the size the reference gives.  The file is
+#: trusted when, besides, its listed size, mtime and identity (inode, ETag) are
+#: those of the row (copymerge.py).  Rows from another storage never get here
+#: (a storage change replaces a copy's rows).  One definition for the merge and
+#: for the fixity schedule.
+CATALOG_VOUCHES = ("(s.result = 'ok' AND s.evidence IN ('full', 'digest') "
+                   "AND s.ref_version = r.version AND s.verified_at IS NOT NULL "
+                   "AND (r.size IS NULL OR r.size = s.size))")
 
 #: A staged outcome: path, size, mtime, ident, checked at, result (ok | corrupt |
 #: unreadable), last full read that matched (None if none is known), evidence
@@ -60,7 +76,6 @@ class PresentRow(NamedTuple):
     ref_size: int | None
     ref_digests: str  # JSON, decoded only for files that get hashed
     ref_version: int
-    before_verified_at: float | None
     before_result: str | None
     #: When its bytes were last read and matched (None: never, as far as we know).
     before_full_at: float | None
@@ -71,181 +86,93 @@ class PresentRow(NamedTuple):
 class Workset:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
+        create_tables(db)
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 db.execute(statement)
-        #: Whether some listed entry came with server digests (see ``with_listed_digests``).
-        self._listed_digests = False
-        #: Whether some listed file has more than one name (see ``note_storage``).
-        self._linked = False
 
     def _batched(self, sql: str, rows: Iterable[tuple[object, ...]]) -> None:
-        batch: list[tuple[object, ...]] = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= BATCH:
-                self._write(sql, batch)
-                batch = []
-        if batch:
-            self._write(sql, batch)
+        write_batched(self.db, sql, rows)
 
-    def _write(self, sql: str, batch: list[tuple[object, ...]]) -> None:
+    # -- one copy -------------------------------------------------------------------
+    def begin_copy(self, walk: Iterable[Entry | WalkProblem], exclude: Sequence[str],
+                   sorted_walk: bool, in_table: bool) -> Listing:
+        """Forget what the previous copy staged; walk this one (see listing.py)."""
         with transaction(self.db, "DEFERRED"):
-            self.db.executemany(sql, batch)
+            for table in _PER_COPY:
+                self.db.execute(f"DELETE FROM temp.{table}")
+        return Listing(self.db, walk, exclude, sorted_walk, in_table)
 
-    # -- the listing ------------------------------------------------------------
-    def reset(self) -> None:
-        self.db.execute("DELETE FROM temp.listing")
-        self.db.execute("DELETE FROM temp.updates")
-        self.db.execute("DELETE FROM temp.made")
-        self.db.execute("DELETE FROM temp.learnt")
-        self._listed_digests = False
-        self._linked = False
-
-    def add_listing(self, entries: Iterable[Entry]) -> None:
-        # Hot loop (once per file): identity checks instead of hashing enums, and
-        # str.encode instead of os.fsencode's extra call.
-        encoding = sys.getfilesystemencoding()
-        file_kind, symlink_kind = EntryKind.FILE, EntryKind.SYMLINK
-        self._batched("INSERT OR REPLACE INTO temp.listing VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      ((e.path.encode(encoding, "surrogateescape"),
-                        0 if e.kind is file_kind else 1 if e.kind is symlink_kind else 2,
-                        e.size, e.mtime_ns, e.ident,
-                        self._digests_column(e.digests) if e.digests else None,
-                        self._links_column(e.links) if e.links > 1 else None)
-                       for e in entries))
-
-    def _links_column(self, links: int) -> int:
-        self._linked = True
-        return links
-
-    def _digests_column(self, digests: Mapping[str, str]) -> str:
-        self._listed_digests = True
-        return json.dumps(dict(digests), sort_keys=True)
-
-    def with_listed_digests(self, entries: Sequence[Entry]) -> list[Entry]:
-        """``entries`` with the server digests their listing carried (dCache's
-        Checksums property in a PROPFIND answer), which the rows read back from
-        the listing table leave out: the backend then needs no request per file
-        to learn them.  Free when the listing carried none."""
-        if not self._listed_digests:
-            return list(entries)
-        found: dict[bytes, str] = {}
-        paths = [os.fsencode(e.path) for e in entries]
-        for start in range(0, len(paths), 500):  # SQLite's bound on ? parameters
-            part = paths[start:start + 500]
-            found.update(self.db.execute(
-                f"SELECT path, digests FROM temp.listing WHERE digests IS NOT NULL "
-                f"AND path IN ({','.join('?' * len(part))})", part).fetchall())
-        return [e._replace(digests=json.loads(found[path])) if path in found else e
-                for e, path in zip(entries, paths, strict=True)]
-
-    def listed_files(self) -> tuple[int, int]:
-        """(files, bytes) of regular files listed."""
-        count, size = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM temp.listing WHERE kind=0"
-        ).fetchone()
-        return int(count), int(size)
-
-    def files(self) -> Iterator[Entry]:
-        for path, size, mtime, ident in self.db.execute(
-                "SELECT path, size, mtime_ns, ident FROM temp.listing WHERE kind=0 "
-                "ORDER BY path"):
-            yield Entry(os.fsdecode(path), EntryKind.FILE, size, mtime, ident)
-
-    def others(self) -> Iterator[Entry]:
-        """Symlinks and special files."""
-        for path, kind in self.db.execute(
-                "SELECT path, kind FROM temp.listing WHERE kind != 0 ORDER BY path"):
-            yield Entry(os.fsdecode(path), CODE_KINDS[kind])
-
-    # -- joins with the reference and the catalog ---------------------------------
     def reference_count(self, dataset: str) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM reference_files WHERE dataset=?",
                                    (dataset,)).fetchone()[0])
 
-    def missing(self, dataset: str) -> Iterator[tuple[str, EntryKind | None]]:
-        """Reference files not listed as regular files (with what is there instead)."""
-        for path, kind in self.db.execute(
-                "SELECT r.path, l.kind FROM reference_files r "
-                "LEFT JOIN temp.listing l ON l.path = r.path "
-                "WHERE r.dataset = ? AND (l.path IS NULL OR l.kind != 0) ORDER BY r.path",
-                (dataset,)):
-            yield os.fsdecode(path), (CODE_KINDS[kind] if kind is not None else None)
-
-    def extras(self, dataset: str) -> Iterator[Entry]:
-        """Listed entries the reference does not name."""
-        for path, kind in self.db.execute(
-                "SELECT l.path, l.kind FROM temp.listing l WHERE NOT EXISTS "
-                "(SELECT 1 FROM reference_files r WHERE r.dataset = ? AND r.path = l.path) "
-                "ORDER BY l.path", (dataset,)):
-            yield Entry(os.fsdecode(path), CODE_KINDS[kind])
-
-    #: A catalog row ``s`` still vouches for the listed file ``l`` against the
-    #: reference entry ``r``: it verified ok by a full read or a strong server
-    #: digest, against the current version of that file's reference entry, and
-    #: size, mtime and identity (inode, ETag) have not moved since.  Rows from
-    #: another storage never get here (a storage change replaces a copy's rows).
-    _TRUSTED = ("(s.result = 'ok' AND s.evidence IN ('full', 'digest') "
-                "AND s.ref_version = r.version AND s.verified_at IS NOT NULL "
-                "AND s.size = l.size AND (r.size IS NULL OR r.size = l.size) "
-                "AND s.mtime_ns IS l.mtime_ns AND s.ident IS l.ident)")
-
-    def present(self, dataset: str, copy: str, trusted: bool | None = None,
-                oldest_first: bool = False) -> Iterator[PresentRow]:
-        """Listed files the reference expects; ``trusted`` filters on whether the
-        catalog still vouches for them; ``oldest_first`` orders by the last full
-        read, never-read files first (the fixity schedule)."""
-        where = ""
-        if trusted is not None:
-            where = f"AND {'' if trusted else 'NOT '}COALESCE({self._TRUSTED}, 0) "
-        order = "ORDER BY s.full_at, l.path" if oldest_first else ""
-        sql = (f"SELECT l.path, l.size, l.mtime_ns, l.ident, r.size, r.digests, r.version, "
-               f"s.verified_at, s.result, s.full_at, COALESCE({self._TRUSTED}, 0) "
-               f"FROM temp.listing l JOIN reference_files r "
-               f"ON r.dataset = ? AND r.path = l.path "
-               f"LEFT JOIN copy_files s ON s.copy = ? AND s.path = l.path "
-               f"WHERE l.kind = 0 {where}{order}")
-        for (path, size, mtime, ident, ref_size, digests, version, verified_at, result,
-             full_at, is_trusted) in self.db.execute(sql, (dataset, copy)):
+    def trusted_oldest_first(self, dataset: str, copy: str) -> Iterator[PresentRow]:
+        """The files the merge trusted (copymerge.py), by their last full read,
+        never-read files first (the fixity schedule): the copy's rows the catalog
+        vouches for, less those staged as not trusted tonight."""
+        for (path, size, mtime, ident, ref_size, digests, version, result,
+             full_at) in self.db.execute(
+                f"SELECT s.path, s.size, s.mtime_ns, s.ident, r.size, r.digests, r.version, "
+                f"s.result, s.full_at FROM copy_files s JOIN reference_files r "
+                f"ON r.dataset = ? AND r.path = s.path "
+                f"WHERE s.copy = ? AND {CATALOG_VOUCHES} AND NOT EXISTS "
+                f"(SELECT 1 FROM temp.untrusted u WHERE u.path = s.path) "
+                f"ORDER BY s.full_at, s.path", (dataset, copy)):
             yield PresentRow(Entry(os.fsdecode(path), EntryKind.FILE, size, mtime, ident),
-                             ref_size, digests, version, verified_at, result, full_at,
-                             bool(is_trusted))
+                             ref_size, digests, version, result, full_at, True)
 
-    def trusted_totals(self, dataset: str, copy: str) -> tuple[int, int, float | None]:
-        """(files, bytes, oldest full read) of trusted files; the oldest is None
-        when one of them was never read in full."""
-        count, size, oldest = self.db.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(l.size), 0), "
-            f"CASE WHEN COUNT(s.full_at) < COUNT(*) THEN NULL ELSE MIN(s.full_at) END "
-            f"FROM temp.listing l JOIN reference_files r ON r.dataset = ? AND r.path = l.path "
-            f"JOIN copy_files s ON s.copy = ? AND s.path = l.path "
-            f"WHERE l.kind = 0 AND {self._TRUSTED}", (dataset, copy)).fetchone()
-        return int(count), int(size), oldest
+    # -- files hashed later (another set of algorithms, or read after all) ---------------
+    def defer(self, rows: Iterable[tuple[PresentRow, bool]]) -> None:
+        """Stage (row, read its bytes whatever the server offers) to hash after
+        the files being hashed now."""
+        self._batched(
+            "INSERT INTO temp.later VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ((os.fsencode(r.entry.path), r.entry.size, r.entry.mtime_ns, r.entry.ident,
+              json.dumps(dict(r.entry.digests), sort_keys=True) if r.entry.digests else None,
+              r.ref_size, r.ref_digests, r.ref_version, r.before_result, r.before_full_at,
+              int(r.trusted), int(force)) for r, force in rows))
+
+    def deferred(self, size: int) -> Iterator[list[tuple[PresentRow, bool]]]:
+        """What ``defer`` staged, in the order staged, ``size`` rows at a time (read
+        a page at a time, so that rows may be deferred again meanwhile), each
+        taken off the table as it is handed out."""
+        while True:
+            page = self.db.execute(
+                "SELECT rowid, path, size, mtime_ns, ident, digests, ref_size, ref_digests, "
+                "ref_version, before_result, before_full_at, trusted, force FROM temp.later "
+                "ORDER BY rowid LIMIT ?", (size,)).fetchall()
+            if not page:
+                return
+            with transaction(self.db, "DEFERRED"):
+                self.db.execute("DELETE FROM temp.later WHERE rowid <= ?", (page[-1][0],))
+            yield [(PresentRow(Entry(os.fsdecode(path), EntryKind.FILE, size_, mtime, ident,
+                                     json.loads(digests) if digests else NO_DIGESTS),
+                               ref_size, ref_digests, version, result, full_at,
+                               bool(trusted)), bool(force))
+                   for (_rowid, path, size_, mtime, ident, digests, ref_size, ref_digests,
+                        version, result, full_at, trusted, force) in page]
 
     # -- hard links: copies that are the same storage file by file ------------------
     def reset_storage(self) -> None:
         self.db.execute("DELETE FROM temp.storage")
 
-    def note_storage(self, copy: int) -> tuple[int, list[tuple[int, int]]]:
+    def note_storage(self, copy: int, listing: Listing) -> tuple[int, list[tuple[int, int]]]:
         """Note the storage identities (device and inode) of the listed files
         that have more than one name as belonging to copy number ``copy`` of the
         dataset.  Return how many files the copy lists and, per copy noted before
         that shares some of them, (that copy, files shared).  Only files with
         several names can be shared: a listing without any costs nothing and
         returns (0, [])."""
-        if not self._linked:
+        if not listing.linked:
             return 0, []
-        listed = self.listed_files()[0]
         shared = self.db.execute(
-            "SELECT s.copy, COUNT(*) FROM temp.listing l JOIN temp.storage s "
-            "ON s.ident = l.ident WHERE l.kind = 0 AND l.links IS NOT NULL "
-            "GROUP BY s.copy ORDER BY s.copy").fetchall()
+            "SELECT s.copy, COUNT(*) FROM temp.linked l JOIN temp.storage s "
+            "ON s.ident = l.ident GROUP BY s.copy ORDER BY s.copy").fetchall()
         with transaction(self.db, "DEFERRED"):
             self.db.execute("INSERT OR IGNORE INTO temp.storage SELECT ident, ? "
-                            "FROM temp.listing WHERE kind = 0 AND links IS NOT NULL "
-                            "AND ident IS NOT NULL ORDER BY ident", (copy,))
-        return listed, [(int(earlier), int(count)) for earlier, count in shared]
+                            "FROM temp.linked ORDER BY ident", (copy,))
+        return listing.files, [(int(earlier), int(count)) for earlier, count in shared]
 
     # -- results ----------------------------------------------------------------
     def record(self, rows: Iterable[Outcome]) -> None:
@@ -303,9 +230,9 @@ class Workset:
         if replace:
             self.db.execute("DELETE FROM copy_files WHERE copy = ?", (copy,))
         else:
-            self.db.execute(
-                "DELETE FROM copy_files WHERE copy = ? AND path NOT IN "
-                "(SELECT path FROM temp.listing WHERE kind = 0)", (copy,))
+            # Files no longer listed (copymerge.py staged them).
+            self.db.execute("DELETE FROM copy_files WHERE copy = ? AND path IN "
+                            "(SELECT path FROM temp.gone)", (copy,))
         self.db.execute(
             "INSERT OR REPLACE INTO copy_files (copy, path, size, mtime_ns, ident, "
             "verified_at, result, full_at, evidence, ref_version) "

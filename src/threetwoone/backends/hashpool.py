@@ -31,7 +31,7 @@ import marshal
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .folders import open_root
@@ -93,11 +93,13 @@ class HashPool:
             self._start()
 
     # -- hashing ----------------------------------------------------------------
-    def hash(self, root: str, root_id: tuple[int, int], tasks: Sequence[FileTask],
+    def hash(self, root: str, root_id: tuple[int, int], tasks: Iterable[FileTask],
              algorithms: Sequence[str], progress: Callable[[int, int], None] | None
              ) -> Iterator[tuple[FileTask, FileOutcome]]:
         """Outcomes of ``tasks`` below ``root`` (which must still be ``root_id``),
-        in the order workers finish them.  Raise RootChanged if it is not."""
+        in the order workers finish them.  Raise RootChanged if it is not.
+        ``tasks`` is read as the workers need more (two batches in flight
+        each): it may be a generator that walks the copy meanwhile."""
         if not self._workers:
             self._start()
         pending = _batches(tasks)
@@ -209,7 +211,7 @@ class HashPool:
             os.waitpid(worker.pid, 0)
 
 
-def _batches(tasks: Sequence[FileTask]) -> Iterator[list[FileTask]]:
+def _batches(tasks: Iterable[FileTask]) -> Iterator[list[FileTask]]:
     batch: list[FileTask] = []
     size = names = 0
     for task in tasks:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import BinaryIO, ClassVar, NamedTuple
@@ -33,6 +33,9 @@ from ..inventory import Location
 
 #: Called by ``hash_files`` as work completes: (files finished, bytes read).
 ProgressCallback = Callable[[int, int], None]
+
+#: Files ``Backend.hash_stream`` hands to ``hash_files`` at a time: bounds memory.
+STREAM_CHUNK = 2000
 
 
 class BackendError(Exception):
@@ -148,6 +151,13 @@ class Backend(abc.ABC):
     #: (device and inode): two copies listing one ident share those bytes (hard
     #: links), and count as one copy.  An ETag is not such an ident.
     ident_is_storage: ClassVar[bool] = False
+    #: True when ``walk`` yields entries in the byte order of their paths
+    #: (``os.fsencode``; a folder's contents therefore right where its name and a
+    #: ``/`` sort), and a folder that could not be listed before anything that
+    #: sorts after it.  The auditor then merges the walk with the catalog's
+    #: rows as both stream; otherwise it sorts the listing first, in a
+    #: temporary table (flat memory, one more write and read per entry).
+    sorted_walk: ClassVar[bool] = False
 
     def __init__(self, name: str, location: Location) -> None:
         self.name = name
@@ -233,3 +243,30 @@ class Backend(abc.ABC):
         ``force_full`` forbids server-side digests: the bytes must be read.
         Results may come in any order; there is exactly one per entry.
         """
+
+    def hash_stream(
+        self,
+        path: str,
+        entries: Iterable[Entry],
+        algorithms: Sequence[str],
+        *,
+        workers: int = 1,
+        force_full: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[HashResult]:
+        """``hash_files`` over any number of entries, taken from ``entries`` as
+        they are needed: the auditor hands over a whole copy's files as its
+        comparison finds them.  Here, lists of ``STREAM_CHUNK`` at a time; a
+        backend that can keep reading across them (local worker processes)
+        takes them one by one instead, so the walk, the comparison and the
+        hashing overlap and no worker waits between lists."""
+        batch: list[Entry] = []
+        for entry in entries:
+            batch.append(entry)
+            if len(batch) >= STREAM_CHUNK:
+                yield from self.hash_files(path, batch, algorithms, workers=workers,
+                                           force_full=force_full, progress=progress)
+                batch = []
+        if batch:
+            yield from self.hash_files(path, batch, algorithms, workers=workers,
+                                       force_full=force_full, progress=progress)

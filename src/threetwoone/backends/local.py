@@ -10,15 +10,16 @@ outside the copy is ever read, whatever is swapped while the audit runs.
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
 
 from ..checksums import open_readonly
 from ..inventory import Location
 from .folders import FolderChain, open_root, split
-from .hashpool import HashPool, RootChanged
+from .hashpool import BATCH_FILES, MIN_BYTES, MIN_FILES, HashPool, RootChanged
 from .interface import (
     NO_DIGESTS,
     Backend,
@@ -39,6 +40,8 @@ class LocalBackend(Backend):
     kind = "local"
     #: Entries' idents are "device:inode": two copies listing one share its bytes.
     ident_is_storage = True
+    #: The walk yields paths in byte order (each folder's names sorted as bytes).
+    sorted_walk = True
 
     def __init__(self, name: str, location: Location) -> None:
         super().__init__(name, location)
@@ -88,11 +91,11 @@ class LocalBackend(Backend):
                 "filesystem": f"fsid {fsid:x}" if fsid else f"device {device}"}
 
     def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
-        """Each folder's entries sorted by name; its files first, then its
-        subfolders.  Iterative (no generator per level: a nested ``yield from``
-        costs every file a hop per level).  Only the files' inodes are stat'ed;
-        folders and symlinks are known from the directory entry itself.  Every
-        folder is opened relative to its parent (see folders.py)."""
+        """Every entry in the byte order of its path (see ``sorted_walk``): a
+        folder's entries sorted by name, each subfolder walked where its name
+        and a ``/`` sort.  Iterative (no generator per level: a nested ``yield
+        from`` costs every file a hop per level).  Every folder is opened
+        relative to its parent (see folders.py)."""
         try:
             root_fd, root_stat = open_root(self.full_path(path))
         except OSError as exc:
@@ -101,61 +104,10 @@ class LocalBackend(Backend):
         self._roots[path] = (root_stat.st_dev, root_stat.st_ino)
         chain = FolderChain(root_fd, listing=True)
         try:
-            yield from self._walk(chain, (root_stat.st_dev, root_stat.st_ino))
+            yield from _walk(chain, (root_stat.st_dev, root_stat.st_ino))
         finally:
             chain.close()
             os.close(root_fd)
-
-    @staticmethod
-    def _walk(chain: FolderChain, top: tuple[int, int]) -> Iterator[Entry | WalkProblem]:
-        visited = {top}
-        stack: list[tuple[tuple[str, ...], str]] = [((), "")]
-        file_kind, symlink_kind, special_kind = EntryKind.FILE, EntryKind.SYMLINK, \
-            EntryKind.SPECIAL
-        is_regular, is_link = stat.S_ISREG, stat.S_ISLNK
-        while stack:
-            parts, prefix = stack.pop()
-            try:
-                with os.scandir(chain.enter(parts)) as scan:
-                    items = sorted(scan, key=_name)
-            except OSError as exc:
-                yield WalkProblem(prefix.rstrip("/"), describe_os_error(exc))
-                continue
-            subfolders = []
-            for item in items:
-                rel = prefix + item.name
-                try:
-                    if item.is_dir(follow_symlinks=False):
-                        subfolders.append((item, rel))
-                        continue
-                    # One fstatat tells files from symlinks (is_symlink() on an
-                    # entry of a descriptor-based scandir costs a syscall of its own).
-                    st = item.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue  # vanished between listing and stat: not there
-                except OSError as exc:
-                    yield WalkProblem(rel, describe_os_error(exc))
-                    continue
-                mode = st.st_mode
-                if is_regular(mode):
-                    yield Entry(rel, file_kind, st.st_size, st.st_mtime_ns,
-                                f"{st.st_dev}:{st.st_ino}", NO_DIGESTS, st.st_nlink)
-                elif is_link(mode):
-                    yield Entry(rel, symlink_kind)
-                else:
-                    yield Entry(rel, special_kind, 0, st.st_mtime_ns)
-            for item, rel in reversed(subfolders):
-                try:
-                    st = item.stat(follow_symlinks=False)
-                except OSError as exc:
-                    yield WalkProblem(rel, describe_os_error(exc))
-                    continue
-                key = (st.st_dev, st.st_ino)
-                if key in visited:  # a bind mount of a folder already walked: a loop
-                    yield WalkProblem(rel, "folder already walked (a bind mount loop)")
-                    continue
-                visited.add(key)
-                stack.append(((*parts, item.name), rel + "/"))
 
     def _open_copy_root(self, path: str) -> int:
         """The copy's root, checked to be the folder that was listed: if the
@@ -185,10 +137,25 @@ class LocalBackend(Backend):
         ``-j`` allows)."""
         return min(usable_cpus(), 64)
 
+    def hash_stream(
+        self,
+        path: str,
+        entries: Iterable[Entry],
+        algorithms: Sequence[str],
+        *,
+        workers: int = 1,
+        force_full: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[HashResult]:
+        """One call however many entries: ``hash_files`` takes them as the
+        workers need them."""
+        return self.hash_files(path, entries, algorithms, workers=workers,
+                               force_full=force_full, progress=progress)
+
     def hash_files(
         self,
         path: str,
-        entries: Sequence[Entry],
+        entries: Iterable[Entry],
         algorithms: Sequence[str],
         *,
         workers: int = 1,
@@ -196,22 +163,27 @@ class LocalBackend(Backend):
         progress: ProgressCallback | None = None,
     ) -> Iterator[HashResult]:
         """Hash in worker processes (hashpool.py) when ``workers`` > 1 and the job
-        is large enough to pay for them; otherwise here, with the same loop."""
+        is large enough to pay for them; otherwise here, with the same loop.
+        Entries are taken as the workers need them: the walk that yields them
+        goes on while the first files are read."""
         try:
             root_fd = self._open_copy_root(path)
         except OSError as exc:
             raise CopyFailed(f"cannot open {self.full_path(path)}: "
                              f"{describe_os_error(exc)}") from None
-        tasks = [(e.path, e.size, e.mtime_ns, e.ident) for e in entries]
+        tasks: Iterator[FileTask] = ((e.path, e.size, e.mtime_ns, e.ident) for e in entries)
         try:
-            pool = self._pool_for(workers, tasks)
+            head = _head(tasks)
+            pool = self._pool_for(workers, head)
             if pool is None:
-                yield from _hash_here(root_fd, tasks, algorithms, progress)
+                yield from _hash_here(root_fd, itertools.chain(head, tasks), algorithms,
+                                      progress)
                 return
             root_id = self._roots[path]
             try:
                 for task, (_index, digests, size, error) in pool.hash(
-                        self.full_path(path), root_id, tasks, algorithms, progress):
+                        self.full_path(path), root_id, itertools.chain(head, tasks),
+                        algorithms, progress):
                     yield HashResult(task[0], digests or {}, size, error)
             except RootChanged as exc:
                 raise CopyFailed(str(exc)) from None
@@ -242,12 +214,126 @@ class LocalBackend(Backend):
             self._pool = None
 
 
-def _hash_here(root_fd: int, tasks: Sequence[FileTask], algorithms: Sequence[str],
+#: A folder's entry, ready to be yielded in order: an Entry or a WalkProblem, or
+#: a subfolder to walk: (its parts below the root, its path and "/").
+_Item = tuple[str, Entry | WalkProblem | None, tuple[str, ...] | None, str]
+
+
+def _walk(chain: FolderChain, top: tuple[int, int]) -> Iterator[Entry | WalkProblem]:
+    """Depth first, each folder's items in the byte order of their names (a
+    subfolder's name with ``/``): the paths come out in byte order, which lets
+    the auditor merge the walk with the catalog's rows as they stream."""
+    visited = {top}
+    first = _list_folder(chain, (), "", visited)
+    if isinstance(first, WalkProblem):
+        yield first
+        return
+    stack = [iter(first)]
+    while stack:
+        for _key, item, parts, rel in stack[-1]:
+            if item is not None:
+                yield item
+                continue
+            assert parts is not None
+            listed = _list_folder(chain, parts, rel, visited)
+            if isinstance(listed, WalkProblem):
+                yield listed
+                continue
+            stack.append(iter(listed))
+            break
+        else:
+            stack.pop()
+
+
+def _list_folder(chain: FolderChain, parts: tuple[str, ...], prefix: str,
+                 visited: set[tuple[int, int]]) -> list[_Item] | WalkProblem:
+    """The folder's items sorted.  Everything is stat'ed now, while the chain
+    holds this folder's descriptor (the scandir entries stat relative to it)."""
+    try:
+        with os.scandir(chain.enter(parts)) as scan:
+            found = list(scan)
+    except OSError as exc:
+        return WalkProblem(prefix.rstrip("/"), describe_os_error(exc))
+    items: list[_Item] = []
+    plain = True  # every name ASCII: code point order is byte order
+    is_regular, is_link = stat.S_ISREG, stat.S_ISLNK
+    for entry in found:
+        name = entry.name
+        rel = prefix + name
+        if plain and not name.isascii():
+            plain = False
+        try:
+            # One fstatat per entry: it tells files from symlinks and folders
+            # (is_dir()/is_symlink() on an entry of a descriptor-based scandir
+            # may cost a syscall of its own).
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # vanished between listing and stat: not there
+        except OSError as exc:
+            items.append((name, WalkProblem(rel, describe_os_error(exc)), None, rel))
+            continue
+        mode = st.st_mode
+        if is_regular(mode):
+            items.append((name, Entry(rel, _FILE, st.st_size, st.st_mtime_ns,
+                                      f"{st.st_dev}:{st.st_ino}", NO_DIGESTS, st.st_nlink),
+                          None, rel))
+        elif stat.S_ISDIR(mode):
+            key = (st.st_dev, st.st_ino)
+            if key in visited:  # a bind mount of a folder already walked: a loop
+                items.append((name + "/", WalkProblem(rel, "folder already walked (a bind "
+                                                           "mount loop)"), None, rel))
+                continue
+            visited.add(key)
+            items.append((name + "/", None, (*parts, name), rel + "/"))
+        elif is_link(mode):
+            items.append((name, Entry(rel, _SYMLINK), None, rel))
+        else:
+            items.append((name, Entry(rel, _SPECIAL, 0, st.st_mtime_ns), None, rel))
+    if plain:
+        items.sort(key=_first)
+    else:
+        items.sort(key=_encoded)
+    return items
+
+
+_FILE, _SYMLINK, _SPECIAL = EntryKind.FILE, EntryKind.SYMLINK, EntryKind.SPECIAL
+
+
+def _first(item: _Item) -> str | bytes:
+    return item[0]
+
+
+def _encoded(item: _Item) -> bytes:
+    return os.fsencode(item[0])
+
+
+def _head(tasks: Iterator[FileTask]) -> list[FileTask]:
+    """The first tasks, as many as tell whether the job pays for worker
+    processes (HashPool.worth_it)."""
+    head: list[FileTask] = []
+    size = 0
+    for task in tasks:
+        head.append(task)
+        size += task[1]
+        if len(head) >= MIN_FILES or (len(head) > 1 and size >= MIN_BYTES):
+            break
+    return head
+
+
+def _hash_here(root_fd: int, tasks: Iterable[FileTask], algorithms: Sequence[str],
                progress: ProgressCallback | None) -> Iterator[HashResult]:
-    for index, digests, size, error in hash_tasks(root_fd, tasks, algorithms, Buffers()):
-        if error is None and progress:
-            progress(1, size)
-        yield HashResult(tasks[index][0], digests or {}, size, error)
+    buffers = Buffers()
+    batch: list[FileTask] = []
+    for task in itertools.chain(tasks, (None,)):
+        if task is not None:
+            batch.append(task)
+            if len(batch) < BATCH_FILES:
+                continue
+        for index, digests, size, error in hash_tasks(root_fd, batch, algorithms, buffers):
+            if error is None and progress:
+                progress(1, size)
+            yield HashResult(batch[index][0], digests or {}, size, error)
+        batch = []
 
 
 def usable_cpus() -> int:
@@ -255,10 +341,3 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
-
-
-def _name(entry: os.DirEntry[str]) -> str:
-    return entry.name
-
-
-
