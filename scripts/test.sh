@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # mount namespace of their own and audit as an unprivileged account.
 # fish, tcsh and zsh are login shells of SFTP test accounts (remote hashing
 # must run the same command under each).
-# rsync: the tests run the rsync commands threetwoone plan prints.
+# rsync, rclone: the tests run the commands threetwoone plan prints.
 APT_PACKAGES=(openssh-server openssh-client xxhash hashdeep rclone rsync
               xrootd-server xrootd-server-plugins xrootd-client
               prometheus chromium util-linux mount fish tcsh zsh)

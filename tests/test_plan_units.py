@@ -73,3 +73,22 @@ def test_two_sftp_hosts_or_an_object_store_go_through_rclone() -> None:
     assert words[-1] == (':s3,provider=Other,env_auth=true,endpoint="https://s3.example.org"'
                          ":raw/projects/run,1")
     assert "--files-from-raw" in words and "--ignore-times" in words
+
+
+def test_two_webdav_ends_get_their_passwords_from_their_own_variables() -> None:
+    """rclone takes a basic-auth password only obscured, from its configuration:
+    each end is a remote defined in rclone's environment, its password obscured
+    there from the variable the inventory names (never on a command line)."""
+    def dav(name: str, var: str, **extra: object) -> Location:
+        return loc(name, "webdav", url=f"https://{name}.example.org/dav",
+                   auth={"type": "basic", "username": "u", "password_env": var}, **extra)
+
+    text = command(End(dav("a", "A_PASSWORD"), "d"),
+                   End(dav("b", "B_PASSWORD", verify_tls=False), "d"), FileList())
+    words = shlex.split(text)
+    assert words[:4] == ["RCLONE_CONFIG_T321SOURCE_TYPE=webdav",
+                         "RCLONE_CONFIG_T321SOURCE_PASS=$(printenv A_PASSWORD | rclone obscure -)",
+                         "RCLONE_CONFIG_T321TARGET_TYPE=webdav",
+                         "RCLONE_CONFIG_T321TARGET_PASS=$(printenv B_PASSWORD | rclone obscure -)"]
+    assert words[4:7] == ["rclone", "copy", "--no-check-certificate"]
+    assert words[-2].startswith("t321source,url=") and words[-1].startswith("t321target,url=")

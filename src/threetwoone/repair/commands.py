@@ -6,9 +6,15 @@ never run by it.  For a POSIX shell (sh, bash, zsh): every word is quoted with
   rsync as data, never through the remote shell; host keys are checked
   strictly, never accepted on the way);
 - a WebDAV or S3 end, or two SFTP ends (rsync cannot copy between two remote
-  hosts): ``rclone copy`` with on-the-fly remotes that name no secret: a
-  bearer token is read by ``printenv`` from the variable the inventory names,
-  S3 credentials come from the usual AWS environment or profile.
+  hosts): ``rclone copy`` with on-the-fly remotes that name no secret: the
+  credentials come from the environment the audit reads them from.  A bearer
+  token is read by ``printenv`` from the variable the inventory names; a basic
+  auth password, which rclone takes only obscured from its configuration, is
+  obscured from that variable into the environment of rclone alone (a remote
+  defined there, one per end); S3 credentials come from the usual AWS
+  environment or profile.  SFTP ends speak SFTP only (``shell_type=none``):
+  rclone would otherwise run ``md5sum`` with file names through the host's
+  login shell.
 
 What to copy: a whole copy from a fully intact source is one tree copy.
 Otherwise exactly the files to restore, fed on standard input: listed inline
@@ -142,12 +148,24 @@ def _option(name: str, value: str) -> str:
     return '{}="{}"'.format(name, value.replace('"', '""'))
 
 
-def _rclone_arg(end: End) -> str:
+@dataclass(frozen=True)
+class _Remote:
+    """An rclone end: its argument, and the environment it needs first."""
+
+    arg: str
+    #: ``NAME=value`` words set in front of ``rclone`` (values already quoted).
+    env: tuple[str, ...] = ()
+
+
+def _rclone_end(end: End, role: str) -> _Remote:
+    """``role`` (source or target) names the end's remote when it needs one."""
     location = end.location
     folder = end.folder()
     if location.kind == "local":
-        return folder.rstrip("/") + "/"
+        return _Remote(folder.rstrip("/") + "/")
     options: list[str] = []
+    remote = f":{location.kind}"
+    env: tuple[str, ...] = ()
     if location.kind == "sftp":
         options.append(_option("host", str(location.attribute("host"))))
         for key, option in (("user", "user"), ("port", "port"),
@@ -156,6 +174,9 @@ def _rclone_arg(end: End) -> str:
                 options.append(_option(option, str(location.attribute(key))))
         known = location.attribute("known_hosts") or os.path.expanduser("~/.ssh/known_hosts")
         options.append(_option("known_hosts_file", str(known)))
+        # rclone would otherwise run md5sum/sha1sum through the remote shell,
+        # with file names on its command line.
+        options.append("shell_type=none")
     elif location.kind == "webdav":
         options += [_option("url", str(location.attribute("url"))), "vendor=other"]
         auth = location.attribute("auth") or {}
@@ -163,23 +184,37 @@ def _rclone_arg(end: End) -> str:
             options.append(_option("bearer_token_command", f"printenv {auth['token_env']}"))
         elif auth.get("type") == "basic":
             options.append(_option("user", str(auth["username"])))
+            # rclone takes a password only from its config (obscured), never
+            # from a command: a remote defined in rclone's environment, its
+            # password obscured from the variable the inventory names.  Named
+            # per role, so two ends may have different passwords.
+            remote = f"t321{role}"
+            prefix = f"RCLONE_CONFIG_{remote.upper()}_"
+            env = (f"{prefix}TYPE=webdav",
+                   f'{prefix}PASS="$(printenv {auth["password_env"]} | rclone obscure -)"')
     else:  # s3
         options += ["provider=Other", "env_auth=true"]
         for key, option in (("endpoint_url", "endpoint"), ("region", "region"),
                             ("profile", "profile")):
             if location.attribute(key):
                 options.append(_option(option, str(location.attribute(key))))
-    return f":{location.kind},{','.join(options)}:{folder}"
+    return _Remote(shlex.quote(f"{remote},{','.join(options)}:{folder}"), env)
 
 
 def _rclone(source: End, target: End, files: FileList) -> str:
     words = ["rclone", "copy"]
     for end in (source, target):
+        if end.location.kind != "webdav":
+            continue
         for key, flag in (("cert", "--client-cert"), ("key", "--client-key"),
                           ("ca_bundle", "--ca-cert")):
-            if end.location.kind == "webdav" and end.location.attribute(key):
+            if end.location.attribute(key):
                 words += [flag, str(end.location.attribute(key))]
+        if end.location.attribute("verify_tls") is False and "--no-check-certificate" not in words:
+            words.append("--no-check-certificate")  # as the audit does for this location
     if files.names is not None or files.lister is not None:
         words += ["--files-from-raw", "-", "--no-traverse", "--ignore-times"]
-    words += [_rclone_arg(source), _rclone_arg(target)]
-    return _feed(files, nul=False) + " ".join(shlex.quote(w) for w in words)
+    ends = [_rclone_end(source, "source"), _rclone_end(target, "target")]
+    env = [assignment for end in ends for assignment in end.env]
+    return (_feed(files, nul=False) + " ".join(env + [shlex.quote(w) for w in words]
+                                               + [end.arg for end in ends]))
