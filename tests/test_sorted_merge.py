@@ -5,6 +5,7 @@ established in one stream or deferred, and what the catalog keeps."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -211,3 +212,38 @@ def test_files_of_another_algorithm_are_hashed_after_and_checked_all_the_same(
     assert (code, copy["state"], copy["files"]["present"]) == (1, "corrupt", 31)
     assert sorted(p["path"] for p in copy["problems"]) == ["f03", "f04"]
     assert copy_by_location(report, "ds", "remote")["verified_files"] == 31
+
+
+def overdue_by_status(lab: Lab, interval: str) -> dict[str, int]:
+    result = run_cli("status", str(lab.inventory), "--state", str(lab.state), "--format",
+                     "json", "--fixity-interval", interval)
+    return {row["copy"].split("/")[1]: row["overdue_files"]
+            for row in json.loads(result.stdout)["copies"]}
+
+
+def test_overdue_counts_gathered_by_the_audit_are_the_catalogs(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit counts each copy's overdue files as it goes (no second pass
+    over the catalog): night after night, capped re-reads, files gone, rot,
+    the count equals what ``status`` then finds in the catalog."""
+    nas, tape, remote = lab.three_copies({f"d{i % 4}/f{i:02d}": os.urandom(2000 + i)
+                                          for i in range(24)})
+    day = 86400
+
+    def night(when: int, *args: str, interval: str = "30d") -> None:
+        monkeypatch.setenv("THREETWOONE_NOW", str(1_800_000_000 + when * day))
+        _code, report = lab.audit_json("--fixity-interval", interval, *args)
+        counted = {c["location"]: c["overdue_files"] for c in dataset_of(report, "ds")["copies"]}
+        assert counted == overdue_by_status(lab, interval), (when, args)
+
+    night(0, interval="0")  # read just now, and already due
+    night(10, "--verify", "changed", interval="5d")
+    (tape / "d1/f05").unlink()
+    rot_in_place(remote / "d2/f06")
+    os.utime(remote / "d2/f06", ns=(0, 10**18))
+    night(20, "--max-read", "9000")
+    night(45, "--max-read", "20000")
+    night(46, "--verify", "full", interval="1d")
+    write_tree(nas, {"d0/new": b"new file"})
+    night(47, "--verify", "changed")
+    night(80, interval="10d")

@@ -32,6 +32,7 @@ from .backends import (
 from .catalog import Catalog, RunCopy, default_state_path, now_iso
 from .checksums import DEFAULT_ALGORITHM
 from .copyaudit import CopyContext, compare, list_copy
+from .copymerge import FullReads
 from .feasible import is_offsite, never_passing
 from .inventory import CopySpec, Dataset, Inventory, Location, declared_twice
 from .listing import Listing
@@ -105,6 +106,8 @@ class Auditor:
         self._unreachable: dict[str, str] = {}
         self._started = self.options.clock()
         self._shares: list[tuple[int, int, int]] = []
+        #: Per copy whose rows this run wrote: each reference file's last full read.
+        self._full_reads: dict[int, FullReads] = {}
         self._listed: dict[int, int] = {}
         self.workset = Workset(catalog.db)
         #: The one writer of reference rows.
@@ -216,6 +219,7 @@ class Auditor:
         self.workset.reset_storage()
         self._shares.clear()
         self._listed.clear()
+        self._full_reads.clear()
         reference = self.keeper.begin(dataset)
         if reference.made_from is not None:
             # The reference is established (or made) from the primary: audit it first.
@@ -259,6 +263,10 @@ class Auditor:
         now, interval = self.options.clock(), self.options.plan.interval
         for spec, copy in zip(dataset.copies, copies, strict=True):
             if copy.same_as:
+                continue
+            full_reads = self._full_reads.get(spec.index)
+            if full_reads is not None:  # as the catalog has it now, without asking it
+                copy.overdue_files = full_reads.overdue(now - interval)
                 continue
             rows = self.catalog.copy_status(interval, now, copy_key(dataset.name, spec))
             copy.overdue_files = rows[0].overdue if rows else None
@@ -383,7 +391,9 @@ class Auditor:
             reading = time.monotonic()
             if reference.made_from is copy and self.keeper.from_primary(
                     ctx, reference, result, algorithms or [DEFAULT_ALGORITHM], identity):
-                pass  # the primary's content was made the reference (or failed to be)
+                # The primary's content was made the reference (or failed to be).
+                if reference.usable and ctx.full_reads is not None:
+                    self._full_reads[copy.index] = ctx.full_reads
             elif not reference.usable:
                 result.state = CopyState.ERROR
                 result.detail = reference.detail
@@ -395,6 +405,8 @@ class Auditor:
                 compare(ctx, plan, self.catalog.last_audit_at(ctx.key),
                         reference.source == "manifest", result)
                 self.keeper.copy_audited(ctx, reference, result, identity, replace=moved)
+                if ctx.full_reads is not None:
+                    self._full_reads[copy.index] = ctx.full_reads
             result.read_seconds = time.monotonic() - reading
         except NotAFolder as exc:
             # Nothing there, or a file where the copy's folder should be: the copy

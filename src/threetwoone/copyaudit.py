@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .backends import Backend, CopyFailed, Entry, EntryKind, HashResult, WalkProblem
 from .checksums import DEFAULT_ALGORITHM, is_weak
-from .copymerge import CopyMerge
+from .copymerge import CopyMerge, FullReads
 from .inventory import CopySpec, Dataset
 from .listing import Listing
 from .outdated import mark_outdated
@@ -54,8 +54,11 @@ class CopyContext:
     cached: Callable[[int, int], None] = lambda files, size: None
     #: Algorithms the reference holds for every file (most useful first).
     reference_algorithms: Sequence[str] = (DEFAULT_ALGORITHM,)
-    #: The copy's listing, once ``list_copy`` started it.
+    #: The copy's listing, once ``list_copy`` walked it.
     listing: Listing | None = None
+    #: The last full read of each reference file as this audit leaves the
+    #: catalog, once the copy was compared (or made the reference).
+    full_reads: FullReads | None = None
 
     @property
     def walk_problems(self) -> list[WalkProblem]:
@@ -165,6 +168,7 @@ def make_reference(ctx: CopyContext, algorithms: Sequence[str], result: CopyResu
     made: list[tuple[str, int, str]] = []
     outcomes: list[Outcome] = []
     file_kind = EntryKind.FILE
+    ctx.full_reads = full_reads = FullReads()
 
     def files() -> Iterator[Entry]:
         for entry in listing.entries():
@@ -186,6 +190,7 @@ def make_reference(ctx: CopyContext, algorithms: Sequence[str], result: CopyResu
         # Version None: the one the new reference gives this file.
         outcomes.append((hashed.path, entry.size, entry.mtime_ns, entry.ident, ctx.now,
                          "ok", ctx.now, "full", None))
+        full_reads.add(ctx.now)
         result.bytes += hashed.size
         result.verified_files += 1
         if len(made) >= CHUNK:
@@ -270,10 +275,11 @@ def compare(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
     # --verify full reads every byte on every backend: a server's checksum may be
     # compared on top, never instead.
     full = plan.mode == "full" or ctx.force_full
-    hasher = _Hasher(ctx, result, manifest_reference, full)
     merge = CopyMerge(ctx.workset.db, ctx.dataset.name, ctx.key, ctx.listed, on_missing,
                       on_extra, every_present=plan.mode == "full",
                       note_untrusted=plan.mode == "scheduled")
+    ctx.full_reads = merge.full_reads
+    hasher = _Hasher(ctx, result, manifest_reference, full, merge)
     # 1. Files that must be established (new, changed, not ok last time, checked
     #    against an older reference version; or everything), as the merge finds them.
     hasher.stream(merge.present(), scheduled=False)
@@ -349,9 +355,13 @@ class _Hasher:
     """Establishes present files and folds the results into the copy result."""
 
     def __init__(self, ctx: CopyContext, result: CopyResult, manifest_reference: bool,
-                 full: bool) -> None:
+                 full: bool, merge: CopyMerge) -> None:
         self.ctx = ctx
         self.result = result
+        #: Where each established file's last full read goes (see FullReads), and
+        #: whether the merge tallied the trusted ones already.
+        self.full_reads = merge.full_reads
+        self.trusted_tallied = not merge.every_present
         self.manifest_reference = manifest_reference
         #: Every byte must be read this run (--verify full, --force-download).
         self.full = full
@@ -570,6 +580,12 @@ class _Hasher:
     def _stage(self, row: PresentRow, when: float, outcome: str, full_at: float | None,
                evidence: str | None) -> None:
         entry = row.entry
+        after = full_at if outcome == "ok" else None
+        if row.trusted and self.trusted_tallied:
+            # Tallied by the merge as trusted; the fixity schedule read it again.
+            self.full_reads.replace(row.before_full_at, after)
+        else:
+            self.full_reads.add(after)
         self.outcomes.append((entry.path, entry.size, entry.mtime_ns, entry.ident, when,
                               outcome, full_at, evidence, row.ref_version))
         if len(self.outcomes) >= CHUNK:

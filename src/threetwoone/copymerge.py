@@ -21,8 +21,10 @@ files the catalog vouched for that are not trusted tonight (``untrusted``).
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
+from array import array
 from collections.abc import Callable, Iterator
 
 from .backends import CopyFailed, Entry, EntryKind
@@ -33,6 +35,34 @@ _ROWS = ("SELECT r.path, r.size, r.digests, r.version, s.size, s.mtime_ns, s.ide
          f"s.result, s.full_at, COALESCE({CATALOG_VOUCHES}, 0) "
          "FROM reference_files r LEFT JOIN copy_files s ON s.copy = ? AND s.path = r.path "
          "WHERE r.dataset = ? ORDER BY r.path")
+
+
+class FullReads:
+    """When each reference file was last read in full on one copy, as the audit
+    leaves the catalog (None: never, or not by a read that matched the current
+    reference version): what ``Catalog.copy_status`` would find after the
+    commit, gathered on the way so that counting the overdue files costs no
+    second pass over the catalog.  Eight bytes a file."""
+
+    def __init__(self) -> None:
+        self._values = array("d")
+        #: Values replaced since (files of the fixity schedule read again).
+        self._replaced = array("d")
+
+    def add(self, when: float | None) -> None:
+        self._values.append(math.nan if when is None else when)
+
+    def replace(self, before: float | None, after: float | None) -> None:
+        self._replaced.append(math.nan if before is None else before)
+        self.add(after)
+
+    def overdue(self, cutoff: float) -> int:
+        """Files never read in full, or last read at or before ``cutoff``."""
+        return _at_or_before(self._values, cutoff) - _at_or_before(self._replaced, cutoff)
+
+
+def _at_or_before(values: array[float], cutoff: float) -> int:
+    return sum(1 for value in values if not value > cutoff)  # NaN (never) counts
 
 
 class CopyMerge:
@@ -64,6 +94,9 @@ class CopyMerge:
         self.trusted_bytes = 0
         self.oldest_full_read: float | None = None
         self.never_read = False
+        #: The last full read of every reference entry not handed out by
+        #: ``present()`` (the hasher adds those it establishes).
+        self.full_reads = FullReads()
         self._gone: list[tuple[bytes]] = []
         self._untrusted: list[tuple[bytes]] = []
 
@@ -102,6 +135,7 @@ class CopyMerge:
                 elif self.oldest_full_read is None or full_at < self.oldest_full_read:
                     self.oldest_full_read = full_at
                 if not every:
+                    self.full_reads.add(full_at)
                     continue
             elif vouches == 1:
                 self._note(self._untrusted, key)
@@ -114,6 +148,7 @@ class CopyMerge:
 
     def _unlisted(self, row: tuple[object, ...], kind: EntryKind | None) -> None:
         """A reference entry not listed as a regular file."""
+        self.full_reads.add(None)  # its row, if any, is forgotten
         path = row[0]
         assert isinstance(path, bytes)
         if row[4] is not None:  # the copy's row: forgotten at commit

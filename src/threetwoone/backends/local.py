@@ -14,7 +14,7 @@ import itertools
 import os
 import stat
 from collections.abc import Iterable, Iterator, Sequence
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from ..checksums import open_readonly
 from ..inventory import Location
@@ -214,28 +214,36 @@ class LocalBackend(Backend):
             self._pool = None
 
 
-#: A folder's entry, ready to be yielded in order: an Entry or a WalkProblem, or
-#: a subfolder to walk: (its parts below the root, its path and "/").
-_Item = tuple[str, Entry | WalkProblem | None, tuple[str, ...] | None, str]
+class _Folder(NamedTuple):
+    """A subfolder still to walk: its names below the root, and its path with a
+    trailing ``/`` (the prefix of its entries' paths)."""
+
+    parts: tuple[str, ...]
+    prefix: str
+
+
+#: A folder's item, ready to be yielded in order: (its sort key, what to yield or
+#: the subfolder to walk).  Keys are unique in a folder, so sorting the pairs
+#: never compares the second members.
+_Item = tuple["str | bytes", "Entry | WalkProblem | _Folder"]
 
 
 def _walk(chain: FolderChain, top: tuple[int, int]) -> Iterator[Entry | WalkProblem]:
     """Depth first, each folder's items in the byte order of their names (a
     subfolder's name with ``/``): the paths come out in byte order, which lets
-    the auditor merge the walk with the catalog's rows as they stream."""
+    the auditor merge the walk with the catalog's sorted rows."""
     visited = {top}
-    first = _list_folder(chain, (), "", visited)
+    first = _list_folder(chain, _Folder((), ""), visited)
     if isinstance(first, WalkProblem):
         yield first
         return
     stack = [iter(first)]
     while stack:
-        for _key, item, parts, rel in stack[-1]:
-            if item is not None:
+        for _key, item in stack[-1]:
+            if not isinstance(item, _Folder):
                 yield item
                 continue
-            assert parts is not None
-            listed = _list_folder(chain, parts, rel, visited)
+            listed = _list_folder(chain, item, visited)
             if isinstance(listed, WalkProblem):
                 yield listed
                 continue
@@ -245,18 +253,24 @@ def _walk(chain: FolderChain, top: tuple[int, int]) -> Iterator[Entry | WalkProb
             stack.pop()
 
 
-def _list_folder(chain: FolderChain, parts: tuple[str, ...], prefix: str,
-                 visited: set[tuple[int, int]]) -> list[_Item] | WalkProblem:
+def _list_folder(chain: FolderChain, folder: _Folder, visited: set[tuple[int, int]]
+                 ) -> list[_Item] | WalkProblem:
     """The folder's items sorted.  Everything is stat'ed now, while the chain
     holds this folder's descriptor (the scandir entries stat relative to it)."""
+    prefix = folder.prefix
     try:
-        with os.scandir(chain.enter(parts)) as scan:
+        with os.scandir(chain.enter(folder.parts)) as scan:
             found = list(scan)
     except OSError as exc:
         return WalkProblem(prefix.rstrip("/"), describe_os_error(exc))
     items: list[_Item] = []
+    append = items.append
     plain = True  # every name ASCII: code point order is byte order
     is_regular, is_link = stat.S_ISREG, stat.S_ISLNK
+    # Hot loop (once per file): Entry made by tuple.__new__ (a NamedTuple's own
+    # __new__ is a Python call), the ident's device part formatted once.
+    new, file_kind = tuple.__new__, _FILE
+    device, device_text = -1, ""
     for entry in found:
         name = entry.name
         rel = prefix + name
@@ -270,41 +284,35 @@ def _list_folder(chain: FolderChain, parts: tuple[str, ...], prefix: str,
         except FileNotFoundError:
             continue  # vanished between listing and stat: not there
         except OSError as exc:
-            items.append((name, WalkProblem(rel, describe_os_error(exc)), None, rel))
+            append((name, WalkProblem(rel, describe_os_error(exc))))
             continue
         mode = st.st_mode
         if is_regular(mode):
-            items.append((name, Entry(rel, _FILE, st.st_size, st.st_mtime_ns,
-                                      f"{st.st_dev}:{st.st_ino}", NO_DIGESTS, st.st_nlink),
-                          None, rel))
+            if st.st_dev != device:
+                device = st.st_dev
+                device_text = f"{device}:"
+            append((name, new(Entry, (rel, file_kind, st.st_size, st.st_mtime_ns,
+                                      device_text + str(st.st_ino), NO_DIGESTS,
+                                      st.st_nlink))))
         elif stat.S_ISDIR(mode):
             key = (st.st_dev, st.st_ino)
             if key in visited:  # a bind mount of a folder already walked: a loop
-                items.append((name + "/", WalkProblem(rel, "folder already walked (a bind "
-                                                           "mount loop)"), None, rel))
+                append((name + "/", WalkProblem(rel, "folder already walked (a bind "
+                                                     "mount loop)")))
                 continue
             visited.add(key)
-            items.append((name + "/", None, (*parts, name), rel + "/"))
+            append((name + "/", _Folder((*folder.parts, name), rel + "/")))
         elif is_link(mode):
-            items.append((name, Entry(rel, _SYMLINK), None, rel))
+            append((name, Entry(rel, _SYMLINK)))
         else:
-            items.append((name, Entry(rel, _SPECIAL, 0, st.st_mtime_ns), None, rel))
-    if plain:
-        items.sort(key=_first)
-    else:
-        items.sort(key=_encoded)
+            append((name, Entry(rel, _SPECIAL, 0, st.st_mtime_ns)))
+    if not plain:
+        items = [(os.fsencode(key), item) for key, item in items]
+    items.sort()
     return items
 
 
 _FILE, _SYMLINK, _SPECIAL = EntryKind.FILE, EntryKind.SYMLINK, EntryKind.SPECIAL
-
-
-def _first(item: _Item) -> str | bytes:
-    return item[0]
-
-
-def _encoded(item: _Item) -> bytes:
-    return os.fsencode(item[0])
 
 
 def _head(tasks: Iterator[FileTask]) -> list[FileTask]:
