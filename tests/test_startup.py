@@ -31,6 +31,9 @@ NOT_FOR_A_LOCAL_TABLE = {
     "hashlib", "_hashlib",  # md5/sha*: xxh3_128 is the default
     "tempfile", "shutil", "traceback", "textwrap",  # -o, --debug, policies show
     "importlib.resources", "urllib.parse", "socket",
+    # producer manifests and bags, per-file coverage when whole copies are lacking
+    "threetwoone.manifest", "threetwoone.bag", "threetwoone.pathglob",
+    "threetwoone.repair.replicas",
 }
 
 

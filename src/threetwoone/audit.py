@@ -40,7 +40,6 @@ from .pathnames import display
 from .policy import CopyView, Policy, Violation, judge
 from .reference import Reference, ReferenceKeeper
 from .repair.declaration import declaration_digest
-from .repair.replicas import coverage, holders
 from .results import (
     AuditResult,
     CopyResult,
@@ -194,6 +193,8 @@ class Auditor:
         if len(whole) >= needed:
             result.files_at_risk = result.files_lost = 0
             return
+        from .repair.replicas import coverage, holders  # only when copies are lacking
+
         keys = holders((copy_key(dataset.name, spec), copy.state.value,
                         bool(copy.same_as or copy.shares_storage))
                        for spec, copy in zip(dataset.copies, result.copies, strict=True))

@@ -36,18 +36,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from . import bag as bagit
-from . import manifest, pathglob
 from .backends import Backend, BackendError
 from .catalog import Catalog, current_user, now_iso
 from .checksums import hash_bytes
 from .copyaudit import CHUNK, CopyContext, check_bag, digests_json, make_reference, take
 from .inventory import ChecksumsSpec, CopySpec, Dataset
-from .manifest import ManifestError, ManifestSet, PathOutside
 from .pathnames import display
 from .results import CopyResult, Problem, ProblemKind, ReferenceFiles
 from .words import plural
+
+if TYPE_CHECKING:
+    # Parsers for datasets with producer manifests, imported when one is read.
+    from . import bag as bagit
+    from .manifest import ManifestSet
 
 #: Reads a file of the primary copy (a path relative to its root).  Raises
 #: ReadFailed, saying why, when it cannot.
@@ -60,9 +63,15 @@ Lister = Callable[[], Iterable[tuple[str, int]]]
 _SHOWN = 5
 
 
+def _manifest_set() -> ManifestSet:
+    from .manifest import ManifestSet
+
+    return ManifestSet()
+
+
 @dataclass
 class ManifestRead:
-    expected: ManifestSet = field(default_factory=ManifestSet)
+    expected: ManifestSet = field(default_factory=_manifest_set)
     problems: list[str] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -89,6 +98,8 @@ def read_manifests(specs: Sequence[ChecksumsSpec], lister: Lister,
             paths = [spec.file]
         else:
             assert spec.glob is not None
+            from . import pathglob
+
             matcher = pathglob.compile_glob(spec.glob)
             try:
                 paths = sorted(p for p, _size in lister() if matcher.match(p))
@@ -118,6 +129,9 @@ def read_manifests(specs: Sequence[ChecksumsSpec], lister: Lister,
 
 
 def _read_one(spec: ChecksumsSpec, path: str, reader: Reader, out: ManifestRead) -> None:
+    from . import manifest
+    from .manifest import ManifestError, PathOutside
+
     try:
         data = reader(path)
     except ReadFailed as exc:
@@ -149,6 +163,8 @@ def _read_one(spec: ChecksumsSpec, path: str, reader: Reader, out: ManifestRead)
 
 
 def _read_bag(lister: Lister, reader: Reader, out: ManifestRead) -> None:
+    from . import bag as bagit
+
     top = [p for p, _size in lister() if "/" not in p]
     unreadable: list[str] = []
 
