@@ -47,6 +47,7 @@ from paramiko.sftp import (
     CMD_STATUS,
 )
 
+from ..addresses import host_aliases
 from ..interface import (
     Backend,
     CopyFailed,
@@ -212,34 +213,51 @@ class SFTPBackend(Backend):
 
     # -- reading ----------------------------------------------------------------
     def stat_root(self, path: str) -> RootInfo | None:
+        """The copy's folder, named by its path with symlinks resolved on the
+        host and the host it is on: as spelt (the identity the catalog keeps),
+        as each address the host name reaches, and as the key the server
+        proved it holds.  Two locations reaching one folder by other names
+        (``localhost`` and ``127.0.0.1``, a DNS alias, a second network
+        interface) share a name, and count once."""
         full = self.full_path(path)
 
-        def look(client: paramiko.SFTPClient) -> tuple[paramiko.SFTPAttributes, str] | None:
+        def look(client: paramiko.SFTPClient) -> paramiko.SFTPAttributes | None:
             try:
-                attrs = client.stat(full)
+                return client.stat(full)
             except OSError as exc:
                 if getattr(exc, "errno", None) == errno.ENOENT:
                     return None
                 raise
-            try:
-                real = client.normalize(full)
-            except (UnicodeDecodeError, OSError):
-                real = os.fsdecode(full)
-            return attrs, real
 
         try:
-            found = self._sftp_call(look, _Budget())
+            attrs = self._sftp_call(look, _Budget())
         except OSError as exc:
             raise CopyFailed(f"{self.target.label}: cannot stat {os.fsdecode(full)}: "
                              f"{sftp_error(exc)}") from None
-        if found is None:
+        if attrs is None:
             return None
-        attrs, real = found
         if not stat.S_ISDIR(attrs.st_mode or 0):
             raise NotAFolder(f"{self.target.label}: {os.fsdecode(full)} is a file, not a "
                              "folder")
+        resolved_path = self._real_path(full, _Budget())
+        real = os.fsdecode(full if isinstance(resolved_path, str) else resolved_path)
         target = self.target
-        return RootInfo(identity=f"sftp:{target.hostname.lower()}:{target.port}:{real}")
+        names = [f"sftp-key:{self._host_key()}:{real}"]
+        if not (target.proxy_command or target.proxy_jump):
+            # Through a proxy, the name is resolved at the far end, not here.
+            names += [f"sftp:{alias}:{real}"
+                      for alias in host_aliases(target.hostname, target.port)]
+        return RootInfo(identity=f"sftp:{target.hostname.lower()}:{target.port}:{real}",
+                        aliases=tuple(names))
+
+    def _host_key(self) -> str:
+        """The type and fingerprint of the key the server proved it holds."""
+        try:
+            transport, _generation = self.conn.transport
+            key = transport.get_remote_server_key()
+        except (EOFError, paramiko.SSHException) as exc:
+            raise CopyFailed(f"{self.target.label}: {describe(exc)}") from None
+        return f"{key.get_name()} {key.fingerprint}"
 
     def storage_identity(self, path: str, root: RootInfo) -> dict[str, str]:
         """The settings, the host as ``~/.ssh/config`` resolves it, and the
@@ -248,12 +266,7 @@ class SFTPBackend(Backend):
         facts = super().storage_identity(path, root)
         target = self.target
         facts["address"] = f"{target.user}@{target.hostname.lower()}:{target.port}"
-        try:
-            transport, _generation = self.conn.transport
-            key = transport.get_remote_server_key()
-        except (EOFError, paramiko.SSHException) as exc:
-            raise CopyFailed(f"{target.label}: {describe(exc)}") from None
-        facts["host_key"] = f"{key.get_name()} {key.fingerprint}"
+        facts["host_key"] = self._host_key()
         return facts
 
     def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
