@@ -334,21 +334,22 @@ class Catalog:
         read against the fixity ``interval`` at time ``now``.  Only a full read
         that matched the current version of the file's reference entry counts: a
         reference file the copy never read so (absent, only checked by a server
-        digest, last check failed, or the reference is newer) is overdue."""
-        cutoff = now - interval
-        where = "WHERE c.copy = ? " if copy is not None else ""
+        digest, last check failed, or the reference is newer) is overdue, and so
+        is one whose read is dated after ``now`` (the clock was ahead then)."""
+        where = "WHERE c.copy = :copy " if copy is not None else ""
         full = ("(CASE WHEN f.result = 'ok' AND f.ref_version = r.version "
-                "THEN f.full_at END)")
+                "AND f.full_at <= :now THEN f.full_at END)")
         rows = self.db.execute(
             f"SELECT c.copy, c.dataset, c.last_audit_at, c.last_state, COUNT(r.path), "
             f"MIN({full}), "
-            f"COALESCE(SUM(r.path IS NOT NULL AND ({full} IS NULL OR {full} <= ?)), 0), "
-            f"COALESCE(SUM({full} > ? AND {full} <= ?), 0), "
+            f"COALESCE(SUM(r.path IS NOT NULL AND ({full} IS NULL OR {full} <= :cutoff)), 0), "
+            f"COALESCE(SUM({full} > :cutoff AND {full} <= :soon), 0), "
             f"COALESCE(SUM(r.path IS NOT NULL AND {full} IS NULL), 0) "
             f"FROM copies c LEFT JOIN reference_files r ON r.dataset = c.dataset "
             f"LEFT JOIN copy_files f ON f.copy = c.copy AND f.path = r.path "
             f"{where}GROUP BY c.copy ORDER BY c.dataset, c.copy",
-            (cutoff, cutoff, cutoff + 86400, *(() if copy is None else (copy,))))
+            {"now": now, "cutoff": now - interval, "soon": now - interval + 86400,
+             "copy": copy})
         return [CopyFixity(*row) for row in rows]
 
     def latest_policies(self) -> dict[str, str]:

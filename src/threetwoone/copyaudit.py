@@ -24,6 +24,7 @@ from .listing import Listing
 from .outdated import mark_outdated
 from .results import MAX_PROBLEMS, CopyResult, CopyState, Problem, ProblemKind, Verification
 from .schedule import NightlyPlanner, VerifyPlan
+from .words import plural
 from .workset import Outcome, PresentRow, Workset
 
 if TYPE_CHECKING:
@@ -275,9 +276,15 @@ def compare(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
     # --verify full reads every byte on every backend: a server's checksum may be
     # compared on top, never instead.
     full = plan.mode == "full" or ctx.force_full
+    ahead = ctx.workset.read_after(ctx.key, ctx.now)
+    if ahead:
+        result.notes.append(
+            f"copy {result.label}: the catalog dates the last full read of "
+            f"{plural(ahead, 'file')} later than now (the clock was ahead then, or is "
+            "behind now): they count as never read in full until they are read again")
     merge = CopyMerge(ctx.workset.db, ctx.dataset.name, ctx.key, ctx.listed, on_missing,
                       on_extra, every_present=plan.mode == "full",
-                      note_untrusted=plan.mode == "scheduled")
+                      note_untrusted=plan.mode == "scheduled", now=ctx.now)
     ctx.full_reads = merge.full_reads
     hasher = _Hasher(ctx, result, manifest_reference, full, merge)
     # 1. Files that must be established (new, changed, not ok last time, checked
@@ -329,7 +336,7 @@ def _scheduled(ctx: CopyContext, plan: VerifyPlan, last_audit_at: float | None,
     offered = offered_bytes = 0
     chunk: list[PresentRow] = []
     stopped_at: float | None = None
-    rows = ctx.workset.trusted_oldest_first(ctx.dataset.name, ctx.key)
+    rows = ctx.workset.trusted_oldest_first(ctx.dataset.name, ctx.key, ctx.now)
     for row in rows:
         decision = planner.take(row.entry.size, row.before_full_at)
         if decision is None:

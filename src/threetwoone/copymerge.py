@@ -29,12 +29,12 @@ from collections.abc import Callable, Iterator
 
 from .backends import CopyFailed, Entry, EntryKind
 from .listing import Listing, write_batched
-from .workset import CATALOG_VOUCHES, PresentRow
+from .workset import CATALOG_VOUCHES, FULL_READ, PresentRow
 
 _ROWS = ("SELECT r.path, r.size, r.digests, r.version, s.size, s.mtime_ns, s.ident, "
-         f"s.result, s.full_at, COALESCE({CATALOG_VOUCHES}, 0) "
-         "FROM reference_files r LEFT JOIN copy_files s ON s.copy = ? AND s.path = r.path "
-         "WHERE r.dataset = ? ORDER BY r.path")
+         f"s.result, {FULL_READ}, COALESCE({CATALOG_VOUCHES}, 0) "
+         "FROM reference_files r LEFT JOIN copy_files s ON s.copy = :copy AND s.path = r.path "
+         "WHERE r.dataset = :dataset ORDER BY r.path")
 
 
 class FullReads:
@@ -75,10 +75,12 @@ class CopyMerge:
     def __init__(self, db: sqlite3.Connection, dataset: str, copy: str, listing: Listing,
                  on_missing: Callable[[str, EntryKind | None], None],
                  on_extra: Callable[[Entry], None], *, every_present: bool,
-                 note_untrusted: bool) -> None:
+                 note_untrusted: bool, now: float) -> None:
         self.db = db
         self.dataset = dataset
         self.copy = copy
+        #: A last full read dated after now counts as none (workset.FULL_READ).
+        self.now = now
         self.listing = listing
         self.on_missing = on_missing
         self.on_extra = on_extra
@@ -101,7 +103,8 @@ class CopyMerge:
         self._untrusted: list[tuple[bytes]] = []
 
     def present(self) -> Iterator[PresentRow]:
-        rows = self.db.execute(_ROWS, (self.copy, self.dataset))
+        rows = self.db.execute(_ROWS, {"copy": self.copy, "dataset": self.dataset,
+                                       "now": self.now})
         row = next(rows, None)
         previous = b""
         file_kind = EntryKind.FILE

@@ -62,7 +62,10 @@ class NightlyPlanner:
                  total_bytes: int) -> None:
         self.plan = plan
         self.now = now
-        elapsed = plan.interval if last_audit_at is None else max(now - last_audit_at, 0.0)
+        # A last audit dated after now (a clock that was ahead) tells nothing of
+        # how long ago it was: tonight's share is then a whole interval's.
+        elapsed = (plan.interval if last_audit_at is None or last_audit_at > now
+                   else now - last_audit_at)
         self.share = (total_bytes * min(elapsed / plan.interval, 1.0) if plan.interval > 0
                       else float(total_bytes))
         self.planned = 0

@@ -61,6 +61,12 @@ CATALOG_VOUCHES = ("(s.result = 'ok' AND s.evidence IN ('full', 'digest') "
                    "AND s.ref_version = r.version AND s.verified_at IS NOT NULL "
                    "AND (r.size IS NULL OR r.size = s.size))")
 
+#: When a copy row's bytes were last read and matched, as far as the clock at
+#: ``:now`` can tell: a time later than now is no time at all.  A clock that was
+#: ahead when the file was read (or is behind now) must not make the file look
+#: freshly verified, nor put it last in the fixity schedule for years.
+FULL_READ = "(CASE WHEN s.full_at <= :now THEN s.full_at END)"
+
 #: A staged outcome: path, size, mtime, ident, checked at, result (ok | corrupt |
 #: unreadable), last full read that matched (None if none is known), evidence
 #: (full | digest), reference version compared against (None: the version just
@@ -107,20 +113,29 @@ class Workset:
         return int(self.db.execute("SELECT COUNT(*) FROM reference_files WHERE dataset=?",
                                    (dataset,)).fetchone()[0])
 
-    def trusted_oldest_first(self, dataset: str, copy: str) -> Iterator[PresentRow]:
+    def trusted_oldest_first(self, dataset: str, copy: str, now: float
+                             ) -> Iterator[PresentRow]:
         """The files the merge trusted (copymerge.py), by their last full read,
         never-read files first (the fixity schedule): the copy's rows the catalog
-        vouches for, less those staged as not trusted tonight."""
+        vouches for, less those staged as not trusted tonight.  A last full read
+        dated after ``now`` is none (see ``FULL_READ``)."""
         for (path, size, mtime, ident, ref_size, digests, version, result,
              full_at) in self.db.execute(
                 f"SELECT s.path, s.size, s.mtime_ns, s.ident, r.size, r.digests, r.version, "
-                f"s.result, s.full_at FROM copy_files s JOIN reference_files r "
-                f"ON r.dataset = ? AND r.path = s.path "
-                f"WHERE s.copy = ? AND {CATALOG_VOUCHES} AND NOT EXISTS "
+                f"s.result, {FULL_READ} AS full_read FROM copy_files s JOIN reference_files r "
+                f"ON r.dataset = :dataset AND r.path = s.path "
+                f"WHERE s.copy = :copy AND {CATALOG_VOUCHES} AND NOT EXISTS "
                 f"(SELECT 1 FROM temp.untrusted u WHERE u.path = s.path) "
-                f"ORDER BY s.full_at, s.path", (dataset, copy)):
+                f"ORDER BY full_read, s.path", {"dataset": dataset, "copy": copy, "now": now}):
             yield PresentRow(Entry(os.fsdecode(path), EntryKind.FILE, size, mtime, ident),
                              ref_size, digests, version, result, full_at, True)
+
+    def read_after(self, copy: str, now: float) -> int:
+        """How many of ``copy``'s files the catalog says were last read in full
+        at a time later than ``now`` (the clock was ahead then, or is behind)."""
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM copy_files WHERE copy = ? AND full_at > ?",
+            (copy, now)).fetchone()[0])
 
     # -- files hashed later (another set of algorithms, or read after all) ---------------
     def defer(self, rows: Iterable[tuple[PresentRow, bool]]) -> None:
