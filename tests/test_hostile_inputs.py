@@ -139,7 +139,8 @@ def test_the_same_bounds_hold_for_a_policy_file(tmp_path: Path) -> None:
     ("9" * 5000, "a number of more than 30 digits is out of range"),
     ("&r [1, *r]", "alias *r refers to a mapping or list that contains it"),
     ("*nowhere", "alias *nowhere refers to no anchor defined before it"),
-    ("!!python/object/apply:os.system ['true']", "unsupported YAML tag"),
+    ("!!python/object/apply:os.system ['true']",
+     "YAML tag !!python/object/apply:os.system on a list is not supported"),
     ("2024-13-45", "invalid timestamp value"),
 ])
 def test_each_bound_and_bad_scalar_exits_4_with_the_line(tmp_path: Path, description: str,
@@ -150,6 +151,44 @@ def test_each_bound_and_bad_scalar_exits_4_with_the_line(tmp_path: Path, descrip
     code, out = validate_in_process(path)
     assert code == 4, out
     assert f"{path}:" in out and message in out, out
+
+
+POLICY = "name: lab\nrequire: {copies: 1}\nattested: [backups are tested]\n"
+
+#: (file, text replaced, tagged text, message): a tag on a mapping, a list or a
+#: value, in an inventory or a policy file, is refused with its line.
+TAGGED = [
+    ("inventory", "locations:", "locations: !!python/object:os.system",
+     "YAML tag !!python/object:os.system on a mapping"),
+    ("inventory", "DESC", "!!set {a: null, b: null}", "YAML tag !!set on a mapping"),
+    ("inventory", "DESC", "!!omap [a: 1]", "YAML tag !!omap on a list"),
+    ("inventory", "copies: [", "copies: !custom [", "YAML tag !custom on a list"),
+    ("inventory", "DESC", "!!str {text: x}", "YAML tag !!str on a mapping"),
+    ("inventory", "DESC", "!!binary aGVsbG8=", "YAML tag !!binary on a value"),
+    ("inventory", "DESC", "!custom text", "YAML tag !custom on a value"),
+    ("policy", "require: {", "require: !!python/object/new:dict {",
+     "YAML tag !!python/object/new:dict on a mapping"),
+    ("policy", "[backups are tested]", "!!set {a: null}", "YAML tag !!set on a mapping"),
+    ("policy", "attested: [", "attested: !custom [", "YAML tag !custom on a list"),
+]
+
+
+@pytest.mark.parametrize(("where", "old", "tagged", "message"), TAGGED)
+def test_a_yaml_tag_on_anything_is_refused_with_its_line(
+        tmp_path: Path, where: str, old: str, tagged: str, message: str) -> None:
+    texts = {"inventory": MINIMAL.replace("version: 1\n", "version: 1\npolicy: lab.yaml\n"),
+             "policy": POLICY}
+    assert old in texts[where]
+    texts[where] = texts[where].replace(old, tagged, 1)
+    paths = {"inventory": tmp_path / "inventory.yaml", "policy": tmp_path / "lab.yaml"}
+    for name, text in texts.items():
+        paths[name].write_text(text)
+    code, out = validate_in_process(paths["inventory"])
+    line = next(n for n, text in enumerate(texts[where].splitlines(), 1) if "!" in text)
+    assert code == 4, out
+    [said] = out.strip().splitlines()  # one line
+    assert said.startswith(f"threetwoone: {paths[where]}:{line}: "), said
+    assert f"{message} is not supported" in said and said.endswith("remove it"), said
 
 
 def test_files_over_the_size_limit_are_not_read(tmp_path: Path) -> None:

@@ -97,6 +97,17 @@ _SCALAR_TAGS = {f"tag:yaml.org,2002:{name}"
 _MAP_TAGS = {None, "!", "tag:yaml.org,2002:map"}
 _SEQ_TAGS = {None, "!", "tag:yaml.org,2002:seq"}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STANDARD = "tag:yaml.org,2002:"
+
+
+def _tag_refused(tag: str | None, on: str) -> str:
+    """Why a tag on ``on`` (a value, a mapping, a list) is refused, with the tag
+    as it was written (``!!set``, not ``tag:yaml.org,2002:set``): tags would
+    construct objects, sets or types the tool does not read, and a tag skipped
+    in silence would make the file mean something else than it says."""
+    written = "!!" + tag[len(_STANDARD):] if tag and tag.startswith(_STANDARD) else tag
+    return (f"YAML tag {written} on {on} is not supported (inventories and policies are "
+            "plain YAML): remove it")
 
 #: The C parser (libyaml) when PyYAML has it: several times faster on big inventories.
 _PARSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -187,7 +198,7 @@ class _Builder:
         if tag == _MERGE_TAG:
             raise self.fail(line, "YAML merge keys ('<<') are not supported")
         if tag not in _SCALAR_TAGS:
-            raise self.fail(line, f"unsupported YAML tag {event.tag!r}")
+            raise self.fail(line, _tag_refused(event.tag, "a value"))
         is_key = bool(self.stack) and isinstance(self.stack[-1].value, dict) \
             and not self.stack[-1].has_key
         if "\0" in event.value:
@@ -235,7 +246,7 @@ class _Builder:
         if self.stack and isinstance(self.stack[-1].value, dict) and not self.stack[-1].has_key:
             raise self.fail(line, "mapping keys must be plain scalars")
         if event.tag not in (_MAP_TAGS if is_map else _SEQ_TAGS):
-            raise self.fail(line, f"unsupported YAML tag {event.tag!r}")
+            raise self.fail(line, _tag_refused(event.tag, "a mapping" if is_map else "a list"))
         depth = len(self.stack) + 1
         if depth > MAX_DEPTH:
             raise self.fail(line, f"nested deeper than the limit of {MAX_DEPTH} levels")
