@@ -331,6 +331,28 @@ def test_same_intact_copy_declared_twice_counts_once_and_is_labelled_apart(lab: 
     assert ds["copies"][2]["same_as"] == "b:ds"
 
 
+@pytest.mark.parametrize("spelling", ["ds", "./ds/"])
+@pytest.mark.parametrize("damage", ["incomplete", "missing"])
+def test_a_damaged_copy_declared_twice_is_warned_about_once(lab: Lab, spelling: str,
+                                                            damage: str) -> None:
+    """Once per storage, naming both declarations (the second is the first's
+    verdict, not a second copy that happens to be damaged)."""
+    for name in ("a", "b", "c"):
+        lab.location(name, "disk", f"site-{name}")
+    place(lab, "ds", ["a", "b", "c"], policy="ndsa-storage-1")
+    lab.datasets["ds"]["copies"].append({"location": "c", "path": spelling})
+    root = Path(lab.locations["c"]["root"]) / "ds"
+    if damage == "missing":
+        shutil.rmtree(root)
+    else:
+        (root / "README.txt").unlink()
+    code, ds = audit(lab)
+    assert code == 0 and ds["status"] == "pass"
+    not_needed = [w for w in ds["warnings"] if "not needed to pass" in w]
+    also = "declared twice" if spelling == "ds" else f"also declared as c:{spelling}"
+    assert not_needed == [f"copy c:ds ({also}) is {damage} (not needed to pass)"]
+
+
 def test_validate_warns_about_a_copy_declared_twice(lab: Lab) -> None:
     lab.location("a", "disk", "s1")
     lab.location("u", "tape", "s2", create=False)

@@ -488,11 +488,14 @@ class Auditor:
         if reference.source != "manifest":
             warnings.extend(_majority_view(copies))
         for copy in copies:
+            if copy.same_as:
+                continue  # said once, of the copy it is the same storage as
+            named = _with_twins(copy, copies)
             if (copy.state in (CopyState.INCOMPLETE, CopyState.MISSING)
                     and status == "pass"):
-                warnings.append(f"copy {copy.label} is {copy.state.value} (not needed to pass)")
+                warnings.append(f"copy {named} is {copy.state.value} (not needed to pass)")
             if copy.files.extra:
-                warnings.append(f"copy {copy.label} has {plural(copy.files.extra, 'file')} "
+                warnings.append(f"copy {named} has {plural(copy.files.extra, 'file')} "
                                 "not in the reference")
         return DatasetResult(name=dataset.name, policy=policy.name,
                              status=Status(status),
@@ -521,6 +524,18 @@ def describe_identity_change(before: Mapping[str, str], after: Mapping[str, str]
                for key in dict.fromkeys([*before, *after])
                if before.get(key) != after.get(key)]
     return "; ".join(changes)
+
+
+def _with_twins(copy: CopyResult, copies: Sequence[CopyResult]) -> str:
+    """``copy``'s label, naming the other declarations of the same storage:
+    ``u:ds (declared twice)``, ``u:ds (also declared as u:./ds)``."""
+    twins = [c.label for c in copies if c.same_as == copy.label and c is not copy]
+    again = sum(1 for label in twins if label == copy.label)
+    said = [("declared twice" if again == 1 else f"declared {again + 1} times")] if again else []
+    others = [label for label in twins if label != copy.label]
+    if others:
+        said.append("also declared as " + ", ".join(others))
+    return f"{copy.label} ({'; '.join(said)})" if said else copy.label
 
 
 def _majority_view(copies: Sequence[CopyResult]) -> list[str]:
