@@ -140,6 +140,10 @@ def test_an_invalid_primary_bag_is_a_reference_violation_naming_why(
     [violation] = [v for v in ds["violations"] if v["rule"] == "reference"]
     assert violation["message"].startswith("the primary copy is not a valid BagIt bag: ")
     assert reason in violation["message"]
+    assert violation["next_step"] == (
+        "have the bag on the primary repaired or made again by the tool that made it "
+        "(bagit.py --validate names the same faults), its manifests only from a payload "
+        "known to be good, then audit again")
 
 
 def test_bagit_python_agrees_on_every_suite_bag(lab: Lab) -> None:

@@ -244,6 +244,9 @@ def test_absolute_names_without_strip_are_a_reference_violation(lab: Lab) -> Non
         "absolute name '/proj/ngi/P12345/lane1.fastq.gz' (remove its prefix with 'strip:'); "
         "line 3: absolute name '/proj/ngi/P12345/lane2.fastq.gz' (remove its prefix with "
         "'strip:')")
+    assert violation["next_step"] == (
+        "remove the names' prefix with strip:, or set paths: to the folder they are relative "
+        "to, or have the manifest corrected, then audit again")
 
 
 # -- a manifest that lists itself --------------------------------------------------------
@@ -276,6 +279,9 @@ def test_two_digests_for_one_file_fail_whatever_the_copies_hold(lab: Lab) -> Non
         "the producer manifests give 1 file two different checksums: f1: md5 "
         f"{'0' * 32} (checksums.md5:1) but {hashlib.md5(b'one').hexdigest()} "
         "(checksums.md5:2)")
+    assert violation["next_step"] == (
+        "ask the producer which checksum is right and have the manifest corrected (or leave "
+        "the wrong manifest out of checksums:), then audit again")
 
 
 def test_contradiction_across_manifests(lab: Lab) -> None:

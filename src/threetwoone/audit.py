@@ -255,7 +255,8 @@ class Auditor:
         if reference.new and reference.count and reference.source == "primary":
             judged.reference = "recorded"  # a new baseline: the CLI says so, even with -q
         self._file_coverage(dataset, judged)
-        nextsteps.annotate(judged, dataset, self.inventory, self._commands())
+        nextsteps.annotate(judged, dataset, self.inventory, self._commands(),
+                           reference.invalid)
         return judged
 
     def _count_overdue(self, dataset: Dataset, copies: Sequence[CopyResult]) -> None:

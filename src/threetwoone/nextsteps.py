@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import offline
@@ -38,15 +38,17 @@ class Commands:
 
 
 def annotate(result: DatasetResult, dataset: Dataset, inventory: Inventory,
-             commands: Commands) -> None:
-    """Give every copy that is not intact, and every violation, its next step."""
+             commands: Commands, invalid: Sequence[str] = ()) -> None:
+    """Give every copy that is not intact, and every violation, its next step.
+    ``invalid``: why the producer's reference is unusable (reference.Invalid kinds)."""
     source = _source(result)
     for copy in result.copies:
         copy.next_step = copy_step(copy, result, inventory.locations[copy.location], source,
                                    commands)
     for violation in result.violations:
-        step = violation_step(violation.rule, violation.required, violation.found, result,
-                              dataset, inventory, commands)
+        step = (reference_step(invalid) if violation.rule == "reference" else
+                violation_step(violation.rule, violation.required, violation.found, result,
+                               dataset, inventory, commands))
         if step:
             result.next_steps.setdefault(violation.rule, step)
     primary = next((c for c in result.copies if c.primary), None)
@@ -169,6 +171,27 @@ def _unreachable_step(copy: CopyResult, location: Location) -> str:
     return "check that the location is reachable from here, then audit again"
 
 
+#: The next step for a producer reference that cannot be used, by what is wrong.
+_REFERENCE_STEPS = {
+    "bag": ("have the bag on the primary repaired or made again by the tool that made it "
+            "(bagit.py --validate names the same faults), its manifests only from a payload "
+            "known to be good"),
+    "conflict": ("ask the producer which checksum is right and have the manifest corrected "
+                 "(or leave the wrong manifest out of checksums:)"),
+    "outside": ("remove the names' prefix with strip:, or set paths: to the folder they are "
+                "relative to, or have the manifest corrected"),
+}
+
+
+def reference_step(invalid: Sequence[str]) -> str:
+    """What to do about a producer reference that cannot be used (the violation's
+    message says why): one step per kind of fault, then audit again."""
+    steps = [_REFERENCE_STEPS[kind] for kind in invalid if kind in _REFERENCE_STEPS]
+    if not steps:
+        steps = ["have the producer's checksum files corrected"]
+    return "; ".join(steps) + ", then audit again"
+
+
 def violation_step(rule: str, required: int, found: int, result: DatasetResult,
                    dataset: Dataset, inventory: Inventory, commands: Commands) -> str | None:
     """The next step for one broken rule, naming the copies to repair or the
@@ -219,9 +242,6 @@ def violation_step(rule: str, required: int, found: int, result: DatasetResult,
         return "repair the corrupt copies (each copy's next step says how)"
     if rule == "allowed":
         return "move the data to an allowed location and remove the copy from the inventory"
-    if rule == "reference":
-        return ("fix the producer manifests (contradictory or unreadable entries), then "
-                "audit again")
     if rule == "dataset-gone":
         return (f"if the dataset was removed on purpose, run `threetwoone forget "
                 f"{shlex.quote(commands.inventory)} {shlex.quote(result.name)}`")

@@ -69,11 +69,21 @@ def _manifest_set() -> ManifestSet:
     return ManifestSet()
 
 
+@dataclass(frozen=True)
+class Invalid:
+    """Why the producer's reference cannot be used: ``kind`` for the next step
+    (``bag``: the primary is no valid bag; ``conflict``: two checksums for one
+    file; ``outside``: names outside the copy), ``text`` to say it."""
+
+    kind: str
+    text: str
+
+
 @dataclass
 class ManifestRead:
     expected: ManifestSet = field(default_factory=_manifest_set)
     problems: list[str] = field(default_factory=list)
-    invalid: list[str] = field(default_factory=list)
+    invalid: list[Invalid] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: The bag, when ``format: bagit``: each copy is checked as one.
     bag: bagit.Bag | None = None
@@ -117,8 +127,9 @@ def read_manifests(specs: Sequence[ChecksumsSpec], lister: Lister,
         conflicts = out.expected.conflicts
         shown = "; ".join(display(str(c)) for c in conflicts[:_SHOWN])
         more = f" (and {len(conflicts) - _SHOWN} more)" if len(conflicts) > _SHOWN else ""
-        out.invalid.append(f"the producer manifests give {plural(len(conflicts), 'file')} two "
-                           f"different checksums: {shown}{more}")
+        out.invalid.append(Invalid("conflict", f"the producer manifests give "
+                                   f"{plural(len(conflicts), 'file')} two different "
+                                   f"checksums: {shown}{more}"))
     if out.expected.self_entries:
         entries = plural(out.expected.self_entries, "manifest entry", "manifest entries")
         out.notes.append(f"{entries} naming its own manifest ignored (a checksum file "
@@ -158,8 +169,9 @@ def _read_one(spec: ChecksumsSpec, path: str, reader: Reader, out: ManifestRead)
         out.expected.add(path, target, entry.algorithm, entry.digest, entry.line)
     if outside:
         more = f" (and {len(outside) - _SHOWN} more)" if len(outside) > _SHOWN else ""
-        out.invalid.append(f"producer manifest {display(path)} names files outside the "
-                           f"copy: {display('; '.join(outside[:_SHOWN]))}{more}")
+        out.invalid.append(Invalid("outside", f"producer manifest {display(path)} names files "
+                                   f"outside the copy: {display('; '.join(outside[:_SHOWN]))}"
+                                   f"{more}"))
 
 
 def _read_bag(lister: Lister, reader: Reader, out: ManifestRead) -> None:
@@ -183,16 +195,16 @@ def _read_bag(lister: Lister, reader: Reader, out: ManifestRead) -> None:
         if unreadable:
             out.problems.extend(unreadable)
         else:
-            out.invalid.append("the primary copy is not a valid BagIt bag: "
-                               + display("; ".join(exc.reasons)))
+            out.invalid.append(Invalid("bag", "the primary copy is not a valid BagIt bag: "
+                                       + display("; ".join(exc.reasons))))
         return
     if unreadable:
         out.problems.extend(unreadable)
         return
     check = bagit.check_payload(bag, lister())
     if check.reasons:
-        out.invalid.append("the primary copy is not a valid BagIt bag: "
-                           + display("; ".join(check.reasons)))
+        out.invalid.append(Invalid("bag", "the primary copy is not a valid BagIt bag: "
+                                   + display("; ".join(check.reasons))))
         return
     out.bag = bag
     out.expected = bag.expected
@@ -207,6 +219,8 @@ class Reference:
 
     source: str  # manifest | primary | accepted | none | invalid
     detail: str = ""
+    #: With ``invalid``: what is wrong (Invalid.kind), for the next step.
+    invalid: tuple[str, ...] = ()
     #: Established from producer manifests, once the primary is listed.
     manifests: bool = False
     #: The copy this audit establishes (or makes) the reference from: the primary.
@@ -320,7 +334,8 @@ class ReferenceKeeper:
         read = read_manifests(dataset.checksums, lister, reader)
         reference.notes.extend(read.notes)
         if read.invalid:
-            reference.source, reference.detail = "invalid", "; ".join(read.invalid)
+            reference.source, reference.detail = "invalid", "; ".join(i.text for i in read.invalid)
+            reference.invalid = tuple(dict.fromkeys(i.kind for i in read.invalid))
             return
         if read.problems:
             self.primary_unavailable(dataset, reference, "; ".join(read.problems))
@@ -389,4 +404,4 @@ def read_file(backend: Backend, root: str, path: str) -> bytes:
         raise ReadFailed(reason) from exc
 
 
-__all__ = ["ManifestRead", "Reference", "ReferenceKeeper", "read_manifests"]
+__all__ = ["Invalid", "ManifestRead", "Reference", "ReferenceKeeper", "read_manifests"]
