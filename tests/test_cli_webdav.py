@@ -22,6 +22,7 @@ from conftest import (
     assert_unreadable_not_bit_rot,
     copy_by_location,
     dataset_of,
+    rot_in_place,
     write_tree,
 )
 from servers.fault_proxy import Fault, FaultProxy
@@ -175,11 +176,7 @@ def test_fixity_schedule_reads_the_bytes_under_stored_checksums(
     original = FILES["run1/sample_R1.fastq.gz"]
     for algorithm in ("adler32", "md5"):  # what the storage recorded at ingest
         forge_checksum(victim, algorithm, hash_bytes(original, [algorithm])[algorithm])
-    before = os.stat(victim)
-    with open(victim, "r+b") as handle:
-        handle.seek(5000)
-        handle.write(bytes([original[5000] ^ 0x80]))
-    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
+    rot_in_place(victim, 5000)
     # Unchanged metadata, stored checksum: the next nights trust it...
     monkeypatch.setenv("THREETWOONE_NOW", str(now + 86400))
     code, report = lab.audit_json("--verify", "changed")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import Lab, copy_by_location, dataset_of, run_cli, write_tree
+from conftest import Lab, copy_by_location, dataset_of, rot_in_place, run_cli, write_tree
 from servers.sshd import SSHHome, SSHServer, isolated_home, running_sshd
 from threetwoone.checksums import hash_bytes
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from backends.conftest_webdav import DavSite
     from servers.moto_s3 import MotoS3
 
-pytest_plugins = ["servers.webdav_plugin", "servers.moto_s3"]
+pytest_plugins = ["servers.webdav_plugin", "servers.s3_plugin"]
 
 R1 = os.urandom(70_000)
 FILES: dict[str, bytes] = {
@@ -57,17 +57,6 @@ def three_copies(lab: Lab, location: dict[str, Any], path: str) -> None:
 
 def far(report: dict[str, Any]) -> dict[str, Any]:
     return copy_by_location(report, "ds", "far")
-
-
-def rot_in_place(path: Path, offset: int) -> None:
-    """Flip a byte of a file, keeping its size and mtime (bit rot)."""
-    stat = path.stat()
-    with open(path, "r+b") as handle:
-        handle.seek(offset)
-        byte = handle.read(1)
-        handle.seek(offset)
-        handle.write(bytes([byte[0] ^ 0x01]))
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 # -- S3 (moto's server) ----------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,15 +15,15 @@ import pytest
 
 from backends.conftest_webdav import PASSWORD_ENV
 from conftest import Lab, dataset_of, rot_in_place, write_tree
-from servers.moto_s3 import SECRET_KEY, MotoS3, fake_aws_environment
-from servers.sshd import SSHServer, running_sshd
+from servers.moto_s3 import SECRET_KEY, MotoS3
+from servers.sshd import SSHServer
 from servers.xrootd import make_readable
 from test_plan import plan_json, run_commands
 
 if TYPE_CHECKING:
     from backends.conftest_webdav import DavSite
 
-pytest_plugins = ["servers.webdav_plugin"]
+pytest_plugins = ["servers.webdav_plugin", "servers.s3_plugin", "servers.sftp_plugin"]
 
 #: Odd names that a line-based file list still carries (rclone reads one a line).
 FILES: dict[str, bytes] = {
@@ -34,19 +33,6 @@ FILES: dict[str, bytes] = {
 }
 DAMAGED = "run/reads R1.fastq"
 REMOVED = "SampleSheet.csv"
-
-
-@pytest.fixture(scope="module")
-def sshd_server() -> Iterator[SSHServer]:
-    with running_sshd() as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[MotoS3]:
-    server = MotoS3()
-    yield server
-    server.stop()
 
 
 class Ends:
@@ -102,11 +88,16 @@ class Ends:
 
 
 @pytest.fixture
-def ends(lab: Lab, sshd_server: SSHServer, s3: MotoS3, wsgidav_site: DavSite,
+def ends(lab: Lab, sshd: SSHServer, moto_s3: MotoS3, aws_env: None, wsgidav_site: DavSite,
          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ends:
-    fake_aws_environment(monkeypatch, tmp_path / "aws")
     monkeypatch.setenv("RCLONE_CONFIG", str(tmp_path / "rclone.conf"))  # none of the machine's
-    return Ends(lab, sshd_server, s3, wsgidav_site, tmp_path)
+    return Ends(lab, sshd, moto_s3, wsgidav_site, tmp_path)
+
+
+def declare(lab: Lab, locations: list[str]) -> None:
+    """Dataset ``ds`` at path ``ds`` on each location, the first the primary."""
+    lab.dataset("ds", [{"location": name, "path": "ds", "primary": name == locations[0]}
+                       for name in locations], policy="ndsa-storage-1")
 
 
 def damage(lab: Lab, ends: Ends, name: str, how: str) -> None:
@@ -160,10 +151,7 @@ def test_repairs_from_a_local_primary_to_every_remote_kind(lab: Lab, ends: Ends)
     ends.sftp("backup", "site-b", FILES)
     ends.webdav("dav", "site-c", FILES)
     ends.s3_bucket("archive", "site-d", FILES)
-    lab.dataset("ds", [{"location": "nas", "path": "ds", "primary": True},
-                       {"location": "backup", "path": "ds"},
-                       {"location": "dav", "path": "ds"},
-                       {"location": "archive", "path": "ds"}], policy="ndsa-storage-1")
+    declare(lab, ["nas", "backup", "dav", "archive"])
     assert lab.audit().exit_code == 0
     damage(lab, ends, "backup", "rot")
     damage(lab, ends, "dav", "rot lose")
@@ -187,10 +175,7 @@ def test_repairs_and_a_whole_copy_from_a_webdav_primary(
     ends.s3_bucket("archive", "site-b", {})  # missing: made again whole
     ends.sftp("vault", "site-c", FILES, sftp_only=True)
     ends.webdav("dav", "site-d", FILES)
-    lab.dataset("ds", [{"location": "primary", "path": "ds", "primary": True},
-                       {"location": "archive", "path": "ds"},
-                       {"location": "vault", "path": "ds"},
-                       {"location": "dav", "path": "ds"}], policy="ndsa-storage-1")
+    declare(lab, ["primary", "archive", "vault", "dav"])
     assert lab.audit().exit_code == 0  # 3 intact copies; the S3 one is missing
     damage(lab, ends, "vault", "rot lose")
     damage(lab, ends, "dav", "rot")
@@ -209,10 +194,7 @@ def test_many_files_between_two_sftp_hosts_and_from_s3(lab: Lab, ends: Ends) -> 
     ends.sftp("backup", "site-b", files)
     ends.sftp("vault", "site-b", files, sftp_only=True)
     ends.local("usb", "site-c", files)
-    lab.dataset("ds", [{"location": "archive", "path": "ds", "primary": True},
-                       {"location": "backup", "path": "ds"},
-                       {"location": "vault", "path": "ds"},
-                       {"location": "usb", "path": "ds"}], policy="ndsa-storage-1")
+    declare(lab, ["archive", "backup", "vault", "usb"])
     assert lab.audit().exit_code == 0
     for name in ("vault", "usb"):
         for n in range(25):

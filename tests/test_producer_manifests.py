@@ -8,14 +8,13 @@ then with one covered file corrupted on a backup copy (fail).
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import Lab, copy_by_location, dataset_of, run_cli, write_tree
+from conftest import Lab, copy_by_location, dataset_of, rot_in_place, run_cli, write_tree
 
 
 def gz(seed: str, size: int = 4096) -> bytes:
@@ -31,15 +30,6 @@ def gz(seed: str, size: int = 4096) -> bytes:
 def md5sum(cwd: Path, *names: str) -> bytes:
     return subprocess.run(["md5sum", "--", *names], cwd=cwd, capture_output=True,
                           check=True).stdout
-
-
-def flip(path: Path) -> None:
-    """Change one byte, keep size and mtime: only a checksum can see it."""
-    st = path.stat()
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x40
-    path.write_bytes(bytes(data))
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def three_copies(lab: Lab, build: Any, checksums: Any) -> tuple[Path, Path, Path]:
@@ -68,7 +58,7 @@ def assert_intact_then_corruption_fails(lab: Lab, roots: tuple[Path, Path, Path]
                                                  [c["problems"] for c in ds["copies"]])
     assert ds["reference"] == "manifest"
     assert all(c["state"] == "intact" for c in ds["copies"])
-    flip(roots[2] / victim)
+    rot_in_place(roots[2] / victim)
     code, ds = audit(lab, "--verify", "full")  # size and mtime kept: re-read the bytes
     assert (code, ds["status"]) == (1, "fail")
     copy = copy_by_location({"datasets": [ds]}, "P12345", "remote")
@@ -402,7 +392,7 @@ def test_the_ngi_delivery_example(tmp_path: Path) -> None:
     result = run_cli("audit", inventory, "--state", state, "--format", "json")
     assert result.exit_code == 0, result.stdout
     fastq = next((example / "storage" / "swestore").rglob("P12345_1002_*_R2_001.fastq.gz"))
-    flip(fastq)
+    rot_in_place(fastq)
     result = run_cli("audit", inventory, "--state", state, "--format", "json", "--verify",
                      "full")
     assert result.exit_code == 1
@@ -447,7 +437,7 @@ def test_a_manifest_deleted_on_a_backup_makes_it_incomplete(lab: Lab) -> None:
 def test_an_uncovered_file_is_checked_on_every_copy(lab: Lab) -> None:
     roots = three_copies(lab, ngi_with_extras, {"glob": "*.md5"})
     assert audit(lab)[0] == 0
-    flip(roots[2] / "notes" / "lab-notes.txt")
+    rot_in_place(roots[2] / "notes" / "lab-notes.txt")
     code, ds = audit(lab, "--verify", "full")
     assert code == 1
     remote = copy_by_location({"datasets": [ds]}, "P12345", "remote")
@@ -485,7 +475,7 @@ def test_a_reissued_manifest_becomes_the_reference(lab: Lab) -> None:
 def test_primary_unreachable_later_uses_the_reference_kept_in_the_catalog(lab: Lab) -> None:
     roots = three_copies(lab, ngi_with_extras, {"glob": "*.md5"})
     assert audit(lab)[0] == 0
-    flip(roots[2] / "README.txt")
+    rot_in_place(roots[2] / "README.txt")
     (lab.tmp / "storage" / "nas").rename(lab.tmp / "storage" / "nas-unmounted")
     code, ds = audit(lab, "--verify", "full")
     assert (code, ds["status"]) == (1, "fail")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from backends.conftest_webdav import DavSite
+from conftest import rot_in_place
 from servers.xrootd import forge_checksum, free_port
 from threetwoone.backends.interface import (
     CopyFailed,
@@ -338,13 +339,7 @@ def test_bit_rot_under_a_stored_checksum_needs_a_forced_download(
     victim = xrootd_site.local(path) / "sub/b.bin"
     for algorithm in ("adler32", "md5"):  # the checksums taken at ingest
         forge_checksum(victim, algorithm, reference(FILES)["sub/b.bin"][1][algorithm])
-    before = os.stat(victim)
-    with open(victim, "r+b") as handle:
-        handle.seek(5000)
-        byte = handle.read(1)
-        handle.seek(5000)
-        handle.write(bytes([byte[0] ^ 0x80]))
-    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
+    rot_in_place(victim, 5000)
     backend = xrootd_site.backend()
     backend.connect()
     ref = reference(FILES)
