@@ -269,9 +269,11 @@ class Auditor:
             full_reads = self._full_reads.get(spec.index)
             if full_reads is not None:  # as the catalog has it now, without asking it
                 copy.overdue_files = full_reads.overdue(now - interval)
+                # The damaged files are never read in full, so among the overdue.
+                copy.overdue_held = copy.overdue_files - full_reads.damaged
                 continue
             rows = self.catalog.copy_status(interval, now, copy_key(dataset.name, spec))
-            copy.overdue_files = rows[0].overdue if rows else None
+            copy.overdue_files = copy.overdue_held = rows[0].overdue if rows else None
 
     def _commands(self) -> nextsteps.Commands:
         """How a next step spells threetwoone commands for this inventory and catalog."""

@@ -593,6 +593,8 @@ class _Hasher:
             self.full_reads.replace(row.before_full_at, after)
         else:
             self.full_reads.add(after)
+        if outcome != "ok":  # reported as a corrupt or unreadable file
+            self.full_reads.damaged += 1
         self.outcomes.append((entry.path, entry.size, entry.mtime_ns, entry.ident, when,
                               outcome, full_at, evidence, row.ref_version))
         if len(self.outcomes) >= CHUNK:

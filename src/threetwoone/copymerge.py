@@ -48,6 +48,9 @@ class FullReads:
         self._values = array("d")
         #: Values replaced since (files of the fixity schedule read again).
         self._replaced = array("d")
+        #: Files among them this audit reports missing, corrupt or unreadable
+        #: (never read in full by then: overdue at any cutoff).
+        self.damaged = 0
 
     def add(self, when: float | None) -> None:
         self._values.append(math.nan if when is None else when)
@@ -152,6 +155,7 @@ class CopyMerge:
     def _unlisted(self, row: tuple[object, ...], kind: EntryKind | None) -> None:
         """A reference entry not listed as a regular file."""
         self.full_reads.add(None)  # its row, if any, is forgotten
+        self.full_reads.damaged += 1  # missing, or below a folder that is unreadable
         path = row[0]
         assert isinstance(path, bytes)
         if row[4] is not None:  # the copy's row: forgotten at commit

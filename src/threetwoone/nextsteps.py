@@ -85,7 +85,7 @@ def copy_step(copy: CopyResult, result: DatasetResult, location: Location,
         return (f"plug the disk in (mount {location.root}) and audit "
                 + (f"before {until}, when its remembered state expires" if until else "again"))
     if state is CopyState.INTACT:
-        if not copy.overdue_files:
+        if not copy.overdue_held:
             return None
         return ("let the fixity schedule catch up: raise --max-read or --time-limit, or "
                 f"audit with --verify full -d {shlex.quote(result.name)} once")

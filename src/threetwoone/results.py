@@ -109,6 +109,9 @@ class CopyResult:
     #: Files whose last full verification is older than the fixity interval, or
     #: None when not counted.
     overdue_files: int | None = None
+    #: Of them, the files this run did not report missing, corrupt or unreadable
+    #: (those are news of their own): what the report's overdue note counts.
+    overdue_held: int | None = None
     #: Seconds spent establishing the content (reading, hashing, server digests):
     #: with ``bytes_read``, the location's throughput for ``threetwoone plan``.
     read_seconds: float = 0.0

@@ -75,12 +75,14 @@ def baseline_notice(result: AuditResult) -> str | None:
 
 
 def overdue_text(copy: CopyResult) -> str | None:
-    """``12 files not read in full within the fixity interval``, or None.  Said of
-    intact copies only: of a damaged one the damage is the news (its corrupt and
-    missing files count as overdue too, JSON ``overdue_files`` has them all)."""
-    if not copy.overdue_files or copy.state is not CopyState.INTACT:
+    """``12 files not read in full within the fixity interval``, or None.  The
+    count leaves out the files this run found missing, corrupt or unreadable
+    (they are reported as such; JSON ``overdue_files`` counts them too, as
+    ``status`` does), so it says the same of a damaged copy as of an intact
+    one: these other files are due a re-read."""
+    if not copy.overdue_held:
         return None
-    return f"{plural(copy.overdue_files, 'file')} not read in full within the fixity interval"
+    return f"{plural(copy.overdue_held, 'file')} not read in full within the fixity interval"
 
 
 def has_overdue(dataset: DatasetResult) -> bool:
