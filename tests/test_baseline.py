@@ -5,6 +5,10 @@ stderr, also under -q, naming the catalog; the JSON says ``reference: recorded``
 from __future__ import annotations
 
 import hashlib
+import os
+import sqlite3
+
+import pytest
 
 from conftest import Lab, dataset_of, write_tree
 
@@ -68,3 +72,41 @@ def test_a_producer_manifest_is_no_new_baseline(lab: Lab) -> None:
         write_tree(root, {"checksums.md5": manifest})
     result = lab.audit("-q")
     assert result.exit_code == 0 and notice(lab, result.stderr) == []
+
+
+def test_a_primary_that_cannot_be_read_whole_records_nothing(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference is written as the primary is read (one transaction): a
+    file that cannot be read undoes what was written, and the next audit, with
+    the file readable, records it whole.  Tests run as root: EACCES is injected
+    at open()."""
+    from threetwoone import checksums
+    from threetwoone.backends import localhash
+
+    files = {f"f{n:03}.fastq": bytes([n]) * 300 for n in range(40)}
+    nas, _tape, _remote = lab.three_copies(files)
+    real_open = checksums.open_regular
+    primary = nas.stat().st_ino
+
+    def fake_open(path: str | bytes, dir_fd: int | None = None) -> tuple[int, os.stat_result]:
+        if (os.fsdecode(path) == "f030.fastq" and dir_fd is not None
+                and os.fstat(dir_fd).st_ino == primary):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, dir_fd)
+
+    monkeypatch.setattr(localhash, "open_regular", fake_open)
+    code, report = lab.audit_json()
+    assert code == 3
+    assert dataset_of(report, "ds")["reference"] != "recorded"
+    with sqlite3.connect(lab.state) as db:
+        for table, column in (("reference_files", "dataset"), ("datasets", "name"),
+                              ("reference_versions", "dataset")):
+            assert db.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} = 'ds'"
+                              ).fetchone() == (0,), table
+        assert db.execute("SELECT COUNT(*) FROM copy_files").fetchone() == (0,)
+    monkeypatch.undo()
+    code, report = lab.audit_json()
+    assert code == 0 and dataset_of(report, "ds")["reference"] == "recorded"
+    with sqlite3.connect(lab.state) as db:
+        assert db.execute("SELECT COUNT(*), MIN(version), MAX(version) FROM reference_files "
+                          "WHERE dataset = 'ds'").fetchone() == (len(files), 1, 1)

@@ -513,6 +513,14 @@ def replace_reference(db: sqlite3.Connection, dataset: str, source: str, recorde
         f"SELECT ?, path, size, digests, ? FROM {staged} m WHERE NOT EXISTS "
         f"(SELECT 1 FROM reference_files r WHERE r.dataset = ? AND r.path = m.path)",
         (dataset, version, dataset))
+    record_version(db, dataset, version, source, recorded_at, user)
+    return version
+
+
+def record_version(db: sqlite3.Connection, dataset: str, version: int, source: str,
+                   recorded_at: str, user: str) -> None:
+    """The dataset's reference is now ``version``: say so, and when and by whom
+    it was recorded (inside the caller's transaction)."""
     db.execute(
         "INSERT INTO datasets (name, reference_source, reference_at, reference_by, "
         "reference_version) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
@@ -521,7 +529,6 @@ def replace_reference(db: sqlite3.Connection, dataset: str, source: str, recorde
         (dataset, source, recorded_at, user, version))
     db.execute("INSERT OR REPLACE INTO reference_versions VALUES (?, ?, ?, ?, ?)",
                (dataset, version, source, recorded_at, user))
-    return version
 
 
 #: The byte of the catalog file the run lock covers: far beyond what SQLite locks

@@ -20,12 +20,12 @@ from .backends import Backend, CopyFailed, Entry, EntryKind, HashResult, WalkPro
 from .checksums import DEFAULT_ALGORITHM, is_weak
 from .copymerge import CopyMerge, FullReads
 from .inventory import CopySpec, Dataset
-from .listing import Listing
+from .listing import ENCODING, Listing
 from .outdated import mark_outdated
 from .results import MAX_PROBLEMS, CopyResult, CopyState, Problem, ProblemKind, Verification
 from .schedule import NightlyPlanner, VerifyPlan
 from .words import plural
-from .workset import Outcome, PresentRow, Workset
+from .workset import FreshReference, FreshRow, Outcome, PresentRow, Workset
 
 if TYPE_CHECKING:
     from . import bag as bagit
@@ -161,13 +161,13 @@ def _count_read(result: CopyResult, hashed: HashResult) -> None:
 
 # -- making a reference -----------------------------------------------------------
 
-def make_reference(ctx: CopyContext, algorithms: Sequence[str], result: CopyResult) -> bool:
-    """Hash the whole copy (the primary) into staged reference rows.  True when
+def make_reference(ctx: CopyContext, algorithms: Sequence[str], result: CopyResult,
+                   fresh_reference: FreshReference) -> bool:
+    """Hash the whole copy (the primary) into ``fresh_reference``.  True when
     every file was read: only then may the caller commit it."""
     listing = ctx.listed
     extras, problems = ProblemLog(), ProblemLog()
-    made: list[tuple[str, int, str]] = []
-    outcomes: list[Outcome] = []
+    fresh: list[FreshRow] = []
     file_kind = EntryKind.FILE
     ctx.full_reads = full_reads = FullReads()
 
@@ -180,23 +180,31 @@ def make_reference(ctx: CopyContext, algorithms: Sequence[str], result: CopyResu
                 extras.add_problem(Problem(entry.path, ProblemKind.EXTRA,
                                            _other_detail(entry)))
 
+    # Hot loop (once per file of the primary on a first audit).
+    read = size = verified = 0
     for entry, hashed in hash_items(ctx, files(), _entry, algorithms, force=True):
-        _add_method(result, hashed)
-        _count_read(result, hashed)
+        if hashed.via is not None or hashed.method != "full":
+            _add_method(result, hashed)
+        elif "read" not in result.methods:
+            result.methods.append("read")
+        if hashed.method == "full" and not hashed.error:
+            read += hashed.size  # bytes_read, as _count_read counts them
         error = hashed.error or _short_read(entry, hashed)
         if error:
             problems.add_problem(Problem(hashed.path, ProblemKind.UNREADABLE, error))
             continue
-        made.append((hashed.path, hashed.size, digests_json(hashed.digests)))
-        # Version None: the one the new reference gives this file.
-        outcomes.append((hashed.path, entry.size, entry.mtime_ns, entry.ident, ctx.now,
-                         "ok", ctx.now, "full", None))
-        full_reads.add(ctx.now)
-        result.bytes += hashed.size
-        result.verified_files += 1
-        if len(made) >= CHUNK:
-            _stage_made(ctx.workset, made, outcomes)
-    _stage_made(ctx.workset, made, outcomes)
+        size += hashed.size
+        fresh.append((entry.path.encode(ENCODING, "surrogateescape"), hashed.size,
+                      digests_json(hashed.digests), entry.mtime_ns, entry.ident))
+        verified += 1
+        if len(fresh) >= CHUNK:
+            fresh_reference.add(fresh)
+            fresh = []
+    fresh_reference.add(fresh)
+    result.bytes_read += read
+    result.bytes += size
+    result.verified_files += verified
+    full_reads.add_many(ctx.now, verified)
     _report_walk_problems(ctx, result)
     extras.replay(result)
     problems.replay(result)
@@ -213,14 +221,6 @@ def make_reference(ctx: CopyContext, algorithms: Sequence[str], result: CopyResu
         result.detail = "not every file of the primary could be read; no reference recorded"
         return False
     return True
-
-
-def _stage_made(ws: Workset, made: list[tuple[str, int, str]], outcomes: list[Outcome]
-                ) -> None:
-    ws.record_made(made)
-    ws.record(outcomes)
-    made.clear()
-    outcomes.clear()
 
 
 def digests_json(digests: Mapping[str, str]) -> str:

@@ -55,6 +55,10 @@ class FullReads:
     def add(self, when: float | None) -> None:
         self._values.append(math.nan if when is None else when)
 
+    def add_many(self, when: float, count: int) -> None:
+        """``count`` files read in full at ``when``."""
+        self._values.extend(array("d", (when,)) * count)
+
     def replace(self, before: float | None, after: float | None) -> None:
         self._replaced.append(math.nan if before is None else before)
         self.add(after)

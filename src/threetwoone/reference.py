@@ -306,14 +306,15 @@ class ReferenceKeeper:
                       algorithms: Sequence[str], identity: Mapping[str, str]) -> None:
         """First audit (or accept) without manifests: the primary's content
         becomes the reference, with the primary's rows, in one transaction."""
-        if not make_reference(ctx, algorithms, result):
-            reference.source = "none"
-            reference.detail = (f"no reference yet: the primary copy {result.label} is "
-                                f"{result.state.value} ({result.detail or 'see problems'})")
-            return
-        ctx.workset.commit_reference(ctx.dataset.name, reference.source, now_iso(),
-                                     self.user or current_user(), ctx.key,
-                                     result.state.value, ctx.now, identity)
+        with ctx.workset.fresh_reference(ctx.dataset.name, ctx.key, ctx.now) as fresh:
+            if not make_reference(ctx, algorithms, result, fresh):
+                reference.source = "none"
+                reference.detail = (f"no reference yet: the primary copy {result.label} is "
+                                    f"{result.state.value} "
+                                    f"({result.detail or 'see problems'})")
+                return
+            fresh.commit(reference.source, now_iso(), self.user or current_user(),
+                         result.state.value, identity)
         reference.count = result.verified_files
 
     def _establish(self, ctx: CopyContext, reference: Reference, result: CopyResult,

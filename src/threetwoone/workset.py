@@ -19,11 +19,12 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 from .backends import Entry, EntryKind, WalkProblem
 from .backends.interface import NO_DIGESTS
-from .catalog import replace_reference, same_content, transaction
+from .catalog import record_version, replace_reference, same_content, transaction
 from .listing import BATCH, Listing, create_tables, write_batched
 
 _SCHEMA = """
@@ -33,6 +34,9 @@ CREATE TEMP TABLE IF NOT EXISTS updates (
     ref_version INTEGER) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS made (
     path BLOB PRIMARY KEY, size INTEGER, digests TEXT NOT NULL) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS fresh (
+    path BLOB NOT NULL, size INTEGER NOT NULL, digests TEXT NOT NULL, mtime_ns INTEGER,
+    ident TEXT);
 CREATE TEMP TABLE IF NOT EXISTS learnt (
     path BLOB PRIMARY KEY, size INTEGER NOT NULL, digests TEXT NOT NULL,
     ref_version INTEGER NOT NULL) WITHOUT ROWID;
@@ -48,7 +52,7 @@ CREATE TEMP TABLE IF NOT EXISTS storage (
 """
 
 #: Per copy: emptied when its audit begins.
-_PER_COPY = ("updates", "made", "learnt", "gone", "untrusted", "later")
+_PER_COPY = ("updates", "made", "fresh", "learnt", "gone", "untrusted", "later")
 
 #: The catalog row ``s`` still vouches for the reference entry ``r``: it verified
 #: ok by a full read or a strong server digest, against the current version of
@@ -107,7 +111,19 @@ class Workset:
         with transaction(self.db, "DEFERRED"):
             for table in _PER_COPY:
                 self.db.execute(f"DELETE FROM temp.{table}")
+            self.db.execute("DROP INDEX IF EXISTS temp.fresh_path")
         return Listing(self.db, walk, exclude, sorted_walk, in_table)
+
+    @contextmanager
+    def fresh_reference(self, dataset: str, copy: str, audited_at: float
+                        ) -> Iterator[FreshReference]:
+        """A reference made from the copy ``copy`` (see FreshReference): what it
+        wrote is undone unless committed."""
+        fresh = FreshReference(self, dataset, copy, audited_at)
+        try:
+            yield fresh
+        finally:
+            fresh.close()
 
     def reference_count(self, dataset: str) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM reference_files WHERE dataset=?",
@@ -289,12 +305,96 @@ class Workset:
                 replace_reference(self.db, dataset, source, recorded_at, user, "temp.made")
         return bool(changed)
 
-    def commit_reference(self, dataset: str, source: str, recorded_at: str, user: str,
-                         copy: str, state: str, audited_at: float,
-                         identity: Mapping[str, str] | None) -> None:
-        """Make the staged ``made`` rows the dataset's next reference version and
-        write the copy it was made from, in one transaction.  What other copies
-        verified stays valid only for files whose content the new version keeps."""
-        with transaction(self.db):
-            replace_reference(self.db, dataset, source, recorded_at, user, "temp.made")
-            self._write_copy(copy, dataset, state, audited_at, identity, replace=True)
+
+#: A file read from the primary for a reference made from it: (path as bytes,
+#: size, digests JSON, mtime_ns, ident).
+FreshRow = tuple[bytes, int, str, "int | None", "str | None"]
+
+
+class FreshReference:
+    """A reference made from the primary, one file at a time as it is read;
+    each file is also the primary's own catalog row (read in full, intact).
+
+    A dataset the catalog knows nothing of yet (its first audit, the common
+    case of a large first run) is written straight into the catalog's tables
+    as the files are read, in one transaction that stays open until
+    ``commit``: the writes overlap the reading, nothing is written twice, and
+    a failed or interrupted audit leaves the catalog as it was (``close``
+    rolls back).  A dataset with a reference (``accept``, a reference whose
+    files all went) is staged in a temporary table and merged with its
+    current reference at the end (``replace_reference``), keeping what other
+    copies verified of unchanged files."""
+
+    def __init__(self, workset: Workset, dataset: str, copy: str, audited_at: float) -> None:
+        self.workset = workset
+        self.db = db = workset.db
+        self.dataset = dataset
+        self.copy = copy
+        self.audited_at = audited_at
+        self._open = False  # a catalog transaction of ours is open
+        row = db.execute("SELECT reference_version FROM datasets WHERE name = ?",
+                         (dataset,)).fetchone()
+        self.version = (row[0] if row else 0) + 1
+        known = db.execute(
+            "SELECT EXISTS (SELECT 1 FROM reference_files WHERE dataset = ?) OR EXISTS "
+            "(SELECT 1 FROM copy_files WHERE copy IN (SELECT copy FROM copies WHERE "
+            "dataset = ?) OR copy = ?)", (dataset, dataset, copy)).fetchone()[0]
+        self.direct = not known
+        if self.direct:
+            db.execute("BEGIN IMMEDIATE")
+            self._open = True
+
+    def add(self, rows: Sequence[FreshRow]) -> None:
+        """Files read in full (in the order workers finish them)."""
+        if not rows:
+            return
+        db = self.db
+        if not self.direct:
+            with transaction(db, "DEFERRED"):
+                db.executemany("INSERT INTO temp.fresh VALUES (?, ?, ?, ?, ?)", rows)
+            return
+        dataset, version, copy, now = self.dataset, self.version, self.copy, self.audited_at
+        # OR REPLACE: a walk that named a path twice keeps its last reading, as
+        # the staged way does.
+        db.executemany("INSERT OR REPLACE INTO reference_files (dataset, path, size, digests, "
+                       "version) VALUES (?, ?, ?, ?, ?)",
+                       [(dataset, path, size, digests, version)
+                        for path, size, digests, _mtime, _ident in rows])
+        db.executemany("INSERT OR REPLACE INTO copy_files (copy, path, size, mtime_ns, ident, "
+                       "verified_at, result, full_at, evidence, ref_version) "
+                       "VALUES (?, ?, ?, ?, ?, ?, 'ok', ?, 'full', ?)",
+                       [(copy, path, size, mtime, ident, now, now, version)
+                        for path, size, _digests, mtime, ident in rows])
+
+    def commit(self, source: str, recorded_at: str, user: str, state: str,
+               identity: Mapping[str, str] | None) -> None:
+        """Make the files added the dataset's next reference version, and the
+        copy's rows, in one transaction.  What other copies verified stays
+        valid only for files whose content the new version keeps."""
+        db, dataset, copy, audited_at = self.db, self.dataset, self.copy, self.audited_at
+        if self.direct:
+            record_version(db, dataset, self.version, source, recorded_at, user)
+            self.workset._write_copy(copy, dataset, state, audited_at, identity,
+                                     replace=False)
+            db.execute("COMMIT")
+            self._open = False
+            return
+        with transaction(db):
+            # Indexed once, now that every row is in: the reference is merged with it.
+            db.execute("CREATE INDEX IF NOT EXISTS temp.fresh_path ON fresh (path)")
+            replace_reference(db, dataset, source, recorded_at, user, "temp.fresh")
+            db.execute("DELETE FROM copy_files WHERE copy = ?", (copy,))
+            db.execute(
+                "INSERT OR REPLACE INTO copy_files (copy, path, size, mtime_ns, ident, "
+                "verified_at, result, full_at, evidence, ref_version) "
+                "SELECT ?, f.path, f.size, f.mtime_ns, f.ident, ?, 'ok', ?, 'full', r.version "
+                "FROM temp.fresh f JOIN reference_files r ON r.dataset = ? AND r.path = f.path "
+                "ORDER BY f.path", (copy, audited_at, audited_at, dataset))
+            self.workset._write_copy(copy, dataset, state, audited_at, identity,
+                                     replace=False)
+
+    def close(self) -> None:
+        """Undo what was written unless committed."""
+        if self._open:
+            self._open = False
+            self.db.execute("ROLLBACK")
