@@ -27,10 +27,10 @@ from .backends import (
     LocationUnreachable,
     NotAFolder,
     RootInfo,
-    open_backend,
 )
 from .catalog import Catalog, RunCopy, default_state_path, now_iso
 from .checksums import DEFAULT_ALGORITHM
+from .connections import Connections
 from .copyaudit import CopyContext, compare, list_copy
 from .copymerge import FullReads
 from .feasible import is_offsite, never_passing
@@ -95,14 +95,16 @@ def copy_key(dataset: str, copy: CopySpec) -> str:
 class Auditor:
     def __init__(self, inventory: Inventory, policies: Mapping[str, Policy],
                  catalog: Catalog, options: AuditOptions | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None,
+                 connections: Connections | None = None) -> None:
         self.inventory = inventory
         self.policies = policies
         self.catalog = catalog
         self.options = options or AuditOptions()
         self.progress = progress or Progress()
-        self._backends: dict[str, Backend] = {}
-        self._unreachable: dict[str, str] = {}
+        #: Shared with collection expansion and coverage when the caller owns them.
+        self.connections = connections or Connections()
+        self._owns_connections = connections is None
         self._started = self.options.clock()
         self._shares: list[tuple[int, int, int]] = []
         #: Per copy whose rows this run wrote: each reference file's last full read.
@@ -118,29 +120,21 @@ class Auditor:
     # -- backends ---------------------------------------------------------------
     def backend(self, location: Location) -> Backend:
         """The connected backend for ``location``; connect once per run."""
-        if location.name in self._unreachable:
-            raise LocationUnreachable(self._unreachable[location.name])
-        if location.name not in self._backends:
-            backend = open_backend(location)
-            try:
-                backend.connect()
-            except LocationUnreachable as exc:
-                self._unreachable[location.name] = str(exc)
-                backend.close()
-                raise
-            self._backends[location.name] = backend
-        return self._backends[location.name]
+        return self.connections.get(location)
 
     def close(self) -> None:
-        for backend in self._backends.values():
-            backend.close()
-        self._backends.clear()
+        if self._owns_connections:
+            self.connections.close()
 
     # -- the run ------------------------------------------------------------------
-    def run(self, datasets: Sequence[str] | None = None) -> AuditResult:
+    def run(self, datasets: Sequence[str] | None = None,
+            before_recording: Callable[[AuditResult], None] | None = None) -> AuditResult:
+        """Audit ``datasets`` (all when None).  ``before_recording`` may add
+        run-wide findings (uncovered folders, ...) to the result before its
+        status is recorded in the catalog."""
         started = now_iso()
         began = time.monotonic()
-        names = list(datasets) if datasets else list(self.inventory.datasets)
+        names = list(self.inventory.datasets) if datasets is None else list(datasets)
         run_id = self.catalog.start_run(self.inventory.path)
         results = []
         try:
@@ -149,11 +143,14 @@ class Auditor:
                 dataset = self.audit_dataset(self.inventory.datasets[name])
                 dataset.duration_seconds = time.monotonic() - dataset_began
                 results.append(dataset)
+            result = AuditResult(os.path.abspath(self.inventory.path), started, now_iso(),
+                                 results,
+                                 host=os.uname().nodename,  # gethostname(), without socket
+                                 duration_seconds=time.monotonic() - began)
+            if before_recording is not None:
+                before_recording(result)
         finally:
             self.close()
-        result = AuditResult(os.path.abspath(self.inventory.path), started, now_iso(), results,
-                             host=os.uname().nodename,  # gethostname(), without socket
-                             duration_seconds=time.monotonic() - began)
         self.catalog.finish_run(run_id, result.status.value, result.exit_code, (
             (d.name, d.policy, d.status.value, _summary(d)) for d in results))
         self._record_plan_facts(run_id, results)
@@ -348,7 +345,7 @@ class Auditor:
         algorithms = [DEFAULT_ALGORITHM]
         for copy in dataset.copies:
             location = self.inventory.locations[copy.location]
-            if location.name in self._unreachable:
+            if self.connections.is_unreachable(location.name):
                 continue
             try:
                 extra = self.backend(location).digest_algorithms()
@@ -481,6 +478,11 @@ class Auditor:
             # intact against it, whatever the copies hold.
             status = "fail"
             violations.insert(0, Violation("reference", 1, 0, reference.detail))
+        if dataset.gone:
+            # Audited before, its folder gone now: whatever the other copies hold,
+            # the dataset fails until someone says it is gone on purpose (forget).
+            status = "fail"
+            violations.insert(0, Violation("dataset-gone", 1, 0, dataset.gone))
         plan = self.options.plan
         if (policy.max_age is not None and plan.mode == "scheduled"
                 and plan.interval > policy.max_age):

@@ -147,6 +147,26 @@ MIGRATIONS: list[str] = [
         measured_at REAL NOT NULL
     )
     """,
+    # 4: collections and coverage (memory.py): the datasets each collection found,
+    # so one whose folder has gone fails instead of vanishing; and since when
+    # each uncovered folder has been seen.
+    """
+    CREATE TABLE collection_members (
+        dataset TEXT PRIMARY KEY,
+        collection TEXT NOT NULL,
+        location TEXT NOT NULL,
+        path BLOB NOT NULL,               -- the matched folder below the location's root
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL
+    );
+    CREATE TABLE uncovered_folders (
+        location TEXT NOT NULL,
+        path BLOB NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        PRIMARY KEY (location, path)
+    ) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

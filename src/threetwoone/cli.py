@@ -25,8 +25,11 @@ from .words import plural
 
 if TYPE_CHECKING:
     from .catalog import Catalog
+    from .connections import Connections
+    from .coverage import CoverageCheck
     from .reports.targets import ReportTarget
     from .results import AuditResult
+    from .selection import Shard
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,13 +113,31 @@ def resolve_policies(inventory: Inventory, override: str | None,
 
 def select_datasets(inventory: Inventory, names: tuple[str, ...],
                     param_hint: str = "'-d/--dataset'") -> list[str]:
-    unknown = [n for n in names if n not in inventory.datasets]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown {'dataset' if len(unknown) == 1 else 'datasets'}: "
-            f"{', '.join(unknown)} (the inventory has: {', '.join(inventory.datasets)})",
-            param_hint=param_hint)
-    return list(dict.fromkeys(names)) if names else list(inventory.datasets)
+    """The datasets ``-d`` names (exact names or globs), in inventory order."""
+    from .selection import SelectionError, select
+
+    try:
+        return select(list(inventory.datasets), names)
+    except SelectionError as exc:
+        raise click.BadParameter(str(exc), param_hint=param_hint) from None
+
+
+def warn(message: str) -> None:
+    click.echo(f"threetwoone: warning: {message}", err=True)
+
+
+def expanded(inventory: Inventory, catalog: Catalog | None, connections: Connections
+             ) -> Inventory:
+    """``inventory`` with its collections' datasets (listing their locations);
+    warnings on stderr."""
+    from . import memory
+    from .expansion import expand
+
+    remembered = memory.members(catalog.db) if catalog is not None else {}
+    expansion = expand(inventory, connections.get, remembered)
+    for warning in expansion.warnings:
+        warn(warning)
+    return expansion.inventory
 
 
 def write_atomically(path: str, text: str) -> None:
@@ -209,6 +230,13 @@ def report_format_names() -> list[str]:
     return list(FORMATTERS)
 
 
+def parse_shard_option(ctx: click.Context, param: click.Parameter, value: str | None
+                       ) -> Shard | None:
+    from .selection import parse_shard
+
+    return parse_option(parse_shard, value, "'--shard'")  # type: ignore[no-any-return]
+
+
 def parse_report_targets(ctx: click.Context, param: click.Parameter,
                          values: tuple[str, ...]) -> list[ReportTarget]:
     from .reports.targets import parse_target
@@ -250,13 +278,18 @@ def parse_report_targets(ctx: click.Context, param: click.Parameter,
               help="Stop starting scheduled re-reads after this long (e.g. 4h).")
 @click.option("--force-download", is_flag=True,
               help="Never trust server-side digests: read every byte.")
+@click.option("--shard", metavar="K/N", callback=parse_shard_option,
+              help="Audit only shard K (0-based) of N, chosen by a stable hash of each "
+                   "dataset's name, with a catalog of its own (STATE.shard-K-of-N); "
+                   "combine the shards' JSON reports with 'threetwoone merge'.")
 @lock_option
 @click.option("-q", "--quiet", is_flag=True, help="Print problems only.")
 @handle_errors
 def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarget],
           state: str | None, datasets: tuple[str, ...], policy: str | None, jobs: int | None,
           verify: str, fixity_interval: str, max_read: str | None, time_limit: str | None,
-          force_download: bool, lock_timeout: float, quiet: bool) -> None:
+          force_download: bool, shard: Shard | None, lock_timeout: float,
+          quiet: bool) -> None:
     """Audit every copy of every dataset in INVENTORY against its policy."""
     from .reports.targets import ReportTarget, check_distinct, check_path
 
@@ -276,12 +309,15 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
     try:
         result = run_audit(inventory, state, datasets, policy, jobs, verify,
                            fixity_interval, max_read, time_limit, force_download,
-                           lock_timeout, targets, quiet)
+                           lock_timeout, targets, quiet, shard)
     except Exception as exc:
         outcome = error_outcome(exc)
         if outcome is not None and outcome[1] in (ExitCode.INVALID, ExitCode.TOOL_FAILED):
             # No dashboard may keep showing the last green: every report says so.
-            write_reports(targets, run.failed(inventory, *outcome), exc)
+            failed = run.failed(inventory, *outcome)
+            failed.shard = str(shard) if shard else None
+            failed.inventory_sha256 = inventory_digest(inventory)
+            write_reports(targets, failed, exc)
         raise
     from .reports.common import baseline_notice
     notice = baseline_notice(result)
@@ -299,12 +335,16 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
 def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
               policy: str | None, jobs: int | None, verify: str, fixity_interval: str,
               max_read: str | None, time_limit: str | None, force_download: bool,
-              lock_timeout: float, targets: list[ReportTarget], quiet: bool = False
-              ) -> AuditResult:
+              lock_timeout: float, targets: list[ReportTarget], quiet: bool = False,
+              shard: Shard | None = None) -> AuditResult:
     """Load, audit, and read the recent history for the reports; any error escapes."""
+    from . import memory
     from .audit import AuditOptions, Auditor
-    from .catalog import Catalog, default_state_path, exclusive_lock
+    from .catalog import Catalog, default_state_path, exclusive_lock, now_iso
     from .catalogerrors import explained
+    from .connections import Connections
+    from .coverage import check_coverage
+    from .expansion import expand
     from .progress import ProgressLine
     from .schedule import VerifyPlan, parse_duration, parse_size
 
@@ -315,19 +355,46 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
         time_limit=parse_option(parse_duration, time_limit, "'--time-limit'"))
     inv = load_inventory(inventory)
     path = state or default_state_path()
+    if shard is not None:
+        path = shard_state_path(path, shard)
     check_report_targets(targets, inventory, path, inv)
-    names = select_datasets(inv, datasets)
-    policies = resolve_policies(inv, policy, names)
-    check_report_targets(targets, inventory, path, inv, policies)
+    # An invalid policy anywhere: exit 4 before any I/O.
+    check_report_targets(targets, inventory, path, inv, resolve_policies(inv, policy, []))
     progress = ProgressLine.for_stderr(quiet)
-    with explained(path), exclusive_lock(path, lock_timeout), Catalog(path) as catalog:
+    with (explained(path), exclusive_lock(path, lock_timeout), Catalog(path) as catalog,
+          Connections() as connections):
         new_catalog = catalog.is_new()
-        auditor = Auditor(inv, policies, catalog,
+        expansion = expand(inv, connections.get, memory.members(catalog.db))
+        for warning in expansion.warnings:
+            warn(warning)
+        full = expansion.inventory
+        names = select_datasets(full, datasets)
+        if shard is not None:
+            names = [name for name in names if shard.holds(name)]
+        policies = resolve_policies(full, policy, names)
+        if full is not inv:  # the copies collections found are inputs too
+            check_report_targets(targets, inventory, path, full, policies)
+        auditor = Auditor(full, policies, catalog,
                           AuditOptions(workers=jobs, plan=plan, force_download=force_download,
                                        clock=clock()),
-                          progress=progress.as_progress())
+                          progress=progress.as_progress(), connections=connections)
+
+        def before_recording(result: AuditResult) -> None:
+            result.collections = [c.as_dict() for c in expansion.collections]
+            result.shard = str(shard) if shard else None
+            result.inventory_sha256 = inventory_digest(inventory)
+            # -d audits some datasets, not the storage as a whole; of a sharded
+            # audit, shard 0 checks coverage (the merged report has it once).
+            if not datasets and (shard is None or shard.index == 0):
+                checks = check_coverage(full, connections.get)
+                remember_uncovered(catalog, checks)
+                result.coverage = [c.as_dict() for c in checks]
+                result.uncovered = [u.as_dict() for c in checks for u in c.uncovered]
+            result.locations = [s.as_dict() for s in connections.states(list(full.locations))]
+            memory.record_members(catalog.db, expansion.members(names), now_iso())
+
         try:
-            result = auditor.run(names)
+            result = auditor.run(names, before_recording)
         finally:
             progress.clear()
         result.history = catalog.recent_runs(HISTORY_RUNS)
@@ -350,6 +417,40 @@ def check_report_targets(targets: list[ReportTarget], inventory_path: str, state
         check_not_input(targets, inputs)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'-o/--output' or '--report'") from None
+
+
+def shard_state_path(path: str, shard: Shard) -> str:
+    """Each shard keeps its own catalog: ``state.sqlite3`` ->
+    ``state.shard-0-of-4.sqlite3`` (shards run at once, on other machines)."""
+    root, ext = os.path.splitext(path)
+    return f"{root}.shard-{shard.index}-of-{shard.count}{ext}"
+
+
+def inventory_digest(path: str) -> str | None:
+    import hashlib
+
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def remember_uncovered(catalog: Catalog, checks: list[CoverageCheck]) -> None:
+    """Record uncovered folders of complete checks; date every one found."""
+    from . import memory
+    from .reports.common import iso_time
+
+    now = iso_time(clock()()) or ""
+    for check in checks:
+        spec, paths = check.spec, [u.path for u in check.uncovered]
+        if check.state == "checked":
+            first = memory.record_uncovered(catalog.db, spec.location, spec.path, spec.depth,
+                                            paths, now)
+        else:
+            first = memory.since(catalog.db, spec.location, paths)
+        for folder in check.uncovered:
+            folder.since = first.get(folder.path)
 
 
 #: Runs of history the HTML report shows.
@@ -405,6 +506,72 @@ def write_reports(targets: list[ReportTarget], result: AuditResult,
         raise ThreeTwoOneError("; ".join(problems))
     for problem in problems:
         click.echo(f"threetwoone: {problem}", err=True)
+
+
+@main.command()
+@click.argument("shard_reports", nargs=-1, required=True, metavar="REPORT.json...",
+                type=click.Path(dir_okay=False, path_type=str))
+@click.option("--format", "fmt", type=click.Choice(report_format_names()), default="table",
+              show_default=True, help="Report format on stdout (or -o).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
+              help="Write the merged report to FILE (atomically) instead of stdout.")
+@click.option("--report", "reports", multiple=True, metavar="FORMAT:PATH",
+              callback=parse_report_targets,
+              help="Also write the merged report in FORMAT to PATH; repeatable.")
+@click.option("-q", "--quiet", is_flag=True, help="Print problems only.")
+@handle_errors
+def merge(shard_reports: tuple[str, ...], fmt: str, output: str | None,
+          reports: list[ReportTarget], quiet: bool) -> None:
+    """Combine the JSON reports of a sharded audit (audit --shard K/N) into one
+    report, and exit with the combined code.
+
+    Exit 5, naming them, when a shard is missing or reported twice, or the
+    reports are of different inventories or shard counts: a merged verdict
+    must cover every dataset once."""
+    from .merge import inventory_order, load_report
+    from .merge import merge as merge_reports
+    from .reports.targets import ReportTarget, check_distinct, check_path
+
+    targets: list[ReportTarget] = list(reports)
+    if output:
+        parse_option(check_path, output, "'-o/--output'")
+        targets.append(ReportTarget(fmt, output, quiet=quiet))
+    try:
+        check_distinct(targets)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--report'") from None
+    run = RunClock.start()
+    loaded: list[tuple[str, dict[str, Any]]] = []
+    try:
+        for path in shard_reports:
+            loaded.append((path, load_report(path)))
+        result = merge_reports(loaded, inventory_order(_static_inventory(loaded[0][1])))
+    except Exception as exc:
+        outcome = error_outcome(exc)
+        if outcome is not None:
+            # The merged verdict is unknown: no dashboard may keep an old green.
+            inventory = str(loaded[0][1]["inventory"]) if loaded else ""
+            write_reports(targets, run.failed(inventory, *outcome), exc)
+        raise
+    if not output:
+        from .reports import FORMATTERS
+        text = FORMATTERS[fmt](result, quiet)
+        if text:
+            click.echo(text, nl=False)
+    write_reports(targets, result)
+    sys.exit(result.exit_code)
+
+
+def _static_inventory(report: dict[str, Any]) -> Inventory | None:
+    """The shards' inventory, if it can still be read as it was (only to order
+    the merged datasets as an audit would)."""
+    path = str(report["inventory"])
+    if report.get("inventory_sha256") and inventory_digest(path) != report["inventory_sha256"]:
+        return None
+    try:
+        return load_inventory(path)
+    except ThreeTwoOneError:
+        return None
 
 
 @main.command()
@@ -526,15 +693,23 @@ def accept(inventory: str, dataset: str, state: str | None, lock_timeout: float)
     from .audit import AuditOptions, Auditor
     from .catalog import Catalog, current_user, default_state_path, exclusive_lock
     from .catalogerrors import explained
+    from .connections import Connections
     from .results import CopyState
 
     inv = load_inventory(inventory)
-    [name] = select_datasets(inv, (dataset,), param_hint="'DATASET'")
     path = state or default_state_path()
-    with explained(path), exclusive_lock(path, lock_timeout), Catalog(path) as catalog:
-        auditor = Auditor(inv, resolve_policies(inv, None, [name]), catalog,
-                          AuditOptions(clock=clock(), user=current_user()))
-        result, reference = auditor.accept(inv.datasets[name])
+    with (explained(path), exclusive_lock(path, lock_timeout), Catalog(path) as catalog,
+          Connections() as connections):
+        full = expanded(inv, catalog, connections)
+        if dataset not in full.datasets:
+            select_datasets(full, (dataset,), "'DATASET'")  # says what the inventory has
+            raise click.BadParameter(f"{dataset!r} matches several datasets; accept takes "
+                                     "one exact name", param_hint="'DATASET'")
+        name = dataset
+        auditor = Auditor(full, resolve_policies(full, None, [name]), catalog,
+                          AuditOptions(clock=clock(), user=current_user()),
+                          connections=connections)
+        result, reference = auditor.accept(full.datasets[name])
     if reference.manifests and reference.files is not None:
         # The producer manifests stay the reference of the files they name; the
         # others were recorded anew from the primary.
@@ -652,8 +827,119 @@ def validate(inventory: str, policy: str | None) -> None:
     policies = resolve_policies(inv, policy, list(inv.datasets))
     for warning in [*inventory_warnings(inv), *inventory_never_passing(inv, policies)]:
         click.echo(f"threetwoone: warning: {warning}", err=True)
+    extra = ""
+    if inv.collections:
+        extra += (f", {plural(len(inv.collections), 'collection')} (its datasets are found "
+                  "when audited; 'threetwoone datasets' lists them)")
+    if inv.coverage:
+        extra += f", {plural(len(inv.coverage), 'coverage check')}"
     click.echo(f"{inventory}: valid ({plural(len(inv.locations), 'location')}, "
-               f"{plural(len(inv.datasets), 'dataset')})")
+               f"{plural(len(inv.datasets), 'dataset')}{extra})")
+
+
+@main.command("datasets")
+@click.argument("inventory", type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@state_option
+@handle_errors
+def datasets_command(inventory: str, fmt: str, state: str | None) -> None:
+    """List the datasets INVENTORY expands to: declared ones and those its
+    collections find (this lists the collections' locations).
+
+    Datasets an earlier audit found whose folder has gone are listed as gone
+    (from the catalog, which is only read).  Exit 3 when a collection could
+    not be listed in full."""
+    from . import memory
+    from .catalog import Catalog, default_state_path
+    from .connections import Connections
+    from .datasetlist import render_datasets
+    from .expansion import expand
+
+    inv = load_inventory(inventory)
+    policies = resolve_policies(inv, None, [])
+    path = state or default_state_path()
+    remembered = {}
+    if os.path.exists(path):
+        with Catalog(path) as catalog:
+            remembered = memory.members(catalog.db)
+    with Connections() as connections:
+        expansion = expand(inv, connections.get, remembered)
+    for warning in expansion.warnings:
+        warn(warning)
+    policies = resolve_policies(expansion.inventory, None, list(expansion.inventory.datasets))
+    click.echo(render_datasets(expansion, policies, fmt), nl=False)
+    if any(c.state != "listed" for c in expansion.collections):
+        sys.exit(int(ExitCode.UNKNOWN))
+
+
+@main.command()
+@click.argument("inventory", type=click.Path(path_type=str))
+@click.argument("datasets", nargs=-1, required=True)
+@state_option
+@lock_option
+@handle_errors
+def forget(inventory: str, datasets: tuple[str, ...], state: str | None,
+           lock_timeout: float) -> None:
+    """Forget DATASETS (names or globs) that are no longer in INVENTORY: a
+    collection dataset whose folder has gone (it fails with dataset-gone until
+    then), or a dataset removed from the inventory.
+
+    Drops the dataset's reference, what its copies last verified and its
+    membership of a collection; the history of past runs stays.  A dataset
+    still in the inventory is refused (exit 2), and so is one whose collection
+    could not be listed in full (exit 3: it cannot be confirmed gone)."""
+    from . import memory
+    from .catalog import Catalog, default_state_path, exclusive_lock
+    from .connections import Connections
+    from .expansion import expand
+    from .selection import SelectionError, select
+
+    inv = load_inventory(inventory)
+    path = state or default_state_path()
+    with (exclusive_lock(path, lock_timeout), Catalog(path) as catalog,
+          Connections() as connections):
+        expansion = expand(inv, connections.get, memory.members(catalog.db))
+        full = expansion.inventory
+        known = memory.known_datasets(catalog.db)
+        unlisted = {c.name: c for c in expansion.collections if c.state != "listed"}
+
+        def why_not(name: str) -> str | None:
+            """Why ``name`` cannot be forgotten, or None."""
+            dataset = full.datasets.get(name)
+            if dataset is None or dataset.gone is not None:
+                return None if name in known else "the catalog knows no such dataset"
+            listing = unlisted.get(dataset.collection or "")
+            if listing is not None and name in listing.unconfirmed:
+                fail(f"{name}: cannot confirm it has gone: collection {listing.name} could "
+                     f"not be listed in full ({listing.detail})", int(ExitCode.UNKNOWN))
+            return "still in the inventory (its folder is there)"
+
+        names: list[str] = []
+        for pattern in datasets:
+            candidates = sorted(known | set(full.datasets))
+            if pattern in candidates or not any(c in pattern for c in "*?["):
+                problem = why_not(pattern)
+                if problem:
+                    raise click.BadParameter(f"{pattern}: {problem}; forget only drops "
+                                             "datasets whose folder has gone or that were "
+                                             "removed from the inventory",
+                                             param_hint="'DATASETS'")
+                names.append(pattern)
+                continue
+            try:
+                matched = select(candidates, [pattern])
+            except SelectionError as exc:
+                raise click.BadParameter(str(exc), param_hint="'DATASETS'") from None
+            names += [name for name in matched if why_not(name) is None]
+        forgotten = list(dict.fromkeys(names))
+        for name in forgotten:
+            memory.forget(catalog.db, name)
+    if not forgotten:
+        click.echo(f"nothing to forget: no dataset matching {', '.join(datasets)} has gone")
+    for name in forgotten:
+        click.echo(f"{name}: forgotten (its reference, copy state and collection "
+                   "membership; its history stays)")
 
 
 @main.group(invoke_without_command=True)

@@ -261,6 +261,11 @@ class Dataset:
     exclude: tuple[str, ...] = ()
     cls: str | None = None
     description: str | None = None
+    #: The collection that found this dataset (``collections:``), else None.
+    collection: str | None = None
+    #: Set for a collection dataset audited before whose primary folder has
+    #: gone: why it fails (violation ``dataset-gone``) until it is forgotten.
+    gone: str | None = None
 
     @property
     def primary(self) -> CopySpec:
@@ -268,6 +273,46 @@ class Dataset:
             if copy.primary:
                 return copy
         return self.copies[0]
+
+    @property
+    def keypath(self) -> str:
+        """Where its settings are written in the inventory."""
+        if self.collection is not None:
+            return join("collections", self.collection)
+        return join("datasets", self.name)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A ``collections:`` entry: every folder matching ``glob`` on ``location``
+    is the primary copy of one dataset, named ``<name>/<match>``; ``copies``
+    are its other copies, their paths templates with ``{path}`` (the matched
+    folder below the location's root) and ``{name}`` (its last part)."""
+
+    name: str
+    location: str
+    glob: str
+    #: Indexes from 1: the primary, the matched folder, is copy 0.
+    copies: tuple[CopySpec, ...]
+    policy: str | None = None
+    checksums: tuple[ChecksumsSpec, ...] = ()
+    exclude: tuple[str, ...] = ()
+    cls: str | None = None
+    description: str | None = None
+    #: Matched folders left out (globs on the folder's name or its path).
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CoverageSpec:
+    """A ``coverage:`` entry: every folder ``depth`` levels below ``path`` on
+    ``location`` must lie in some dataset's copy, unless ``ignore`` matches it."""
+
+    location: str
+    path: str
+    depth: int
+    ignore: tuple[str, ...] = ()
+    index: int = 0
 
 
 def declared_twice(locations: Mapping[str, Location], dataset: Dataset
@@ -296,6 +341,9 @@ class Inventory:
     document: Document | None = None
     #: Links between sites and the courier (``transfer:``), for ``threetwoone plan``.
     transfer: Transfer = field(default_factory=Transfer)
+    #: ``collections:``, expanded into datasets by expansion.py (touching storage).
+    collections: Mapping[str, Collection] = field(default_factory=dict)
+    coverage: tuple[CoverageSpec, ...] = ()
 
 
 #: Inventory names of manifest algorithms -> threetwoone's.
@@ -577,8 +625,12 @@ class _Validator:
                                      "'locations' and 'datasets'")
         self.keys(data, "", {"version": (lambda v: None, True), "policy": (_string, False),
                              "policies": (_mapping, False), "locations": (_mapping, True),
-                             "datasets": (_mapping, True), "description": (_string, False),
-                             "transfer": (lambda v: None, False)})
+                             "datasets": (_mapping, False), "description": (_string, False),
+                             "transfer": (lambda v: None, False),
+                             "collections": (_mapping, False),
+                             "coverage": (lambda v: None, False)})
+        if "datasets" not in data and "collections" not in data:
+            self.error("", "missing required key 'datasets' (or 'collections')")
         version = data.get("version", 1)
         # Exactly the integer 1: YAML's true and 1.0 compare equal to 1 in Python.
         if type(version) is not int or version != 1:
@@ -599,7 +651,7 @@ class _Validator:
                 class_policies[cls] = policy
         datasets: dict[str, Dataset] = {}
         raw_datasets = self.names(data.get("datasets"), "datasets", "dataset")
-        if data.get("datasets") == {}:
+        if data.get("datasets") == {} and not data.get("collections"):
             self.error("datasets", "no datasets declared")
         for name, value in raw_datasets.items():
             dataset = self.dataset(name, value, join("datasets", name), raw_locations)
@@ -607,11 +659,15 @@ class _Validator:
                 datasets[name] = dataset
         transfer = parse_transfer(data.get("transfer"), (loc.site for loc in locations.values()),
                                   self.error)
+        from .collection import read_collections, read_coverage
+        collections = read_collections(self, data.get("collections"), raw_locations, datasets)
+        coverage = read_coverage(self, data.get("coverage"), raw_locations)
         if self.errors:
             raise ConfigErrors(self.errors)
         return Inventory(path=self.doc.file, folder=self.folder, locations=locations,
                          datasets=datasets, policy=data.get("policy"),
-                         class_policies=class_policies, document=self.doc, transfer=transfer)
+                         class_policies=class_policies, document=self.doc, transfer=transfer,
+                         collections=collections, coverage=coverage)
 
 
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:

@@ -669,17 +669,22 @@ def resolve_policies(inventory: Inventory, override: str | None, datasets: Seque
     silently judge raw data by a looser policy on the nights it is selected."""
     doc = inventory.document
     errors: list[ConfigError] = []
-    for name, dataset in inventory.datasets.items():
-        if dataset.cls is not None and dataset.cls not in inventory.class_policies:
-            keypath = f"datasets.{name}.class"
+    # Where each dataset's settings are written: declared datasets, and each
+    # collection once (its datasets share its settings).
+    declared = [(d.keypath, d.cls, d.policy) for d in inventory.datasets.values()
+                if d.collection is None]
+    declared += [(f"collections.{c.name}", c.cls, c.policy)
+                 for c in inventory.collections.values()]
+    for where, cls, _policy in declared:
+        if cls is not None and cls not in inventory.class_policies:
+            keypath = f"{where}.class"
             known = ", ".join(inventory.class_policies) or "none; add a top-level policies: map"
-            message = f"unknown class {dataset.cls!r} (classes in policies: {known})"
+            message = f"unknown class {cls!r} (classes in policies: {known})"
             errors.append(doc.error(keypath, message) if doc else
                           ConfigError(inventory.path, None, keypath, message))
     named = [(inventory.policy, "policy")] if inventory.policy else []
     named += [(spec, f"policies.{cls}") for cls, spec in inventory.class_policies.items()]
-    named += [(d.policy, f"datasets.{name}.policy") for name, d in inventory.datasets.items()
-              if d.policy]
+    named += [(policy, f"{where}.policy") for where, _cls, policy in declared if policy]
     # A policy file the inventory names resolves against the inventory's folder;
     # --policy, a command-line path, against the working directory (base None).
     loaded: dict[tuple[str, str | None], Policy] = {}

@@ -199,10 +199,21 @@ class AuditResult:
     duration_seconds: float = 0.0
     #: ``--shard K/N`` of a sharded run, else None.
     shard: str | None = None
+    #: SHA-256 of the inventory file as read (merge checks shards agree on it).
+    inventory_sha256: str | None = None
+    #: The number of shards a merged report combines (threetwoone merge), else None.
+    merged_shards: int | None = None
     #: Unreachable and reached locations, once per run (``{name, kind, state, detail}``).
     locations: list[dict[str, str | None]] = field(default_factory=list)
-    #: Folders that lie in no dataset's copy (``{location, path, files, bytes}``).
-    uncovered: list[dict[str, str | int]] = field(default_factory=list)
+    #: Folders that lie in no dataset's copy (``{location, path, files, bytes,
+    #: since}``): each one fails the run.
+    uncovered: list[dict[str, str | int | None]] = field(default_factory=list)
+    #: Collections and what listing them found (``{name, location, glob, datasets,
+    #: state, detail}``); one not listed in full leaves the run undetermined.
+    collections: list[dict[str, str | int | None]] = field(default_factory=list)
+    #: Coverage checks (``{location, path, depth, state, detail, uncovered}``);
+    #: one that could not be made in full leaves the run undetermined.
+    coverage: list[dict[str, str | int | None]] = field(default_factory=list)
     #: Set when the run ended before a verdict (invalid inventory, the tool
     #: failed): the one-line message; ``error_exit_code`` is then 4 or 5.
     error: str | None = None
@@ -226,9 +237,11 @@ class AuditResult:
     @property
     def status(self) -> Status:
         statuses = {d.status for d in self.datasets}
-        if Status.FAIL in statuses:
+        if Status.FAIL in statuses or self.uncovered:
             return Status.FAIL
-        if Status.UNKNOWN in statuses:
+        if (Status.UNKNOWN in statuses
+                or any(c["state"] != "listed" for c in self.collections)
+                or any(c["state"] != "checked" for c in self.coverage)):
             return Status.UNKNOWN
         return Status.PASS
 

@@ -112,6 +112,16 @@ class RootInfo:
         return (self.identity, *self.aliases) if self.identity is not None else self.aliases
 
 
+@dataclass(frozen=True, slots=True)
+class FolderListing:
+    """What one folder holds directly: its subfolders' names, and its other
+    entries (files, symlinks, special files) with ``path`` the bare name.
+    Both sorted by name; symlinks are entries, never followed as folders."""
+
+    folders: tuple[str, ...]
+    entries: tuple[Entry, ...] = ()
+
+
 class HashResult(NamedTuple):
     """The content of one file as established by ``hash_files``.
 
@@ -219,6 +229,14 @@ class Backend(abc.ABC):
         """Yield every non-directory entry below ``path``, recursing into
         directories but never following symlinks, in a stable order (each
         folder sorted; the auditor sorts what it reports)."""
+
+    def list_folder(self, path: str) -> FolderListing | None:
+        """One level of the folder ``path`` below the location's root (``""``:
+        the root itself), or None when it does not exist.  Collections find
+        their datasets and coverage finds undeclared folders with it.  Raise
+        :class:`LocationUnreachable` if the location is absent and
+        :class:`CopyFailed` if the folder cannot be listed."""
+        raise CopyFailed(f"{self.kind} locations cannot be listed folder by folder")
 
     @abc.abstractmethod
     def open_read(self, path: str, relpath: str) -> BinaryIO:

@@ -26,6 +26,7 @@ from .interface import (
     CopyFailed,
     Entry,
     EntryKind,
+    FolderListing,
     HashResult,
     LocationUnreachable,
     NotAFolder,
@@ -108,6 +109,39 @@ class LocalBackend(Backend):
         finally:
             chain.close()
             os.close(root_fd)
+
+    def list_folder(self, path: str) -> FolderListing | None:
+        """The folder's own path may go through symlinks, like a copy's root;
+        what it holds is read from its descriptor, and nothing in it is followed."""
+        self._location_root()
+        full = self.full_path(path)
+        try:
+            fd, _st = open_root(full)
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            raise CopyFailed(f"{full} is not a directory") from None
+        except OSError as exc:
+            raise CopyFailed(f"cannot list {full}: {describe_os_error(exc)}") from None
+        folders: list[str] = []
+        entries: list[Entry] = []
+        try:
+            with os.scandir(fd) as scan:
+                for item in sorted(scan, key=_entry_name):
+                    if item.is_dir(follow_symlinks=False):
+                        folders.append(item.name)
+                    elif item.is_symlink():
+                        entries.append(Entry(item.name, EntryKind.SYMLINK))
+                    else:
+                        st = item.stat(follow_symlinks=False)
+                        kind = EntryKind.FILE if stat.S_ISREG(st.st_mode) else EntryKind.SPECIAL
+                        entries.append(Entry(item.name, kind, st.st_size if kind is
+                                             EntryKind.FILE else 0, st.st_mtime_ns))
+        except OSError as exc:
+            raise CopyFailed(f"cannot list {full}: {describe_os_error(exc)}") from None
+        finally:
+            os.close(fd)
+        return FolderListing(tuple(folders), tuple(entries))
 
     def _open_copy_root(self, path: str) -> int:
         """The copy's root, checked to be the folder that was listed: if the
@@ -349,3 +383,7 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name

@@ -71,6 +71,8 @@ def report_dict(result: AuditResult) -> dict[str, Any]:
         "status": overall_status(result), "exit_code": result.exit_code,
         "totals": result.totals, "bytes_read": result.bytes_read,
         "locations": result.locations, "uncovered": result.uncovered, "shard": result.shard,
+        "collections": result.collections, "coverage": result.coverage,
+        "inventory_sha256": result.inventory_sha256, "merged_shards": result.merged_shards,
         "datasets": [_dataset(d) for d in result.datasets],
     }
     if result.error is not None:

@@ -52,8 +52,11 @@ def render_table(result: AuditResult, quiet: bool = False) -> str:
     # -q: what did not pass, and what passed with files overdue for a fixity re-read.
     shown = [d for d in result.datasets
              if not quiet or d.status is not Status.PASS or has_overdue(d)]
-    if not shown:
+    run_lines = _run_lines(result)
+    if not shown and not run_lines:
         return ""
+    if not shown:
+        return "\n".join([*run_lines, "", _summary(result)]) + "\n"
     from tabulate import tabulate  # 15 ms to import: only when there is a table to draw
 
     # Counts beyond copies/media/offsite (zones, immutable, ...) get a column when a
@@ -78,8 +81,37 @@ def render_table(result: AuditResult, quiet: bool = False) -> str:
     if details:
         out.append("")
         out.extend(details)
-    summary = {s: sum(1 for d in result.datasets if d.status is s) for s in Status}
+    if run_lines:
+        out.append("")
+        out.extend(run_lines)
     out.append("")
-    out.append(f"{plural(len(result.datasets), 'dataset')}: {summary[Status.PASS]} pass, "
-               f"{summary[Status.FAIL]} fail, {summary[Status.UNKNOWN]} unknown")
+    out.append(_summary(result))
     return "\n".join(out) + "\n"
+
+
+def _summary(result: AuditResult) -> str:
+    summary = {s: sum(1 for d in result.datasets if d.status is s) for s in Status}
+    return (f"{plural(len(result.datasets), 'dataset')}: {summary[Status.PASS]} pass, "
+            f"{summary[Status.FAIL]} fail, {summary[Status.UNKNOWN]} unknown")
+
+
+def _run_lines(result: AuditResult) -> list[str]:
+    """Findings about the run rather than one dataset: collections that could
+    not be listed, coverage that could not be checked, uncovered folders."""
+    lines = []
+    for listing in result.collections:
+        if listing["state"] != "listed":
+            lines.append(f"collection {listing['name']} ({listing['location']}): "
+                         f"{str(listing['state']).upper()} - {listing['detail']}")
+    for check in result.coverage:
+        if check["state"] != "checked":
+            lines.append(f"coverage {check['location']}:{display(str(check['path']))}: "
+                         f"{str(check['state']).upper()} - {check['detail']}")
+    from ..progress import human_bytes
+
+    for folder in result.uncovered:
+        since = f", since {folder['since']}" if folder.get("since") else ""
+        lines.append(f"uncovered {folder['location']}:{display(str(folder['path']))}: "
+                     f"{plural(int(folder['files'] or 0), 'file')}, "
+                     f"{human_bytes(int(folder['bytes'] or 0))} in no dataset's copy{since}")
+    return lines
