@@ -10,11 +10,12 @@ cd "$(dirname "$0")/.."
 # unshare, setpriv and mount: the atime tests mount a strictatime tmpfs in a
 # mount namespace of their own and audit as an unprivileged account.
 # fish, tcsh and zsh are login shells of SFTP test accounts (remote hashing
-# must run the same command under each).
+# must run the same command under each).  slurm-wlm and munge: the Slurm
+# example runs on a single-node cluster the test starts.
 # rsync, rclone: the tests run the commands threetwoone plan prints.
 APT_PACKAGES=(openssh-server openssh-client xxhash hashdeep rclone rsync
               xrootd-server xrootd-server-plugins xrootd-client
-              prometheus chromium util-linux mount fish tcsh zsh)
+              prometheus chromium util-linux mount fish tcsh zsh slurm-wlm munge)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
