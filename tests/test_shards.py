@@ -197,3 +197,18 @@ def test_shard_of_is_stable_across_processes() -> None:
     # And it is SHA-256 based, not an accident of this version.
     assert here == [int.from_bytes(hashlib.sha256(n.encode()).digest()[:8], "big") % 7
                     for n in names]
+
+
+def test_merge_keeps_every_field_of_every_dataset(lab: Lab) -> None:
+    roots = facility(lab, 3)
+    (roots["kth"] / "projects" / "ngi" / "P10001" / "a.fastq.gz").write_bytes(b"rot")
+    os.unlink(roots["usb"] / "ngi" / "P10002" / "sub" / "b.txt")
+    write_tree(roots["nas"] / "ngi" / "P10000", {"new\nline.txt": b"extra"})
+    only = shard_run(lab, 0, 1)
+    original = json.loads(only.read_text())
+    code, report = merged(only)
+    assert code == original["exit_code"] == 1
+    assert report["datasets"] == original["datasets"]
+    for key in ("locations", "collections", "coverage", "uncovered", "totals", "bytes_read",
+                "inventory", "inventory_sha256", "status"):
+        assert report[key] == original[key], key

@@ -203,8 +203,8 @@ def _gone(backend_for: BackendFor, location: Location, folder: str) -> bool:
 
 def _gone_detail(collection: Collection, member: Member) -> str:
     return (f"the primary folder {member.location}:{display(member.path)} of this dataset of "
-            f"collection {collection.name} has gone (last audited {member.last_seen}); if "
-            f"that is intended, run: threetwoone forget INVENTORY {member.dataset}")
+            f"collection {collection.name} has gone (last audited {member.last_seen}); it "
+            "fails until it is forgotten")
 
 
 # -- the datasets ----------------------------------------------------------------

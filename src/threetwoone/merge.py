@@ -193,6 +193,13 @@ def _merge_collections(reports: Sequence[tuple[str, Mapping[str, Any]]]
 # -- a report's JSON back into results ---------------------------------------------
 
 def dataset_from_dict(data: Mapping[str, Any]) -> DatasetResult:
+    result = _dataset_from_dict(data)
+    result.next_steps = {str(v["rule"]): str(v["next_step"])
+                         for v in data.get("violations") or () if v.get("next_step")}
+    return result
+
+
+def _dataset_from_dict(data: Mapping[str, Any]) -> DatasetResult:
     return DatasetResult(
         name=str(data["name"]), policy=str(data["policy"]), status=Status(data["status"]),
         counts=dict(data.get("counts") or {}),
@@ -225,6 +232,7 @@ def copy_from_dict(data: Mapping[str, Any]) -> CopyResult:
         bytes_read=int(data.get("bytes_read") or 0),
         overdue_files=data.get("overdue_files"))
     copy.problems_omitted = int(data.get("problems_omitted") or 0)
+    copy.next_step = data.get("next_step")
     return copy
 
 

@@ -32,8 +32,14 @@ class Commands:
     state: str | None = None
 
     def accept(self, dataset: str) -> str:
+        return self._command("accept", dataset)
+
+    def forget(self, dataset: str) -> str:
+        return self._command("forget", dataset)
+
+    def _command(self, verb: str, dataset: str) -> str:
         state = f" --state {shlex.quote(self.state)}" if self.state else ""
-        return (f"threetwoone accept {shlex.quote(self.inventory)} "
+        return (f"threetwoone {verb} {shlex.quote(self.inventory)} "
                 f"{shlex.quote(dataset)}{state}")
 
 
@@ -243,6 +249,5 @@ def violation_step(rule: str, required: int, found: int, result: DatasetResult,
     if rule == "allowed":
         return "move the data to an allowed location and remove the copy from the inventory"
     if rule == "dataset-gone":
-        return (f"if the dataset was removed on purpose, run `threetwoone forget "
-                f"{shlex.quote(commands.inventory)} {shlex.quote(result.name)}`")
+        return f"if the dataset was removed on purpose, run `{commands.forget(result.name)}`"
     return None
