@@ -318,3 +318,17 @@ def test_accept_a_collection_dataset(lab: Lab) -> None:
     assert result.exit_code == 0, result.stderr
     code, report = audit_json(lab)
     assert code == 0 and dataset_of(report, "ngi/P1")["copies"][2]["files"]["extra"] == 0
+
+
+def test_the_facility_example(tmp_path: Path) -> None:
+    example = tmp_path / "facility"
+    shutil.copytree(Path(__file__).parent.parent / "examples" / "facility", example)
+    result = run_cli("audit", str(example / "inventory.yaml"), "--state",
+                     str(tmp_path / "state.sqlite3"), "--format", "json")
+    assert result.exit_code == 1, result.stderr
+    report = result.json()
+    assert [(d["name"], d["status"]) for d in report["datasets"]] == [
+        ("ngi/P12345", "pass"), ("ngi/P12346", "pass"), ("ngi/P12347", "fail"),
+        ("ngi/P12348", "fail")]
+    assert [(u["location"], u["path"]) for u in report["uncovered"]] == [
+        ("lab-nas", "ngi/external-2026-11")]

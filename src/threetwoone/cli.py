@@ -427,12 +427,15 @@ def shard_state_path(path: str, shard: Shard) -> str:
 
 
 def inventory_digest(path: str) -> str | None:
+    """SHA-256 of the inventory file, if it is one (never opens a FIFO or device)."""
     import hashlib
 
+    from .files import NotReadable, read_regular_file
+    from .yamlload import MAX_FILE_BYTES
+
     try:
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
-    except OSError:
+        return hashlib.sha256(read_regular_file(path, MAX_FILE_BYTES)).hexdigest()
+    except NotReadable:
         return None
 
 

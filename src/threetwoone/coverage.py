@@ -50,7 +50,10 @@ class Uncovered:
 
     def as_dict(self) -> dict[str, str | int | None]:
         return {"location": self.location, "path": display(self.path), "files": self.files,
-                "bytes": self.bytes, "since": self.since, "detail": self.detail}
+                "bytes": self.bytes, "since": self.since, "detail": self.detail,
+                "next_step": "declare it in the inventory (a dataset with its copies, or a "
+                             "collection whose glob matches it), or ignore it in the "
+                             "coverage entry if it needs no backup"}
 
 
 @dataclass

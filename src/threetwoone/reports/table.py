@@ -114,4 +114,8 @@ def _run_lines(result: AuditResult) -> list[str]:
         lines.append(f"uncovered {folder['location']}:{display(str(folder['path']))}: "
                      f"{plural(int(folder['files'] or 0), 'file')}, "
                      f"{human_bytes(int(folder['bytes'] or 0))} in no dataset's copy{since}")
+        if folder.get("detail"):
+            lines.append(f"  {folder['detail']}")
+        if folder.get("next_step"):
+            lines.append(f"  next: {folder['next_step']}")
     return lines
