@@ -316,7 +316,7 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
             # No dashboard may keep showing the last green: every report says so.
             failed = run.failed(inventory, *outcome)
             failed.shard = str(shard) if shard else None
-            failed.inventory_sha256 = inventory_digest(inventory)
+            failed.inventory_sha256 = inventory_digest(inventory) if shard else None
             write_reports(targets, failed, exc)
         raise
     from .reports.common import baseline_notice
@@ -382,7 +382,8 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
         def before_recording(result: AuditResult) -> None:
             result.collections = [c.as_dict() for c in expansion.collections]
             result.shard = str(shard) if shard else None
-            result.inventory_sha256 = inventory_digest(inventory)
+            if shard is not None:  # merge checks the shards read one inventory
+                result.inventory_sha256 = inventory_digest(inventory)
             # -d audits some datasets, not the storage as a whole; of a sharded
             # audit, shard 0 checks coverage (the merged report has it once).
             if not datasets and (shard is None or shard.index == 0):

@@ -8,7 +8,6 @@ in the same shard, and adding datasets moves no other dataset.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -86,5 +85,7 @@ def parse_shard(text: str) -> Shard:
 
 
 def shard_of(name: str, count: int) -> int:
+    import hashlib  # only sharded runs pay for it
+
     digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "big") % count
