@@ -154,7 +154,7 @@ def test_dataset_option_takes_names_and_globs(lab: Lab) -> None:
                                                       "ngi/P3"]
     result = run_cli("audit", str(lab.inventory), "--state", str(lab.state), "-d", "ngi/Q*")
     assert result.exit_code == 2
-    assert "unknown dataset: ngi/Q*" in result.stderr
+    assert "no dataset matches ngi/Q* (the inventory has: declared, ngi/P1" in result.stderr
 
 
 def test_gone_dataset_fails_until_forgotten(lab: Lab) -> None:

@@ -44,12 +44,17 @@ def select(names: Sequence[str], patterns: Iterable[str]) -> list[str]:
         chosen.update(matched)
     if unknown:
         shown = ", ".join(display(n) for n in names[:SHOWN_NAMES])
-        more = f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
-        raise SelectionError(
-            f"unknown {'dataset' if len(unknown) == 1 else 'datasets'}: "
-            f"{', '.join(map(display, unknown))} (no dataset has that name or matches it; "
-            f"the inventory has {len(names)}: {shown}{more}; 'threetwoone datasets "
-            "INVENTORY' lists them)")
+        more = (f" and {len(names) - SHOWN_NAMES} more; 'threetwoone datasets INVENTORY' "
+                "lists them" if len(names) > SHOWN_NAMES else "")
+        words = []
+        exact = [display(p) for p in unknown if not _is_glob(p)]
+        globs = [display(p) for p in unknown if _is_glob(p)]
+        if exact:
+            words.append(f"unknown {'dataset' if len(exact) == 1 else 'datasets'}: "
+                         f"{', '.join(exact)}")
+        if globs:
+            words.append(f"no dataset matches {', '.join(globs)}")
+        raise SelectionError(f"{'; '.join(words)} (the inventory has: {shown}{more})")
     return [name for name in names if name in chosen]
 
 
