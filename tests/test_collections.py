@@ -332,3 +332,15 @@ def test_the_facility_example(tmp_path: Path) -> None:
         ("ngi/P12348", "fail")]
     assert [(u["location"], u["path"]) for u in report["uncovered"]] == [
         ("lab-nas", "ngi/external-2026-11")]
+
+
+def test_a_report_never_lands_in_a_copy_a_collection_found(lab: Lab) -> None:
+    roots = facility(lab)
+    (lab.tmp / "lab.yaml").write_text("name: lab\nrequire: {copies: 3}\n")
+    write(lab, collections={"ngi": {**NGI, "policy": "lab.yaml"}})
+    for target in (roots["usb"] / "ngi" / "P2" / "report.json", lab.tmp / "lab.yaml"):
+        result = run_cli("audit", str(lab.inventory), "--state", str(lab.state),
+                         "--report", f"json:{target}")
+        assert result.exit_code == 2, (target, result.stderr)
+    assert not (roots["usb"] / "ngi" / "P2" / "report.json").exists()
+    assert (lab.tmp / "lab.yaml").read_text().startswith("name: lab")

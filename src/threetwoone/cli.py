@@ -358,8 +358,10 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
     if shard is not None:
         path = shard_state_path(path, shard)
     check_report_targets(targets, inventory, path, inv)
-    # An invalid policy anywhere: exit 4 before any I/O.
-    check_report_targets(targets, inventory, path, inv, resolve_policies(inv, policy, []))
+    # An invalid policy anywhere: exit 4 before any I/O.  (The policies of the
+    # datasets collections find are checked once they are found.)
+    check_report_targets(targets, inventory, path, inv,
+                         resolve_policies(inv, policy, list(inv.datasets)))
     progress = ProgressLine.for_stderr(quiet)
     with (explained(path), exclusive_lock(path, lock_timeout), Catalog(path) as catalog,
           Connections() as connections):
