@@ -30,7 +30,10 @@ def test_json_run_fields(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     assert report["inventory"] == str(lab.inventory)  # absolute, though given as it was
     assert report["totals"] == {"pass": 1, "fail": 0, "unknown": 0}
     assert report["duration_seconds"] >= 0
-    assert report["locations"] == [] and report["uncovered"] == [] and report["shard"] is None
+    assert [(loc["name"], loc["kind"], loc["state"]) for loc in report["locations"]] == [
+        ("nas", "local", "reachable"), ("tape", "local", "reachable"),
+        ("remote", "local", "reachable")]
+    assert report["uncovered"] == [] and report["shard"] is None
     size = sum(len(v) for v in FILES.values())
     # First audit: the primary is read to make the reference, the others to check it.
     assert report["bytes_read"] == 3 * size
