@@ -27,6 +27,7 @@ from .results import (
     FileCounts,
     Problem,
     ProblemKind,
+    ReferenceFiles,
     Status,
     Verification,
 )
@@ -196,6 +197,12 @@ def dataset_from_dict(data: Mapping[str, Any]) -> DatasetResult:
     result = _dataset_from_dict(data)
     result.next_steps = {str(v["rule"]): str(v["next_step"])
                          for v in data.get("violations") or () if v.get("next_step")}
+    files = data.get("reference_files")
+    if files:
+        result.reference_files = ReferenceFiles(**{k: int(files[k]) for k in (
+            "manifests", "covered", "recorded")})
+    result.files_at_risk = data.get("files_at_risk")
+    result.files_lost = data.get("files_lost")
     return result
 
 
@@ -220,7 +227,8 @@ def copy_from_dict(data: Mapping[str, Any]) -> CopyResult:
         verification=_verification(data.get("verification")),
         counted=bool(data.get("counted")),
         files=FileCounts(**{k: int(files.get(k) or 0) for k in (
-            "expected", "present", "missing", "corrupt", "extra", "unreadable")}),
+            "expected", "present", "missing", "corrupt", "extra", "unreadable",
+            "outdated")}),
         bytes=int(data.get("bytes") or 0),
         problems=[Problem(_problem_path(p), ProblemKind(p["problem"]),
                           str(p.get("detail") or "")) for p in data.get("problems") or ()],
