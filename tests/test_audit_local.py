@@ -123,7 +123,11 @@ def test_missing_copy_and_unreachable_location(lab: Lab) -> None:
     code, report = lab.audit_json()
     assert code == 3
     copy = copy_by_location(report, "ds", "remote")
-    assert copy["state"] == "unreachable" and "does not exist" in copy["detail"]
+    assert copy["state"] == "unreachable"
+    assert copy["detail"] == "location remote is unreachable (see locations)"
+    [remote_location] = [loc for loc in report["locations"] if loc["name"] == "remote"]
+    assert remote_location["state"] == "unreachable"
+    assert "does not exist" in remote_location["detail"]
     assert dataset_of(report, "ds")["status"] == "unknown"
 
 

@@ -162,7 +162,12 @@ def test_unreachable_sftp_copy_exits_3_without_traceback(
     copy = copy_by_location(report, "intact", "backup")
     assert copy["state"] == "unreachable"
     assert dataset_of(report, "intact")["status"] == "unknown"
-    text = repr(copy) + stderr
+    # The location says why, once; the copy points to it.
+    assert copy["detail"] == "location backup is unreachable (see locations)"
+    assert copy["next_step"] == "see location backup"
+    [location] = [loc for loc in report["locations"] if loc["name"] == "backup"]
+    assert location["state"] == "unreachable" and location["kind"] == "sftp"
+    text = repr(location) + stderr
     expected = {"wrong-key": "authentication failed", "unknown-host-key": "is not known",
                 "changed-host-key": "has CHANGED", "refused": "connection refused"}[fault]
     assert expected in text
@@ -172,7 +177,7 @@ def test_unreachable_sftp_copy_exits_3_without_traceback(
             "unknown-host-key": f"then trust it: ssh-keyscan -p {server.port} -t ",
             "changed-host-key": "the host key changed: confirm the new fingerprint",
             "refused": "check that 127.0.0.1 is up and reachable from here"}[fault]
-    assert step in copy["next_step"]
+    assert step in location["next_step"]
 
 
 def test_the_host_key_next_step_is_a_command_that_works(
@@ -188,7 +193,8 @@ def test_the_host_key_next_step_is_a_command_that_works(
     lab.dataset("intact", [{"location": "nas", "path": "intact", "primary": True},
                            {"location": "backup", "path": "intact"}])
     code, _stderr, report = _audit_subprocess(lab)
-    step = copy_by_location(report, "intact", "backup")["next_step"]
+    [location] = [loc for loc in report["locations"] if loc["name"] == "backup"]
+    step = location["next_step"]
     assert code in (1, 3) and "then trust it: ssh-keyscan" in step
     command = re.search(r"then trust it: (.*)$", step)
     assert command is not None

@@ -42,9 +42,12 @@ def test_every_problem_has_a_next_step_in_every_format(lab: Lab, tmp_path: Path)
     gone = next(c for c in bad["copies"] if c["path"] == "bad-gone")
     assert gone["next_step"] == ("the folder bad-gone is not on remote: re-sync it from "
                                  "nas:bad, or correct the copy's path in the inventory")
-    usb = copy_by_location(report, ODD, "usb")
+    # An unreachable location says what to do once; its copies point to it.
+    assert copy_by_location(report, ODD, "usb")["next_step"] == "see location usb"
+    usb = next(loc for loc in report["locations"] if loc["name"] == "usb")
     assert usb["next_step"] == (f"mount the disk or share at {lab.tmp}/storage/usb (or "
                                 "correct the location's root), then audit again")
+    assert f"next: {usb['next_step']}" in result.stdout
     media = next(v for v in bad["violations"] if v["rule"] == "media")
     assert media["next_step"] == ("put a copy on another kind of media than disk: repair "
                                   "tape:bad, or add one on usb")

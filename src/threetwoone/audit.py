@@ -15,6 +15,7 @@ The order of work per dataset:
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -63,6 +64,9 @@ class AuditOptions:
     clock: Callable[[], float] = time.time
     #: Who ran it, recorded with an accepted reference.
     user: str | None = None
+    #: Datasets audited at once (--parallel): each location still serves one
+    #: copy at a time, so up to this many locations are busy together.
+    parallel: int = 1
 
 
 @dataclass
@@ -136,13 +140,8 @@ class Auditor:
         began = time.monotonic()
         names = list(self.inventory.datasets) if datasets is None else list(datasets)
         run_id = self.catalog.start_run(self.inventory.path)
-        results = []
         try:
-            for name in names:
-                dataset_began = time.monotonic()
-                dataset = self.audit_dataset(self.inventory.datasets[name])
-                dataset.duration_seconds = time.monotonic() - dataset_began
-                results.append(dataset)
+            results = self._audit_all([self.inventory.datasets[name] for name in names])
             result = AuditResult(os.path.abspath(self.inventory.path), started, now_iso(),
                                  results,
                                  host=os.uname().nodename,  # gethostname(), without socket
@@ -154,6 +153,80 @@ class Auditor:
         self.catalog.finish_run(run_id, result.status.value, result.exit_code, (
             (d.name, d.policy, d.status.value, _summary(d)) for d in results))
         self._record_plan_facts(run_id, results)
+        return result
+
+    def _audit_all(self, datasets: Sequence[Dataset]) -> list[DatasetResult]:
+        """Every dataset's verdict, in the order given.  With ``parallel`` > 1,
+        several datasets at once, each worker thread with a catalog connection
+        of its own; a location serves one copy at a time (Connections.hold), so
+        while one dataset's primary is read on the NAS the previous dataset's
+        backup is read on the backup host.  Each dataset is audited exactly as
+        in a serial run: the same verdicts, in the same order."""
+        workers = min(self.options.parallel, len(datasets))
+        if workers <= 1:
+            return [self._timed(dataset) for dataset in datasets]
+        local = threading.local()
+        made: list[Auditor] = []
+        guard = threading.Lock()
+
+        def audit(dataset: Dataset) -> DatasetResult:
+            auditor: Auditor | None = getattr(local, "auditor", None)
+            if auditor is None:
+                auditor = Auditor(self.inventory, self.policies,
+                                  Catalog.for_worker(self.catalog), self.options,
+                                  self.progress, self.connections)
+                auditor._started = self._started  # one --time-limit for the run
+                local.auditor = auditor
+                with guard:
+                    made.append(auditor)
+            return auditor._timed(dataset)
+
+        results: list[DatasetResult | None] = [None] * len(datasets)
+        failed: list[BaseException] = []
+        todo = iter(range(len(datasets)))
+
+        def work() -> None:
+            while True:
+                with guard:
+                    index = None if failed else next(todo, None)
+                if index is None:
+                    return
+                try:
+                    results[index] = audit(datasets[index])
+                except BaseException as exc:  # re-raised in the calling thread
+                    with guard:
+                        failed.append(exc)
+                    return
+
+        # Plain threads, not concurrent.futures: a local audit starts faster.
+        threads = [threading.Thread(target=work, name=f"dataset-{n}", daemon=True)
+                   for n in range(workers)]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        except BaseException as exc:
+            # ^C: no new dataset starts; the running ones finish.
+            with guard:
+                failed.append(exc)
+            for thread in threads:
+                if thread.ident is not None:
+                    thread.join()
+            raise
+        finally:
+            for auditor in made:
+                auditor.catalog.close()
+        if failed:
+            raise failed[0]
+        done = [result for result in results if result is not None]
+        assert len(done) == len(datasets), "a dataset was left unaudited"
+        return done
+
+    def _timed(self, dataset: Dataset) -> DatasetResult:
+        began = time.monotonic()
+        result = self.audit_dataset(dataset)
+        result.duration_seconds = time.monotonic() - began
         return result
 
     def _record_plan_facts(self, run_id: int, results: Sequence[DatasetResult]) -> None:
@@ -348,7 +421,8 @@ class Auditor:
             if self.connections.is_unreachable(location.name):
                 continue
             try:
-                extra = self.backend(location).digest_algorithms()
+                with self.connections.hold(location):
+                    extra = self.backend(location).digest_algorithms()
             except BackendError:
                 continue
             algorithms += [a for a in extra if a not in algorithms]
@@ -358,6 +432,14 @@ class Auditor:
     def _audit_copy(self, dataset: Dataset, copy: CopySpec, reference: Reference,
                     identities: dict[str, CopyResult],
                     algorithms: Sequence[str] | None = None) -> CopyResult:
+        """One copy, its location held for the whole time (one copy at a time
+        per location, whatever else runs at once)."""
+        with self.connections.hold(self.inventory.locations[copy.location]):
+            return self._audit_held_copy(dataset, copy, reference, identities, algorithms)
+
+    def _audit_held_copy(self, dataset: Dataset, copy: CopySpec, reference: Reference,
+                         identities: dict[str, CopyResult],
+                         algorithms: Sequence[str] | None) -> CopyResult:
         location = self.inventory.locations[copy.location]
         primary = dataset.primary
         result = CopyResult(location=copy.location, path=copy.path, media=location.media,

@@ -170,6 +170,10 @@ MIGRATIONS: list[str] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
+#: Seconds a worker's write waits for another's to finish (a million-file copy's
+#: commit takes seconds; never long enough to need more).
+WORKER_BUSY_TIMEOUT = 600.0
+
 
 def default_state_path() -> str:
     env = os.environ.get("THREETWOONE_STATE")
@@ -265,6 +269,20 @@ class Catalog:
         #: empty catalog behind); it is then an empty one in memory.
         self.exists = create or os.path.lexists(path)
         self.db = self._open(path) if self.exists else self._empty()
+
+    @classmethod
+    def for_worker(cls, catalog: Catalog) -> Catalog:
+        """Another connection to the open ``catalog``, for one worker thread of a
+        run that audits several datasets at once (audit.py).  It may be closed
+        from the thread that made the workers, once they are done.  Writes of
+        the workers take turns: one may wait behind another's long commit."""
+        worker = cls.__new__(cls)
+        worker.path = catalog.path
+        worker.db = sqlite3.connect(catalog.path, timeout=WORKER_BUSY_TIMEOUT,
+                                    isolation_level=None, check_same_thread=False)
+        worker.db.execute("PRAGMA synchronous=NORMAL")
+        worker.db.execute("PRAGMA foreign_keys=ON")
+        return worker
 
     # -- opening -----------------------------------------------------------
     @staticmethod

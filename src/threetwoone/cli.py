@@ -35,6 +35,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_POLICY = "3-2-1"
 
+#: Datasets audited at once by default: enough to keep a NAS, a USB disk and an
+#: off-site host busy together, few enough not to crowd one machine.
+DEFAULT_PARALLEL = 4
+
 
 def fail(message: str, code: int) -> None:
     """Each line of ``message`` on stderr after ``threetwoone: ``, then exit."""
@@ -263,6 +267,10 @@ def parse_report_targets(ctx: click.Context, param: click.Parameter,
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
               help="Hash at most N files at once: worker processes for local copies "
                    "(default: one per CPU), parallel transfers for remote ones (default 1).")
+@click.option("--parallel", type=click.IntRange(1, 64), default=DEFAULT_PARALLEL,
+              show_default=True, metavar="N",
+              help="Audit up to N datasets at once; each location serves one copy at a "
+                   "time, so copies on different locations are read at the same time.")
 @click.option("--verify", type=click.Choice(VERIFY_MODES),
               default="scheduled", show_default=True,
               help="full: re-read every file; changed: re-read only new or changed files "
@@ -287,9 +295,9 @@ def parse_report_targets(ctx: click.Context, param: click.Parameter,
 @handle_errors
 def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarget],
           state: str | None, datasets: tuple[str, ...], policy: str | None, jobs: int | None,
-          verify: str, fixity_interval: str, max_read: str | None, time_limit: str | None,
-          force_download: bool, shard: Shard | None, lock_timeout: float,
-          quiet: bool) -> None:
+          parallel: int, verify: str, fixity_interval: str, max_read: str | None,
+          time_limit: str | None, force_download: bool, shard: Shard | None,
+          lock_timeout: float, quiet: bool) -> None:
     """Audit every copy of every dataset in INVENTORY against its policy."""
     from .reports.targets import ReportTarget, check_distinct, check_path
 
@@ -309,7 +317,7 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
     try:
         result = run_audit(inventory, state, datasets, policy, jobs, verify,
                            fixity_interval, max_read, time_limit, force_download,
-                           lock_timeout, targets, quiet, shard)
+                           lock_timeout, targets, quiet, shard, parallel)
     except Exception as exc:
         outcome = error_outcome(exc)
         if outcome is not None and outcome[1] in (ExitCode.INVALID, ExitCode.TOOL_FAILED):
@@ -336,13 +344,13 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
               policy: str | None, jobs: int | None, verify: str, fixity_interval: str,
               max_read: str | None, time_limit: str | None, force_download: bool,
               lock_timeout: float, targets: list[ReportTarget], quiet: bool = False,
-              shard: Shard | None = None) -> AuditResult:
+              shard: Shard | None = None, parallel: int = 1) -> AuditResult:
     """Load, audit, and read the recent history for the reports; any error escapes."""
     from . import memory
     from .audit import AuditOptions, Auditor
     from .catalog import Catalog, default_state_path, exclusive_lock, now_iso
     from .catalogerrors import explained
-    from .connections import Connections
+    from .connections import Connections, report_locations
     from .coverage import check_coverage
     from .expansion import expand
     from .progress import ProgressLine
@@ -378,7 +386,7 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
             check_report_targets(targets, inventory, path, full, policies)
         auditor = Auditor(full, policies, catalog,
                           AuditOptions(workers=jobs, plan=plan, force_download=force_download,
-                                       clock=clock()),
+                                       clock=clock(), parallel=parallel),
                           progress=progress.as_progress(), connections=connections)
 
         def before_recording(result: AuditResult) -> None:
@@ -393,7 +401,7 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
                 remember_uncovered(catalog, checks)
                 result.coverage = [c.as_dict() for c in checks]
                 result.uncovered = [u.as_dict() for c in checks for u in c.uncovered]
-            result.locations = [s.as_dict() for s in connections.states(list(full.locations))]
+            report_locations(result, full, connections.states(list(full.locations)))
             memory.record_members(catalog.db, expansion.members(names), now_iso())
 
         try:

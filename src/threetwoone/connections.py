@@ -9,10 +9,13 @@ per dataset, and reported once (the report's ``locations``).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .backends import Backend, LocationUnreachable, open_backend
-from .inventory import Location
+from .inventory import Inventory, Location
+from .results import AuditResult, CopyState
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,12 @@ class LocationState:
 
 class Connections:
     """Connected backends by location name.  ``get`` may be called from several
-    threads: a location is connected by the first caller, the others wait."""
+    threads: a location is connected by the first caller, the others wait.
+
+    A backend serves one copy at a time (its own ``-j`` workers are its
+    connection limit): whoever uses one holds its location (``hold``) for as
+    long as it does.  A thread holds one location at a time, so two threads
+    can never wait for each other's."""
 
     def __init__(self) -> None:
         self._backends: dict[str, Backend] = {}
@@ -40,6 +48,24 @@ class Connections:
         self._kinds: dict[str, str] = {}
         self._guard = threading.Lock()
         self._connecting: dict[str, threading.Lock] = {}
+        self._using: dict[str, threading.RLock] = {}
+        self._held = threading.local()
+
+    @contextmanager
+    def hold(self, location: Location) -> Iterator[None]:
+        """Use ``location`` alone for the duration (nested holds of the same
+        location are fine; of another one, a bug that could deadlock)."""
+        held = getattr(self._held, "name", None)
+        if held is not None and held != location.name:
+            raise AssertionError(f"holding {held} while asking for {location.name}")
+        with self._guard:
+            lock = self._using.setdefault(location.name, threading.RLock())
+        with lock:
+            self._held.name = location.name
+            try:
+                yield
+            finally:
+                self._held.name = held
 
     def get(self, location: Location) -> Backend:
         """The connected backend for ``location``; raise
@@ -90,3 +116,25 @@ class Connections:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def report_locations(result: AuditResult, inventory: Inventory,
+                     states: list[LocationState]) -> None:
+    """Each location tried this run into ``result.locations``; one that could
+    not be reached is reported there once, with the whole reason and what to
+    do, and its copies point to it in a few words instead of repeating both
+    (200 copies on one host with a bad key: one paragraph, not 200)."""
+    from .nextsteps import unreachable_step
+
+    down = {s.name: s for s in states if s.state == "unreachable"}
+    for dataset in result.datasets:
+        for copy in dataset.copies:
+            if (copy.state is CopyState.UNREACHABLE and copy.location in down
+                    and copy.detail == down[copy.location].detail):
+                copy.detail = f"location {copy.location} is unreachable (see locations)"
+                copy.next_step = f"see location {copy.location}"
+    result.locations = [
+        {**s.as_dict(), "next_step": unreachable_step(s.detail or "",
+                                                      inventory.locations[s.name])
+         if s.state == "unreachable" else None}
+        for s in states]

@@ -108,7 +108,7 @@ def copy_step(copy: CopyResult, result: DatasetResult, location: Location,
         return (f"the folder {display(copy.path)} is not on {copy.location}: "
                 f"{_from(source, copy)}, or correct the copy's path in the inventory")
     if state is CopyState.UNREACHABLE:
-        return _unreachable_step(copy, location)
+        return unreachable_step(copy.detail or "", location)
     # CopyState.ERROR: reachable, but not everything could be read.
     if result.reference == "none":
         if copy.primary:
@@ -147,8 +147,8 @@ def _from_label(source: CopyResult | None, copy: CopyResult) -> str:
 _KEYSCAN = re.compile(r"(ssh-keyscan [^;]*?>> \S+)")
 
 
-def _unreachable_step(copy: CopyResult, location: Location) -> str:
-    detail = copy.detail or ""
+def unreachable_step(detail: str, location: Location) -> str:
+    """What to do about a location that could not be reached, from why not."""
     if location.kind == "local":
         return (f"mount the disk or share at {location.root} (or correct the location's "
                 "root), then audit again")

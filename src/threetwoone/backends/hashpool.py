@@ -30,6 +30,7 @@ import contextlib
 import marshal
 import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -52,6 +53,9 @@ MIN_FILES = 128
 MIN_BYTES = 32 * 1024 * 1024
 
 _HEADER = 4
+
+#: Held while a pool forks its workers and closes the children's pipe ends.
+_FORKING = threading.Lock()
 
 
 class RootChanged(Exception):
@@ -179,7 +183,17 @@ class HashPool:
 
     # -- life cycle -------------------------------------------------------------
     def _start(self) -> None:
-        """Fork the workers.  Raise OSError only if not even one could start."""
+        """Fork the workers.  Raise OSError only if not even one could start.
+
+        One pool starts at a time (several copies may be hashed at once, on
+        different locations, by ``audit --parallel``): a fork inherits every open
+        descriptor, and a worker of another pool must never hold the child's end
+        of this pool's pipes, or this pool would never see a dying worker's end
+        of file."""
+        with _FORKING:
+            self._fork_workers()
+
+    def _fork_workers(self) -> None:
         parent = os.getpid()
         for _ in range(self.size):
             task_r, task_w = os.pipe2(os.O_CLOEXEC)

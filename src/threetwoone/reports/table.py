@@ -96,9 +96,16 @@ def _summary(result: AuditResult) -> str:
 
 
 def _run_lines(result: AuditResult) -> list[str]:
-    """Findings about the run rather than one dataset: collections that could
-    not be listed, coverage that could not be checked, uncovered folders."""
+    """Findings about the run rather than one dataset: locations that could
+    not be reached (once each, in full), collections that could not be listed,
+    coverage that could not be checked, uncovered folders."""
     lines = []
+    for location in result.locations:
+        if location["state"] == "unreachable":
+            lines.append(f"location {location['name']} ({location['kind']}): UNREACHABLE - "
+                         f"{location['detail']}")
+            if location.get("next_step"):
+                lines.append(f"  next: {location['next_step']}")
     for listing in result.collections:
         if listing["state"] != "listed":
             lines.append(f"collection {listing['name']} ({listing['location']}): "
