@@ -262,13 +262,17 @@ class Catalog:
     """One open catalog.  Use as a context manager; writes happen in explicit
     transactions so a killed run leaves the last committed state."""
 
-    def __init__(self, path: str, create: bool = True) -> None:
+    def __init__(self, path: str, create: bool = True,
+                 db: sqlite3.Connection | None = None) -> None:
         self.path = path
         #: False when there was no catalog and ``create`` was False (``history``
         #: and ``status`` only read: a mistyped --state must not leave a new,
         #: empty catalog behind); it is then an empty one in memory.
         self.exists = create or os.path.lexists(path)
-        self.db = self._open(path) if self.exists else self._empty()
+        if db is not None:  # another connection to an open catalog (for_worker)
+            self.db = db
+        else:
+            self.db = self._open(path) if self.exists else self._empty()
 
     @classmethod
     def for_worker(cls, catalog: Catalog) -> Catalog:
@@ -276,13 +280,11 @@ class Catalog:
         run that audits several datasets at once (audit.py).  It may be closed
         from the thread that made the workers, once they are done.  Writes of
         the workers take turns: one may wait behind another's long commit."""
-        worker = cls.__new__(cls)
-        worker.path = catalog.path
-        worker.db = sqlite3.connect(catalog.path, timeout=WORKER_BUSY_TIMEOUT,
-                                    isolation_level=None, check_same_thread=False)
-        worker.db.execute("PRAGMA synchronous=NORMAL")
-        worker.db.execute("PRAGMA foreign_keys=ON")
-        return worker
+        db = sqlite3.connect(catalog.path, timeout=WORKER_BUSY_TIMEOUT,
+                             isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        return cls(catalog.path, db=db)
 
     # -- opening -----------------------------------------------------------
     @staticmethod
