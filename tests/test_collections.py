@@ -11,42 +11,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from conftest import Lab, dataset_of, run_cli, write_tree
-
-FILES = {"a.fastq.gz": b"reads " * 50, "sub/b.txt": b"notes"}
+from facilitylab import FILES, NGI, audit_json, write
+from facilitylab import facility as ngi_facility
 
 
 def facility(lab: Lab, projects: tuple[str, ...] = ("P1", "P2", "P3")) -> dict[str, Path]:
-    """A NAS with NGI projects, a USB disk and an off-site host, each project
-    copied to both backups."""
-    roots = {"nas": lab.location("nas", "disk", "uppsala"),
-             "usb": lab.location("usb", "removable", "uppsala"),
-             "kth": lab.location("kth", "disk", "stockholm")}
-    for project in projects:
-        write_tree(roots["nas"] / "ngi" / project, FILES)
-        write_tree(roots["usb"] / "ngi" / project, FILES)
-        write_tree(roots["kth"] / "projects" / "ngi" / project, FILES)
-    return roots
-
-
-NGI = {"location": "nas", "glob": "ngi/P*",
-       "copies": [{"location": "usb", "path": "ngi/{name}"},
-                  {"location": "kth", "path": "projects/{path}"}]}
-
-
-def write(lab: Lab, **top: Any) -> Path:
-    doc = {"version": 1, "locations": lab.locations, **top}
-    lab.inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return lab.inventory
-
-
-def audit_json(lab: Lab, *args: str) -> tuple[int, dict[str, Any]]:
-    result = run_cli("audit", str(lab.inventory), "--state", str(lab.state),
-                     "--format", "json", *args)
-    assert result.exit_code in (0, 1, 3), result.stderr
-    return result.exit_code, result.json()
+    return ngi_facility(lab, projects)
 
 
 def datasets_json(lab: Lab) -> dict[str, Any]:

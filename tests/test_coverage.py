@@ -7,36 +7,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from conftest import Lab, run_cli, write_tree
-
-FILES = {"a.fastq.gz": b"reads " * 50, "sub/b.txt": b"notes"}
-NGI = {"location": "nas", "glob": "ngi/P*",
-       "copies": [{"location": "usb", "path": "ngi/{name}"},
-                  {"location": "kth", "path": "projects/{path}"}]}
+from facilitylab import FILES, NGI, audit_json, write
+from facilitylab import facility as ngi_facility
 
 
 def facility(lab: Lab, projects: tuple[str, ...] = ("P12345", "P12346")) -> Path:
-    nas = lab.location("nas", "disk", "uppsala")
-    usb = lab.location("usb", "removable", "uppsala")
-    kth = lab.location("kth", "disk", "stockholm")
-    for project in projects:
-        for root in (nas / "ngi", usb / "ngi", kth / "projects" / "ngi"):
-            write_tree(root / project, FILES)
-    return nas
-
-
-def write(lab: Lab, **top: Any) -> None:
-    doc = {"version": 1, "locations": lab.locations, **top}
-    lab.inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
-
-
-def audit_json(lab: Lab, *args: str) -> tuple[int, dict[str, Any]]:
-    result = run_cli("audit", str(lab.inventory), "--state", str(lab.state),
-                     "--format", "json", *args)
-    assert result.exit_code in (0, 1, 3), result.stderr
-    return result.exit_code, result.json()
+    return ngi_facility(lab, projects)["nas"]
 
 
 def test_never_declared_run_folder_is_found_counted_and_dated(lab: Lab) -> None:

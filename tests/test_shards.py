@@ -13,33 +13,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from conftest import Lab, run_cli, validate_report, write_tree
+from facilitylab import FILES, NGI, write
+from facilitylab import facility as ngi_facility
 from threetwoone.selection import shard_of
-
-FILES = {"a.fastq.gz": b"reads " * 50, "sub/b.txt": b"notes"}
-NGI = {"location": "nas", "glob": "ngi/P*",
-       "copies": [{"location": "usb", "path": "ngi/{name}"},
-                  {"location": "kth", "path": "projects/{path}"}]}
 
 
 def facility(lab: Lab, count: int = 12) -> dict[str, Path]:
-    roots = {"nas": lab.location("nas", "disk", "uppsala"),
-             "usb": lab.location("usb", "removable", "uppsala"),
-             "kth": lab.location("kth", "disk", "stockholm")}
-    for number in range(count):
-        project = f"P{10000 + number}"
-        write_tree(roots["nas"] / "ngi" / project, FILES)
-        write_tree(roots["usb"] / "ngi" / project, FILES)
-        write_tree(roots["kth"] / "projects" / "ngi" / project, FILES)
+    """The NGI collection of ``count`` projects, a declared dataset beside it,
+    coverage of ngi/."""
+    roots = ngi_facility(lab, [f"P{10000 + number}" for number in range(count)])
     write_tree(roots["nas"] / "declared", FILES)
     write_tree(roots["kth"] / "declared", FILES)
     lab.dataset("declared", [{"location": "nas", "path": "declared"},
                              {"location": "kth", "path": "declared"}], policy="ndsa-storage-1")
-    doc = {"version": 1, "locations": lab.locations, "datasets": lab.datasets,
-           "collections": {"ngi": NGI}, "coverage": [{"location": "nas", "path": "ngi"}]}
-    lab.inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+    write(lab, datasets=lab.datasets, collections={"ngi": NGI},
+          coverage=[{"location": "nas", "path": "ngi"}])
     return roots
 
 

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from conftest import Lab, run_cli, validate_report, write_tree
+from facilitylab import NGI, write
+from facilitylab import facility as ngi_facility
 from servers.slurm import SlurmCluster, poll, slurm_cluster
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "slurm"
-FILES = {"a.fastq.gz": b"reads " * 50, "sub/b.txt": b"notes"}
 
 pytestmark = pytest.mark.slow
 
@@ -31,20 +31,8 @@ def cluster() -> Iterator[SlurmCluster]:
 
 
 def facility(lab: Lab, projects: int = 9) -> dict[str, Path]:
-    roots = {"nas": lab.location("nas", "disk", "uppsala"),
-             "usb": lab.location("usb", "removable", "uppsala"),
-             "kth": lab.location("kth", "disk", "stockholm")}
-    for number in range(projects):
-        name = f"P{12340 + number}"
-        for root in (roots["nas"] / "ngi", roots["usb"] / "ngi",
-                     roots["kth"] / "projects" / "ngi"):
-            write_tree(root / name, FILES)
-    doc = {"version": 1, "locations": lab.locations,
-           "collections": {"ngi": {"location": "nas", "glob": "ngi/P*", "copies": [
-               {"location": "usb", "path": "ngi/{name}"},
-               {"location": "kth", "path": "projects/{path}"}]}},
-           "coverage": [{"location": "nas", "path": "ngi"}]}
-    lab.inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+    roots = ngi_facility(lab, [f"P{12340 + number}" for number in range(projects)])
+    write(lab, collections={"ngi": NGI}, coverage=[{"location": "nas", "path": "ngi"}])
     return roots
 
 

@@ -299,18 +299,7 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
           time_limit: str | None, force_download: bool, shard: Shard | None,
           lock_timeout: float, quiet: bool) -> None:
     """Audit every copy of every dataset in INVENTORY against its policy."""
-    from .reports.targets import ReportTarget, check_distinct, check_path
-
-    targets: list[ReportTarget] = list(reports)
-    if output == "-":
-        output = None  # standard output
-    if output:
-        parse_option(check_path, output, "'-o/--output'")
-        targets.append(ReportTarget(fmt, output, quiet=quiet))
-    try:
-        check_distinct(targets)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--report'") from None
+    targets, output = report_targets(reports, output, fmt, quiet)
     from .catalog import default_state_path
     check_report_targets(targets, inventory, state or default_state_path())
     run = RunClock.start()
@@ -331,6 +320,31 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
     notice = baseline_notice(result)
     if notice:  # on stderr, -q or not: a lost catalog must never go unnoticed
         click.echo(f"threetwoone: {notice}", err=True)
+    deliver(result, fmt, output, quiet, targets)
+
+
+def report_targets(reports: list[ReportTarget], output: str | None, fmt: str, quiet: bool
+                   ) -> tuple[list[ReportTarget], str | None]:
+    """Every report file of the run (``--report``, and ``-o`` unless it is ``-``,
+    standard output), checked before anything runs; and ``-o`` as given."""
+    from .reports.targets import ReportTarget, check_distinct, check_path
+
+    targets: list[ReportTarget] = list(reports)
+    if output == "-":
+        output = None  # standard output
+    if output:
+        parse_option(check_path, output, "'-o/--output'")
+        targets.append(ReportTarget(fmt, output, quiet=quiet))
+    try:
+        check_distinct(targets)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--report'") from None
+    return targets, output
+
+
+def deliver(result: AuditResult, fmt: str, output: str | None, quiet: bool,
+            targets: list[ReportTarget]) -> None:
+    """The report on stdout (unless -o), every report file, and the exit code."""
     if not output:
         from .reports import FORMATTERS
         text = FORMATTERS[fmt](result, quiet)
@@ -544,16 +558,8 @@ def merge(shard_reports: tuple[str, ...], fmt: str, output: str | None,
     must cover every dataset once."""
     from .merge import inventory_order, load_report
     from .merge import merge as merge_reports
-    from .reports.targets import ReportTarget, check_distinct, check_path
 
-    targets: list[ReportTarget] = list(reports)
-    if output:
-        parse_option(check_path, output, "'-o/--output'")
-        targets.append(ReportTarget(fmt, output, quiet=quiet))
-    try:
-        check_distinct(targets)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--report'") from None
+    targets, output = report_targets(reports, output, fmt, quiet)
     run = RunClock.start()
     loaded: list[tuple[str, dict[str, Any]]] = []
     try:
@@ -567,13 +573,7 @@ def merge(shard_reports: tuple[str, ...], fmt: str, output: str | None,
             inventory = str(loaded[0][1]["inventory"]) if loaded else ""
             write_reports(targets, run.failed(inventory, *outcome), exc)
         raise
-    if not output:
-        from .reports import FORMATTERS
-        text = FORMATTERS[fmt](result, quiet)
-        if text:
-            click.echo(text, nl=False)
-    write_reports(targets, result)
-    sys.exit(result.exit_code)
+    deliver(result, fmt, output, quiet, targets)
 
 
 def _static_inventory(report: dict[str, Any]) -> Inventory | None:

@@ -97,6 +97,13 @@ def glob_problem(glob: str) -> str | None:
     return None
 
 
+def could_not_list(problems: list[str]) -> str:
+    """``could not list a: why; b: why (and 3 more)``: a few, then a count."""
+    shown = "; ".join(problems[:5])
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return f"could not list {shown}{more}"
+
+
 def ignored(patterns: tuple[str, ...], path: str) -> bool:
     """Whether a folder (``path`` relative to where the patterns apply) is left
     out: a pattern matches its name or its whole path."""

@@ -25,10 +25,11 @@ from .backends import (
     BackendError,
     Entry,
     EntryKind,
+    FolderListing,
     LocationUnreachable,
     WalkProblem,
 )
-from .collection import ignored
+from .collection import could_not_list, ignored
 from .inventory import CoverageSpec, Inventory, Location, copy_address
 from .pathnames import display
 
@@ -135,15 +136,12 @@ def _check(spec: CoverageSpec, location: Location, backend_for: BackendFor,
     for depth in range(spec.depth):
         below: list[str] = []
         for folder in level:
-            try:
-                listing = backend.list_folder(folder)
-            except BackendError as exc:
-                problems.append(f"{display(folder) or '/'}: {exc}")
-                continue
+            failures = len(problems)
+            listing = _listed(backend, folder, problems)
             if listing is None:
-                if depth == 0:
+                if depth == 0 and len(problems) == failures:  # absent, not unreadable
                     problems.append(f"{display(folder) or '/'} does not exist")
-                continue  # vanished since its parent was listed
+                continue  # below the top: vanished since its parent was listed
             for name in listing.folders:
                 path = f"{folder}/{name}" if folder else name
                 relative = path[len(spec.path):].lstrip("/")
@@ -157,8 +155,7 @@ def _check(spec: CoverageSpec, location: Location, backend_for: BackendFor,
             check.uncovered.append(found)
     if problems:
         check.state = "incomplete"
-        check.detail = "could not list " + "; ".join(problems[:5]) + (
-            f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+        check.detail = could_not_list(problems)
     return check
 
 
@@ -174,11 +171,7 @@ def _uncovered_data(backend: Backend, location: str, folder: str, claims: Claims
         stack = [folder]
         while stack:
             here = stack.pop()
-            try:
-                listing = backend.list_folder(here)
-            except BackendError as exc:
-                unlisted.append(f"{display(here)}: {exc}")
-                continue
+            listing = _listed(backend, here, unlisted)
             if listing is None:
                 continue
             _count(found, listing.entries, unlisted)
@@ -194,6 +187,16 @@ def _uncovered_data(backend: Backend, location: str, folder: str, claims: Claims
         found.detail = (f"{len(unlisted)} folder(s) below could not be listed (counts are a "
                         f"floor): {unlisted[0]}")
     return found
+
+
+def _listed(backend: Backend, folder: str, problems: list[str]) -> FolderListing | None:
+    """One level of ``folder``; None when it is absent or (said in
+    ``problems``) cannot be listed."""
+    try:
+        return backend.list_folder(folder)
+    except BackendError as exc:
+        problems.append(f"{display(folder) or '/'}: {exc}")
+        return None
 
 
 def _count(found: Uncovered, items: Iterable[Entry | WalkProblem], unlisted: list[str],

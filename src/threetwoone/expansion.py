@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from .backends import Backend, BackendError, EntryKind, LocationUnreachable
 from .collection import (
     compiled,
+    could_not_list,
     dataset_name,
     fill,
     glob_parts,
@@ -172,8 +173,7 @@ def _find(collection: Collection, location: Location, backend_for: BackendFor,
         current = following
     if problems:
         listing.state = "incomplete"
-        listing.detail = "could not list " + "; ".join(problems[:5]) + (
-            f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+        listing.detail = could_not_list(problems)
     return [folder for folder in current if not ignored(collection.ignore, folder)]
 
 

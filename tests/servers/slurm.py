@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -25,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from .sshd import _free_ports  # several ports free at once
 
 MUNGED = "/usr/sbin/munged"
 SLURMCTLD = "/usr/sbin/slurmctld"
@@ -66,19 +67,6 @@ def _require(path: str, package: str) -> None:
     if not os.access(path, os.X_OK):
         pytest.fail(f"{path} is missing: install it with `apt-get install -y {package}` "
                     "(scripts/test.sh does this)", pytrace=False)
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def poll(condition: object, what: str, timeout: float = 60.0, every: float = 0.2) -> None:
