@@ -64,6 +64,13 @@ def leaves_location(path: str) -> bool:
     return any(part == ".." for part in path.split("/"))
 
 
+def unusable_name(name: str) -> bool:
+    """A folder name from a listing that is no folder of its own (``..`` would
+    leave the location, ``.`` and ``''`` alias their parent; object stores and
+    some servers list such keys)."""
+    return name in ("", ".", "..") or "/" in name
+
+
 def template_problem(template: str) -> str | None:
     """Why ``template`` is not a usable copy path template, or None."""
     try:

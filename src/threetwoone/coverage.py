@@ -29,7 +29,7 @@ from .backends import (
     LocationUnreachable,
     WalkProblem,
 )
-from .collection import could_not_list, ignored
+from .collection import could_not_list, ignored, unusable_name
 from .inventory import CoverageSpec, Inventory, Location, copy_address
 from .pathnames import display
 
@@ -144,6 +144,9 @@ def _check(spec: CoverageSpec, location: Location, backend_for: BackendFor,
                 continue  # below the top: vanished since its parent was listed
             for name in listing.folders:
                 path = f"{folder}/{name}" if folder else name
+                if unusable_name(name):
+                    problems.append(f"{display(path)}: not a usable folder name")
+                    continue
                 relative = path[len(spec.path):].lstrip("/")
                 if ignored(spec.ignore, relative) or claims.covers(spec.location, path):
                     continue
@@ -177,6 +180,9 @@ def _uncovered_data(backend: Backend, location: str, folder: str, claims: Claims
             _count(found, listing.entries, unlisted)
             for name in listing.folders:
                 path = f"{here}/{name}"
+                if unusable_name(name):
+                    unlisted.append(f"{display(path)}: not a usable folder name")
+                    continue
                 if claims.covers(location, path):
                     continue
                 if claims.holds_copies(location, path):

@@ -30,6 +30,7 @@ from .collection import (
     glob_parts,
     ignored,
     leaves_location,
+    unusable_name,
 )
 from .errors import ConfigError, ConfigErrors
 from .inventory import Collection, CopySpec, Dataset, Inventory, Location, copy_address
@@ -211,6 +212,10 @@ def _gone_detail(collection: Collection, member: Member) -> str:
 
 def _dataset(inventory: Inventory, collection: Collection, folder: str, name: str,
              errors: list[ConfigError], gone: str | None = None) -> Dataset:
+    if any(unusable_name(part) for part in folder.split("/")):
+        errors.append(_error(inventory, f"collections.{collection.name}.glob", (
+            f"the folder {display(folder)} found on {collection.location} is not a usable "
+            "path (a '..', '.' or empty part): it would leave the location")))
     copies = [CopySpec(location=collection.location, path=folder, primary=True, index=0)]
     for template in collection.copies:
         path = fill(template.path, folder)

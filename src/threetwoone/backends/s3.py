@@ -61,6 +61,7 @@ from .interface import (
     CopyFailed,
     Entry,
     EntryKind,
+    FolderListing,
     HashResult,
     LocationUnreachable,
     ProgressCallback,
@@ -444,6 +445,28 @@ class S3Backend(Backend):
         with self._lock:
             self._owner, self._owner_known = found, True
         return found
+
+    def list_folder(self, path: str) -> FolderListing | None:
+        """Keys directly below the prefix, and the next ``/``-delimited prefixes
+        as folders (S3 has no folders; a prefix with no key below it is none)."""
+        prefix = self.root_prefix(path)
+        folders: list[str] = []
+        entries: list[Entry] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+            for page in pages:
+                for common in page.get("CommonPrefixes", ()):
+                    folders.append(str(common["Prefix"])[len(prefix):].removesuffix("/"))
+                for obj in page.get("Contents", ()):
+                    item = self._entry(prefix, obj)
+                    if isinstance(item, Entry):
+                        entries.append(item)
+        except Exception as exc:
+            raise self._failed(exc, "listing failed") from None
+        if not folders and not entries:
+            return None
+        return FolderListing(tuple(sorted(folders)), tuple(sorted(entries)))
 
     def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
         """Entries as the listing pages arrive, in the order the server lists

@@ -61,6 +61,7 @@ from .interface import (
     CopyFailed,
     Entry,
     EntryKind,
+    FolderListing,
     HashResult,
     LocationUnreachable,
     NotAFolder,
@@ -379,6 +380,33 @@ class WebDAVBackend(Backend):
             name = path.rsplit("/", 1)[-1]
             out.append((name, resource))
         return out
+
+    def list_folder(self, path: str) -> FolderListing | None:
+        folder = self._copy_path(path).rstrip("/")
+        try:
+            status, resources = self._propfind(folder + "/", 1)
+        except TransportError as exc:
+            raise LocationUnreachable(str(exc)) from None
+        except StatusError as exc:
+            raise CopyFailed(f"{self._where_of(folder)}: {exc}") from None
+        if status == 404:
+            return None
+        if status == 401:
+            raise LocationUnreachable(
+                f"authentication failed at {self._where} (HTTP 401); check the location's auth")
+        if status != 207:
+            raise CopyFailed(f"cannot list {self._where_of(folder)} (HTTP {status})")
+        if resources and not resources[0].is_collection:
+            raise NotAFolder(f"{self._where_of(folder)} is a file, not a folder")
+        folders: list[str] = []
+        entries: list[Entry] = []
+        for name, resource in sorted(self._children(folder, resources), key=lambda c: c[0]):
+            if resource.is_collection:
+                folders.append(name)
+            else:
+                entries.append(Entry(name, EntryKind.FILE, resource.size or 0,
+                                     resource.mtime_ns, resource.etag))
+        return FolderListing(tuple(folders), tuple(entries))
 
     def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
         top = self._copy_path(path).rstrip("/")

@@ -53,6 +53,7 @@ from ..interface import (
     CopyFailed,
     Entry,
     EntryKind,
+    FolderListing,
     HashResult,
     LocationUnreachable,
     NotAFolder,
@@ -268,6 +269,28 @@ class SFTPBackend(Backend):
         facts["address"] = f"{target.user}@{target.hostname.lower()}:{target.port}"
         facts["host_key"] = self._host_key()
         return facts
+
+    def list_folder(self, path: str) -> FolderListing | None:
+        if self.stat_root(path) is None:
+            return None
+        top = self.full_path(path)
+        real = self._real_path(top, _Budget())
+        listing = real if isinstance(real, str) else \
+            _Lister(self, top, real, recurse=False).get("")
+        if isinstance(listing, str):
+            raise CopyFailed(f"{self.target.label}: cannot list {path or '/'}: {listing}")
+        folders: list[str] = []
+        entries: list[Entry] = []
+        for name, mode, size, mtime in listing:
+            if stat.S_ISDIR(mode):
+                folders.append(name)
+            elif stat.S_ISREG(mode):
+                entries.append(Entry(name, EntryKind.FILE, size,
+                                     mtime * 1_000_000_000 if mtime is not None else None))
+            else:
+                entries.append(Entry(name, EntryKind.SYMLINK if stat.S_ISLNK(mode)
+                                     else EntryKind.SPECIAL))
+        return FolderListing(tuple(folders), tuple(entries))
 
     def walk(self, path: str) -> Iterator[Entry | WalkProblem]:
         top = self.full_path(path)

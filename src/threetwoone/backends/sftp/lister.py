@@ -67,10 +67,13 @@ class _Lister:
     symlinks resolved; else a symlink led the listing elsewhere, and the folder
     is a problem, not its listing."""
 
-    def __init__(self, backend: SFTPBackend, top: bytes, real: bytes) -> None:
+    def __init__(self, backend: SFTPBackend, top: bytes, real: bytes,
+                 recurse: bool = True) -> None:
         self.backend = backend
         self.top = top
         self.real = real
+        #: False: list ``top`` only, none of its subfolders (list_folder).
+        self.recurse = recurse
         self.budget = _Budget()
         #: Folders known and not listed yet, smallest path first.
         self.todo: list[tuple[tuple[str, ...], str]] = [((), "")]
@@ -177,7 +180,7 @@ class _Lister:
             return
         folder.items.sort(key=lambda item: item[0])
         prefix = folder.rel + "/" if folder.rel else ""
-        for name, mode, _size, _mtime in folder.items:
+        for name, mode, _size, _mtime in folder.items if self.recurse else ():
             if stat.S_ISDIR(mode):
                 heapq.heappush(self.todo, (_key(prefix + name), prefix + name))
         self.ready[folder.rel] = folder.items

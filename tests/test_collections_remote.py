@@ -1,0 +1,128 @@
+"""Collections and coverage on every kind of location, against real servers on
+loopback: an SFTP host (OpenSSH sshd), WebDAV (WsgiDAV and XRootD) and S3
+(moto's server).  Each lists folders one level at a time; an object key that
+is no usable folder name (``..``) is refused, never followed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from conftest import Lab, run_cli, write_tree
+from facilitylab import FILES, write
+from servers.moto_s3 import MotoS3, fake_aws_environment
+from servers.sshd import SSHServer, isolated_home, running_sshd
+
+if TYPE_CHECKING:
+    from backends.conftest_webdav import DavSite
+
+pytest_plugins = ["servers.webdav_plugin"]
+
+PROJECTS = ("P1", "P2", "P3")
+
+
+@pytest.fixture(scope="module")
+def sshd_server() -> Iterator[SSHServer]:
+    with running_sshd() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[MotoS3]:
+    server = MotoS3()
+    yield server
+    server.stop()
+
+
+def remote_collection(lab: Lab, location: dict[str, Any], base: str) -> dict[str, Path]:
+    """Projects whose primaries are on the remote ``location`` (below ``base``),
+    copied to two local disks; an undeclared folder beside them."""
+    lab.locations["remote"] = location
+    usb = lab.location("usb", "removable", "a")
+    vault = lab.location("vault", "disk", "b")
+    for project in PROJECTS:
+        write_tree(usb / project, FILES)
+        write_tree(vault / project, FILES)
+    write(lab, collections={"ngi": {
+        "location": "remote", "glob": f"{base}/P*",
+        "copies": [{"location": "usb", "path": "{name}"},
+                   {"location": "vault", "path": "{name}"}]}},
+        coverage=[{"location": "remote", "path": base}])
+    return {"usb": usb, "vault": vault}
+
+
+def check_found(lab: Lab) -> None:
+    result = run_cli("audit", str(lab.inventory), "--state", str(lab.state), "--format",
+                     "json")
+    assert result.exit_code == 1, result.stderr  # the undeclared folder
+    report = result.json()
+    assert [d["name"] for d in report["datasets"]] == ["ngi/P1", "ngi/P2", "ngi/P3"]
+    assert all(d["status"] == "pass" for d in report["datasets"]), report["datasets"]
+    assert [(u["path"].rsplit("/", 1)[-1], u["files"]) for u in report["uncovered"]] == [
+        ("undeclared", 2)]
+    assert report["coverage"][0]["state"] == "checked"
+
+
+def test_a_collection_and_coverage_on_an_sftp_host(lab: Lab, sshd_server: SSHServer,
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    isolated_home(tmp_path, monkeypatch).trust(sshd_server.known_hosts())
+    remote = sshd_server.data_dir(f"collection-{os.urandom(4).hex()}")
+    for project in PROJECTS:
+        write_tree(remote / "ngi" / project, FILES)
+    write_tree(remote / "ngi" / "undeclared", {"x": b"1", "y/z": b"2"})
+    os.symlink("P1", remote / "ngi" / "P9")  # a symlink: never a dataset
+    remote_collection(lab, {"kind": "sftp", "host": "127.0.0.1", "port": sshd_server.port,
+                            "user": sshd_server.user, "root": str(remote),
+                            "identity_file": str(sshd_server.client_key),
+                            "media": "disk", "site": "c"}, "ngi")
+    check_found(lab)
+
+
+def test_a_collection_and_coverage_on_webdav(lab: Lab, dav_site: DavSite) -> None:
+    base = dav_site.tree({f"{p}/{name}": data for p in PROJECTS
+                          for name, data in FILES.items()}
+                         | {"undeclared/x": b"1", "undeclared/y/z": b"2"}, stem="ngi")
+    remote_collection(lab, dav_site.settings(site="c"), base)
+    check_found(lab)
+
+
+def test_a_collection_and_coverage_on_s3(lab: Lab, s3: MotoS3, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_aws_environment(monkeypatch, tmp_path / "aws")
+    bucket = s3.new_bucket("facility")
+    for project in PROJECTS:
+        s3.put_tree(bucket, f"deliveries/ngi/{project}/", FILES)
+    s3.put_tree(bucket, "deliveries/ngi/undeclared/", {"x": b"1", "y/z": b"2"})
+    remote_collection(lab, {"kind": "s3", "endpoint_url": s3.endpoint_url, "bucket": bucket,
+                            "prefix": "deliveries/", "media": "object", "site": "c"}, "ngi")
+    check_found(lab)
+
+
+@pytest.mark.parametrize(("key", "glob", "folder"), [
+    ("deliveries/ngi/../escape", "ngi/.*", "ngi/.."),
+    ("deliveries/ngi//escape", "ngi/*", "ngi/"),
+])
+def test_an_object_key_that_is_no_folder_exits_4(
+        lab: Lab, s3: MotoS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        key: str, glob: str, folder: str) -> None:
+    fake_aws_environment(monkeypatch, tmp_path / "aws")
+    bucket = s3.new_bucket("hostile")
+    s3.put_tree(bucket, "deliveries/ngi/P1/", FILES)
+    # S3 keys are strings: 'ngi/../x' lists a folder named '..', 'ngi//x' one named ''.
+    s3.client().put_object(Bucket=bucket, Key=key, Body=b"x")
+    remote_collection(lab, {"kind": "s3", "endpoint_url": s3.endpoint_url, "bucket": bucket,
+                            "prefix": "deliveries/", "media": "object", "site": "c"}, "ngi")
+    write(lab, collections={"ngi": {
+        "location": "remote", "glob": glob,
+        "copies": [{"location": "usb", "path": "{name}"},
+                   {"location": "vault", "path": "{name}"}]}})
+    result = run_cli("audit", str(lab.inventory), "--state", str(lab.state))
+    assert result.exit_code == 4, result.stderr
+    assert (f"collections.ngi.glob: the folder {folder} found on remote is not a usable "
+            "path") in result.stderr
+    assert "Traceback" not in result.stderr
