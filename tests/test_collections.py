@@ -315,3 +315,24 @@ def test_a_report_never_lands_in_a_copy_a_collection_found(lab: Lab) -> None:
         assert result.exit_code == 2, (target, result.stderr)
     assert not (roots["usb"] / "ngi" / "P2" / "report.json").exists()
     assert (lab.tmp / "lab.yaml").read_text().startswith("name: lab")
+
+
+def test_a_dataset_not_seen_while_unreachable_is_dated_by_its_last_sighting(
+        lab: Lab, monkeypatch: Any) -> None:
+    roots = facility(lab)
+    write(lab, collections={"ngi": NGI})
+    night = 1_790_000_000
+    monkeypatch.setenv("THREETWOONE_NOW", str(night))
+    assert audit_json(lab)[0] == 0
+    nas = lab.tmp / "storage" / "nas"
+    os.rename(nas, lab.tmp / "unmounted")
+    monkeypatch.setenv("THREETWOONE_NOW", str(night + 86400))
+    assert audit_json(lab)[0] == 3
+    os.rename(lab.tmp / "unmounted", nas)
+    shutil.rmtree(roots["nas"] / "ngi" / "P2")
+    monkeypatch.setenv("THREETWOONE_NOW", str(night + 2 * 86400))
+    code, report = audit_json(lab)
+    assert code == 1
+    # Last audited on the first night: the second never saw it.
+    assert "(last audited 2026-09-21T14:13:20Z)" in \
+        dataset_of(report, "ngi/P2")["violations"][0]["message"]

@@ -368,6 +368,7 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
     from .coverage import check_coverage
     from .expansion import expand
     from .progress import ProgressLine
+    from .reports.common import iso_time
     from .schedule import VerifyPlan, parse_duration, parse_size
 
     plan = VerifyPlan(
@@ -416,7 +417,8 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
                 result.coverage = [c.as_dict() for c in checks]
                 result.uncovered = [u.as_dict() for c in checks for u in c.uncovered]
             report_locations(result, full, connections.states(list(full.locations)))
-            memory.record_members(catalog.db, expansion.members(names), now_iso())
+            memory.record_members(catalog.db, expansion.members(names),
+                                  iso_time(clock()()) or now_iso())
 
         try:
             result = auditor.run(names, before_recording)

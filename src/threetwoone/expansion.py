@@ -74,11 +74,13 @@ class Expansion:
 
     def members(self, names: Iterable[str]) -> list[tuple[str, str, str, str]]:
         """``(dataset, collection, location, folder)`` of the collection datasets
-        among ``names`` whose folder was found (to remember them)."""
+        among ``names`` whose folder was found this run (to remember them as
+        seen; one only remembered from before is not seen again)."""
         wanted = set(names)
         return [(name, listing.name, listing.location, folder)
                 for listing in self.collections
-                for folder, name in listing.matches.items() if name in wanted]
+                for folder, name in listing.matches.items()
+                if name in wanted and name not in listing.unconfirmed]
 
 
 def expand(inventory: Inventory, backend_for: BackendFor,
