@@ -201,3 +201,15 @@ def test_merge_keeps_every_field_of_every_dataset(lab: Lab) -> None:
     for key in ("locations", "collections", "coverage", "uncovered", "totals", "bytes_read",
                 "inventory", "inventory_sha256", "status"):
         assert report[key] == original[key], key
+
+
+def test_a_new_shard_count_says_the_old_catalogs_are_not_used(lab: Lab) -> None:
+    facility(lab, 3)
+    shard_run(lab, 0, 2)
+    result = run_cli("audit", str(lab.inventory), "--state", str(lab.state), "--shard", "0/3",
+                     "-q")
+    assert "a catalog of another shard count is there" in result.stderr
+    assert "catalog.shard-0-of-2.sqlite3" in result.stderr
+    again = run_cli("audit", str(lab.inventory), "--state", str(lab.state), "--shard", "0/3",
+                    "-q")
+    assert "another shard count" not in again.stderr  # said once, when it starts afresh

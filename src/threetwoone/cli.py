@@ -389,6 +389,11 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
     with (explained(path), exclusive_lock(path, lock_timeout), Catalog(path) as catalog,
           Connections() as connections):
         new_catalog = catalog.is_new()
+        if new_catalog and shard is not None:
+            for other in other_shard_catalogs(state or default_state_path(), shard):
+                warn(f"a catalog of another shard count is there ({other}): the "
+                     f"references it holds are not used by shard {shard}; keep the number "
+                     "of shards from night to night")
         expansion = expand(inv, connections.get, memory.members(catalog.db))
         for warning in expansion.warnings:
             warn(warning)
@@ -451,6 +456,16 @@ def shard_state_path(path: str, shard: Shard) -> str:
     ``state.shard-0-of-4.sqlite3`` (shards run at once, on other machines)."""
     root, ext = os.path.splitext(path)
     return f"{root}.shard-{shard.index}-of-{shard.count}{ext}"
+
+
+def other_shard_catalogs(path: str, shard: Shard) -> list[str]:
+    """Catalogs beside ``path`` of a shard count other than ``shard``'s."""
+    import glob
+
+    root, ext = os.path.splitext(path)
+    mine = f".shard-{shard.index}-of-{shard.count}{ext}"
+    return sorted(p for p in glob.glob(f"{glob.escape(root)}.shard-*-of-*{glob.escape(ext)}")
+                  if not p.endswith(f"-of-{shard.count}{ext}") and not p.endswith(mine))
 
 
 def inventory_digest(path: str) -> str | None:
