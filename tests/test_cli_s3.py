@@ -166,7 +166,11 @@ def test_endpoint_down_exit_3(lab: Lab) -> None:
     assert code == 3
     archive = copy_by_location(report, "ds", "archive")
     assert archive["state"] == "unreachable"
-    assert "connection refused" in (archive.get("detail") or str(archive))
+    # The location says why, once; the copy points to it.
+    assert archive["detail"] == "location archive is unreachable (see locations)"
+    [location] = [loc for loc in report["locations"] if loc["name"] == "archive"]
+    assert location["state"] == "unreachable" and location["kind"] == "s3"
+    assert "connection refused" in location["detail"]
 
 
 def test_lying_server_told_apart_from_corruption_by_reading_the_bytes(lab: Lab,
