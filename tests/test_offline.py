@@ -48,6 +48,9 @@ def test_a_disk_in_the_drawer_is_remembered_until_offline_max_age(
     assert tape["next_step"] == (f"plug the disk in (mount {root}) and audit before "
                                  f"{iso_time(T0 + 90 * DAY)}, when its remembered state "
                                  "expires")
+    # Expected to be absent: the location is offline, not an unreachable problem.
+    [location] = [loc for loc in report["locations"] if loc["name"] == "tape"]
+    assert (location["state"], location["next_step"]) == ("offline", None)
     table = lab.audit().stdout
     assert "  copy tape:ds: intact - offline:" in table and "    next: plug the disk" in table
     assert lab.audit("-q").stdout == ""  # nothing to do yet: cron stays quiet
@@ -56,6 +59,8 @@ def test_a_disk_in_the_drawer_is_remembered_until_offline_max_age(
     tape = copy_by_location(report, "ds", "tape")
     assert code == 3 and tape["state"] == "unreachable"
     assert "older than offline_max_age 90d" in tape["detail"]
+    [location] = [loc for loc in report["locations"] if loc["name"] == "tape"]
+    assert location["state"] == "unreachable" and "mount the disk" in location["next_step"]
     assert dataset_of(report, "ds")["status"] == "unknown"
 
 

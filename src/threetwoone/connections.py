@@ -127,13 +127,18 @@ def report_locations(result: AuditResult, inventory: Inventory,
     from .nextsteps import unreachable_step
 
     down = {s.name: s for s in states if s.state == "unreachable"}
+    # Offline media (a disk in a drawer) whose every copy this run kept its
+    # remembered state: expected to be absent, so not a problem to report.
+    offline = {name for name in down if inventory.locations[name].attribute("offline")}
     for dataset in result.datasets:
         for copy in dataset.copies:
-            if (copy.state is CopyState.UNREACHABLE and copy.location in down
-                    and copy.detail == down[copy.location].detail):
-                copy.detail = f"location {copy.location} is unreachable (see locations)"
-                copy.next_step = f"see location {copy.location}"
+            if copy.state is CopyState.UNREACHABLE and copy.location in down:
+                offline.discard(copy.location)
+                if copy.detail == down[copy.location].detail:
+                    copy.detail = f"location {copy.location} is unreachable (see locations)"
+                    copy.next_step = f"see location {copy.location}"
     result.locations = [
+        {**s.as_dict(), "state": "offline", "next_step": None} if s.name in offline else
         {**s.as_dict(), "next_step": unreachable_step(s.detail or "",
                                                       inventory.locations[s.name])
          if s.state == "unreachable" else None}
