@@ -404,7 +404,8 @@ def test_pinned_rsa_host_key_passes_and_a_wrong_pin_says_what_was_offered(
     copy = copy_by_location(report, "intact", "backup")
     assert copy["state"] == "unreachable"
     ed25519 = _fingerprint(server.workdir / "host_ed25519.pub")
-    assert f"the server offers ssh-ed25519 {ed25519}, ssh-rsa {rsa}" in copy["detail"]
+    [location] = [loc for loc in report["locations"] if loc["name"] == "backup"]
+    assert f"the server offers ssh-ed25519 {ed25519}, ssh-rsa {rsa}" in location["detail"]
 
 
 def _three_copies_with_backup(lab: Lab, server: SSHServer, remote: Path) -> None:

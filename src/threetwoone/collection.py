@@ -15,10 +15,10 @@ import string
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import pathglob
 from .yamlload import join
 
 if TYPE_CHECKING:
+    from . import pathglob
     from .inventory import Collection, CopySpec, CoverageSpec, Dataset, _Validator
 
 #: The placeholders a copy's path template may use.
@@ -94,6 +94,8 @@ def template_problem(template: str) -> str | None:
 
 def glob_problem(glob: str) -> str | None:
     """Why ``glob`` cannot find a collection's folders, or None."""
+    from . import pathglob  # only inventories with collections need it
+
     problem = pathglob.problem(glob)
     if problem:
         return problem.replace("must name files, not end with '/'",
@@ -121,10 +123,19 @@ def ignored(patterns: tuple[str, ...], path: str) -> bool:
 @functools.lru_cache(maxsize=256)
 def compiled(pattern: str) -> pathglob.PathGlob:
     """A glob compiled once (collections match it against every folder)."""
+    from . import pathglob
+
     return pathglob.compile_glob(pattern)
 
 
 # -- validation (no storage) ---------------------------------------------------
+
+def _check_ignore(v: _Validator, patterns: Any, keypath: str) -> None:
+    from . import pathglob
+
+    for pattern in patterns or ():
+        if isinstance(pattern, str) and pathglob.problem(pattern):
+            v.error(keypath, f"{pattern!r}: {pathglob.problem(pattern)}")
 
 def _string(value: Any) -> str | None:
     return None if isinstance(value, str) and value != "" else "must be a non-empty string"
@@ -183,9 +194,7 @@ def read_collections(v: _Validator, value: Any, locations: Mapping[str, Any],
             problem = glob_problem(glob)
             if problem:
                 v.error(join(keypath, "glob"), problem)
-        for pattern in spec.get("ignore") or ():
-            if isinstance(pattern, str) and pathglob.problem(pattern):
-                v.error(join(keypath, "ignore"), f"{pattern!r}: {pathglob.problem(pattern)}")
+        _check_ignore(v, spec.get("ignore"), join(keypath, "ignore"))
         checksums = v.checksums(spec.get("checksums"), join(keypath, "checksums"))
         copies = _template_copies(v, spec.get("copies"), join(keypath, "copies"), locations)
         for other in datasets:
@@ -262,9 +271,7 @@ def read_coverage(v: _Validator, value: Any, locations: Mapping[str, Any]
         path = spec.get("path", "")
         if isinstance(path, str) and leaves_location(path):
             v.error(join(keypath, "path"), "must not contain '..': it would leave the location")
-        for pattern in spec.get("ignore") or ():
-            if isinstance(pattern, str) and pathglob.problem(pattern):
-                v.error(join(keypath, "ignore"), f"{pattern!r}: {pathglob.problem(pattern)}")
+        _check_ignore(v, spec.get("ignore"), join(keypath, "ignore"))
         depth = spec.get("depth", 1)
         if (isinstance(location, str) and isinstance(path, str) and not _depth(depth)
                 and not leaves_location(path)):
