@@ -192,3 +192,39 @@ def test_a_killed_audit_leaves_no_worker_behind(lab: Lab, how: signal.Signals) -
     # And the catalog is usable: the next audit completes and passes.
     code, _report = lab.audit_json("-j", "2")
     assert code == 0
+
+
+def test_a_first_audit_reads_the_primary_as_it_is_walked(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a progress line to show its totals first, the primary a reference
+    is made from is walked as its files are read (the workers start on its first
+    folders); a copy compared with the reference is listed whole first.  The
+    walk is pulled as the workers need files (two batches of 64 in flight each),
+    so with 400 files the first result comes back before the walk has ended."""
+    from threetwoone.backends.local import LocalBackend
+
+    lab.three_copies(MANY)
+    events: list[tuple[str, str]] = []
+    walk, hash_stream = LocalBackend.walk, LocalBackend.hash_stream
+
+    def watched_walk(self: LocalBackend, path: str) -> Iterator[Any]:
+        yield from walk(self, path)
+        events.append(("walked", self.location.name))
+
+    def watched_hash(self: LocalBackend, path: str, *args: Any, **kwargs: Any
+                     ) -> Iterator[Any]:
+        for number, result in enumerate(hash_stream(self, path, *args, **kwargs)):
+            if number == 0:
+                events.append(("hashed", self.location.name))
+            yield result
+
+    monkeypatch.setattr(LocalBackend, "walk", watched_walk)
+    monkeypatch.setattr(LocalBackend, "hash_stream", watched_hash)
+    code, report = lab.audit_json("-j", "2")
+    assert code == 0 and dataset_of(report, "ds")["reference"] == "recorded"
+
+    def order(location: str) -> list[str]:
+        return [what for what, where in events if where == location]
+
+    assert order("nas") == ["hashed", "walked"]  # the primary: read as it was walked
+    assert order("tape") == order("remote") == ["walked", "hashed"]  # listed, compared

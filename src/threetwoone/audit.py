@@ -352,6 +352,14 @@ class Auditor:
         return nextsteps.Commands(os.path.abspath(self.inventory.path),
                                   None if state == default else state)
 
+    def _copy_listed(self, dataset: Dataset, copy: CopySpec, result: CopyResult,
+                     backend: Backend, listing: Listing) -> None:
+        """The copy's listing is complete: its totals to the progress line, its
+        files with several names noted."""
+        self.progress.copy(dataset.name, result.label, listing.files, listing.bytes)
+        if backend.ident_is_storage:
+            self._note_storage(copy, listing)
+
     def _note_storage(self, copy: CopySpec, listing: Listing) -> None:
         """Remember which stored files (device and inode) this copy shares with
         the copies of the dataset audited before it (see ``_hard_links``)."""
@@ -466,14 +474,20 @@ class Auditor:
                     identities[key] = result
             ctx = self._context(backend, dataset, copy)
             identity, moved = self._storage(backend, copy, root, ctx.key, result)
-            list_copy(ctx)
+            # A reference made from the primary's content, with no progress line
+            # to show its totals first: the primary is listed as it is read (the
+            # hashing workers start on its first files, not after its last folder).
+            single_pass = (reference.made_from is copy and not reference.manifests
+                           and self.progress.on_copy is None)
+            list_copy(ctx, single_pass)
             listing = ctx.listed
-            self.progress.copy(dataset.name, result.label, listing.files, listing.bytes)
-            if backend.ident_is_storage:
-                self._note_storage(copy, listing)
+            if not listing.single_pass:
+                self._copy_listed(dataset, copy, result, backend, listing)
             reading = time.monotonic()
             if reference.made_from is copy and self.keeper.from_primary(
                     ctx, reference, result, algorithms or [DEFAULT_ALGORITHM], identity):
+                if listing.single_pass:
+                    self._copy_listed(dataset, copy, result, backend, listing)
                 # The primary's content was made the reference (or failed to be).
                 if reference.usable and ctx.full_reads is not None:
                     self._full_reads[copy.index] = ctx.full_reads

@@ -71,11 +71,13 @@ class CopyContext:
         return self.listing
 
 
-def list_copy(ctx: CopyContext) -> None:
+def list_copy(ctx: CopyContext, single_pass: bool = False) -> None:
     """Walk the copy (see listing.py).  Producer manifests and bags are found
-    in the listing before it is compared: then it is kept in a table whole."""
+    in the listing before it is compared: then it is kept in a table whole.
+    ``single_pass``: walked as it is read instead, once (a sorted walk only)."""
     ctx.listing = ctx.workset.begin_copy(ctx.backend.walk(ctx.copy.path), ctx.dataset.exclude,
-                                         ctx.backend.sorted_walk, bool(ctx.dataset.checksums))
+                                         ctx.backend.sorted_walk, bool(ctx.dataset.checksums),
+                                         single_pass)
 
 
 class ProblemLog:

@@ -16,6 +16,11 @@ by the read, see localhash.py), and kept:
 Listings that are read in ways a list cannot answer (producer manifests and
 bags: "the listed files no staged reference row names") go to the table whole.
 
+A primary whose content becomes the reference (a first audit, ``accept``) may
+instead be read as it is walked, once (``single_pass``): its files go to the
+hashing workers as the walk finds them, nothing is kept, and each file is still
+checked at open against what the walk saw of it.
+
 The walk's problems (folders that could not be listed), the totals of regular
 files and the files with several names (for the hard-link check between
 copies) are gathered on the way.
@@ -73,6 +78,11 @@ def write_batched(db: sqlite3.Connection, sql: str, rows: Iterable[tuple[object,
 
 
 def _write(db: sqlite3.Connection, sql: str, batch: Sequence[tuple[object, ...]]) -> None:
+    if db.in_transaction:
+        # A single-pass listing read while the reference is written (one open
+        # transaction, see workset.FreshReference): its rows are part of it.
+        db.executemany(sql, batch)
+        return
     with transaction(db, "DEFERRED"):
         db.executemany(sql, batch)
 
@@ -86,8 +96,12 @@ class Listing:
     """The entries of one copy, sorted by the bytes of their paths."""
 
     def __init__(self, db: sqlite3.Connection, walk: Iterable[Entry | WalkProblem],
-                 exclude: Sequence[str], sorted_walk: bool, in_table: bool) -> None:
+                 exclude: Sequence[str], sorted_walk: bool, in_table: bool,
+                 single_pass: bool = False) -> None:
         self.db = db
+        #: Walked as it is read, once (see ``keyed``); None once that began.
+        self._stream: Iterator[Entry] | None = None
+        self.single_pass = single_pass and sorted_walk and not in_table
         #: Folders (or entries) that could not be listed, in walk order.
         self.problems: list[WalkProblem] = []
         #: Regular files listed and their bytes.
@@ -103,6 +117,9 @@ class Listing:
         db.execute("DELETE FROM temp.linked")
         db.execute("DELETE FROM temp.listing")
         entries = self._filtered(walk, exclude)
+        if self.single_pass:
+            self._stream = entries
+            return
         if not in_table:
             memory = self._memory
             for entry in entries:
@@ -171,6 +188,9 @@ class Listing:
 
     def keyed(self) -> Iterator[tuple[bytes, Entry]]:
         """(path as the catalog keeps it, entry), in the order of those bytes."""
+        if self.single_pass:
+            yield from self._walked_now()
+            return
         for entry in self._memory:
             yield entry.path.encode(ENCODING, "surrogateescape"), entry
         if not self.tabled:
@@ -180,6 +200,17 @@ class Listing:
                 "ORDER BY path"):
             yield path, Entry(os.fsdecode(path), CODE_KINDS[kind], size, mtime, ident,
                               json.loads(digests) if digests else NO_DIGESTS)
+
+    def _walked_now(self) -> Iterator[tuple[bytes, Entry]]:
+        """A single-pass listing: the walk itself, as the caller reads it (a
+        first audit's hashing workers start on the first files instead of after
+        the last folder, and nothing is kept: memory stays flat).  Its totals,
+        problems and files with several names are final once it is exhausted."""
+        stream, self._stream = self._stream, None
+        if stream is None:
+            raise RuntimeError("a single-pass listing is read once")
+        for entry in stream:
+            yield entry.path.encode(ENCODING, "surrogateescape"), entry
 
     def entries(self) -> Iterator[Entry]:
         for _key, entry in self.keyed():

@@ -106,13 +106,13 @@ class Workset:
 
     # -- one copy -------------------------------------------------------------------
     def begin_copy(self, walk: Iterable[Entry | WalkProblem], exclude: Sequence[str],
-                   sorted_walk: bool, in_table: bool) -> Listing:
+                   sorted_walk: bool, in_table: bool, single_pass: bool = False) -> Listing:
         """Forget what the previous copy staged; walk this one (see listing.py)."""
         with transaction(self.db, "DEFERRED"):
             for table in _PER_COPY:
                 self.db.execute(f"DELETE FROM temp.{table}")
             self.db.execute("DROP INDEX IF EXISTS temp.fresh_path")
-        return Listing(self.db, walk, exclude, sorted_walk, in_table)
+        return Listing(self.db, walk, exclude, sorted_walk, in_table, single_pass)
 
     @contextmanager
     def fresh_reference(self, dataset: str, copy: str, audited_at: float
