@@ -336,3 +336,42 @@ def test_a_dataset_not_seen_while_unreachable_is_dated_by_its_last_sighting(
     # Last audited on the first night: the second never saw it.
     assert "(last audited 2026-09-21T14:13:20Z)" in \
         dataset_of(report, "ngi/P2")["violations"][0]["message"]
+
+
+#: Project folders a hostile or careless depositor could create on the NAS.
+HOSTILE = {b"P2\nP9  PASS": "ngi/P2\\nP9  PASS", b"P3 \x1b[31mred": "ngi/P3 \\x1b[31mred"}
+
+
+def test_hostile_folder_names_stay_on_one_line_and_non_utf8_is_never_skipped(
+        lab: Lab) -> None:
+    roots = facility(lab, ("P1",))
+    for folder in (*HOSTILE, b"P4\xff"):
+        for base in (roots["nas"] / "ngi", roots["usb"] / "ngi",
+                     roots["kth"] / "projects" / "ngi"):
+            write_tree(os.path.join(os.fsencode(base), folder), FILES)
+    write(lab, collections={"ngi": NGI})
+    listed = run_cli("datasets", str(lab.inventory), "--state", str(lab.state))
+    assert listed.exit_code == 3, listed.stderr
+    for name in ("ngi/P1", *HOSTILE.values()):
+        assert sum(line.startswith(f"{name}  ") for line in listed.stdout.splitlines()) == 1, \
+            listed.stdout
+    # A name that is not UTF-8 cannot key a dataset's catalog rows: the
+    # collection is incomplete (the run undetermined), the folder named once.
+    code, report = audit_json(lab)
+    assert code == 3
+    assert [(d["name"], d["status"]) for d in report["datasets"]] == [
+        ("ngi/P1", "pass"), *((name, "pass") for name in sorted(HOSTILE.values()))]
+    [listing] = report["collections"]
+    assert listing["state"] == "incomplete"
+    assert listing["detail"] == ("could not list ngi/P4\\xff: the name is not valid UTF-8 "
+                                 "(rename the folder, or leave it out with the "
+                                 "collection's ignore)")
+    table = run_cli("audit", str(lab.inventory), "--state", str(lab.state))
+    assert table.exit_code == 3 and "Traceback" not in table.stderr
+    assert not any(line.startswith(("P9", "[31m")) for line in table.stdout.splitlines())
+    # Left out on purpose, it is the operator's decision; coverage still sees it.
+    write(lab, collections={"ngi": {**NGI, "ignore": ["P4*"]}},
+          coverage=[{"location": "nas", "path": "ngi"}])
+    code, report = audit_json(lab)
+    assert code == 1 and report["collections"][0]["state"] == "listed"
+    assert [u["path"] for u in report["uncovered"]] == ["ngi/P4\\xff"]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from conftest import Lab, run_cli, write_tree
-from facilitylab import FILES, write
+from facilitylab import FILES, audit_json, write
 from servers.moto_s3 import MotoS3, fake_aws_environment
 from servers.sshd import SSHServer, isolated_home, running_sshd
 
@@ -67,20 +67,64 @@ def check_found(lab: Lab) -> None:
     assert report["coverage"][0]["state"] == "checked"
 
 
+def sftp_collection(lab: Lab, server: SSHServer) -> Path:
+    """Three projects and an undeclared folder on the SFTP host, as the
+    collection's location."""
+    remote = server.data_dir(f"collection-{os.urandom(4).hex()}")
+    for project in PROJECTS:
+        write_tree(remote / "ngi" / project, FILES)
+    write_tree(remote / "ngi" / "undeclared", {"x": b"1", "y/z": b"2"})
+    remote_collection(lab, {"kind": "sftp", "host": "127.0.0.1", "port": server.port,
+                            "user": server.user, "root": str(remote),
+                            "identity_file": str(server.client_key),
+                            "media": "disk", "site": "c"}, "ngi")
+    return remote
+
+
 def test_a_collection_and_coverage_on_an_sftp_host(lab: Lab, sshd_server: SSHServer,
                                                    tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     isolated_home(tmp_path, monkeypatch).trust(sshd_server.known_hosts())
-    remote = sshd_server.data_dir(f"collection-{os.urandom(4).hex()}")
-    for project in PROJECTS:
-        write_tree(remote / "ngi" / project, FILES)
-    write_tree(remote / "ngi" / "undeclared", {"x": b"1", "y/z": b"2"})
+    remote = sftp_collection(lab, sshd_server)
     os.symlink("P1", remote / "ngi" / "P9")  # a symlink: never a dataset
-    remote_collection(lab, {"kind": "sftp", "host": "127.0.0.1", "port": sshd_server.port,
-                            "user": sshd_server.user, "root": str(remote),
-                            "identity_file": str(sshd_server.client_key),
-                            "media": "disk", "site": "c"}, "ngi")
     check_found(lab)
+
+
+def test_a_folder_name_not_utf8_on_an_sftp_host_is_never_skipped(
+        lab: Lab, sshd_server: SSHServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    isolated_home(tmp_path, monkeypatch).trust(sshd_server.known_hosts())
+    remote = sftp_collection(lab, sshd_server)
+    write_tree(os.path.join(os.fsencode(remote), b"ngi", b"P4\xff"), FILES)
+    result = run_cli("audit", str(lab.inventory), "--state", str(lab.state), "--format",
+                     "json")
+    assert result.exit_code == 1, result.stderr  # uncovered folders fail the run
+    report = result.json()
+    assert [(d["name"], d["status"]) for d in report["datasets"]] == [
+        (f"ngi/{project}", "pass") for project in PROJECTS]
+    [listing] = report["collections"]
+    assert listing["state"] == "incomplete"
+    assert "ngi/P4\\xff: the name is not valid UTF-8" in listing["detail"]
+    assert sorted(u["path"].rsplit("/", 1)[-1] for u in report["uncovered"]) == [
+        "P4\\xff", "undeclared"]
+
+
+def test_a_host_refused_for_its_key_is_tried_once_for_collection_coverage_and_copies(
+        lab: Lab, sshd_server: SSHServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    isolated_home(tmp_path, monkeypatch)  # the host key is trusted nowhere
+    sftp_collection(lab, sshd_server)
+    log_before = sshd_server.log.stat().st_size
+    code, report = audit_json(lab)
+    assert code == 3
+    log = sshd_server.log.read_bytes()[log_before:].decode(errors="replace")
+    assert log.count(f"on 127.0.0.1 port {sshd_server.port}") == 1, log
+    [location] = [loc for loc in report["locations"] if loc["name"] == "remote"]
+    assert location["state"] == "unreachable" and "is not known" in location["detail"]
+    assert report["collections"][0]["state"] == "unreachable"
+    assert report["coverage"][0]["state"] != "checked"
+    # Nothing known about the collection: the run is undetermined, never empty-and-passing.
+    assert report["datasets"] == [] and report["exit_code"] == 3
 
 
 def test_a_collection_and_coverage_on_webdav(lab: Lab, dav_site: DavSite) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from .expansion import Expansion
 from .inventory import Dataset
-from .pathnames import display
+from .pathnames import display, one_line
 from .policy import Policy
 
 
@@ -47,7 +47,7 @@ def render_datasets(expansion: Expansion, policies: Mapping[str, Policy], fmt: s
                           ensure_ascii=False) + "\n"
     from tabulate import tabulate
 
-    table = [(display(r["name"]), r["collection"] or "-", r["policy"], r["state"],
+    table = [(one_line(r["name"]), r["collection"] or "-", r["policy"], r["state"],
               next(f"{c['location']}:{c['path']}" for c in r["copies"] if c["primary"]),
               len(r["copies"])) for r in rows]
     out = tabulate(table, headers=["dataset", "collection", "policy", "state", "primary",

@@ -174,10 +174,27 @@ def _find(collection: Collection, location: Location, backend_for: BackendFor,
                         f"{collection.location} is a symlink: not followed, not a "
                         + ("dataset" if last else "folder to search"))
         current = following
+    matched = [folder for folder in current if not ignored(collection.ignore, folder)]
+    # The catalog keys a dataset's copies by their paths as text: a folder name
+    # that is not UTF-8 cannot be one dataset.  Never skipped in silence: the
+    # collection is incomplete (the run undetermined) until it is renamed or
+    # left out with ignore.
+    problems += [f"{display(folder)}: the name is not valid UTF-8 (rename the folder, or "
+                 "leave it out with the collection's ignore)"
+                 for folder in matched if not is_utf8(folder)]
     if problems:
         listing.state = "incomplete"
         listing.detail = could_not_list(problems)
-    return [folder for folder in current if not ignored(collection.ignore, folder)]
+    return [folder for folder in matched if is_utf8(folder)]
+
+
+def is_utf8(name: str) -> bool:
+    """Whether ``name`` (decoded with surrogateescape) was valid UTF-8 bytes."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _matches(part: str, name: str) -> bool:
