@@ -124,7 +124,8 @@ class Connection:
         """Run ``command`` with ``stdin`` as its input; (exit status or -1,
         stdout, stderr).  ``timeout`` bounds each wait, not the whole command.
         ``stdin`` is sent before any output is read: the output must fit in
-        the channel window (WINDOW_SIZE)."""
+        the channel window (WINDOW_SIZE).  A command that ends before taking
+        all of ``stdin`` has answered (its status and output are returned)."""
         with self.channels:
             transport, _generation = self.transport
             channel = transport.open_session(timeout=self.target.timeout)
@@ -132,7 +133,16 @@ class Connection:
                 channel.settimeout(timeout)
                 channel.exec_command(command)
                 if stdin:
-                    channel.sendall(stdin)
+                    try:
+                        channel.sendall(stdin)
+                    except OSError:
+                        # "Socket is closed": the command ended before it took
+                        # all of its input (a tool that quit, a ForceCommand
+                        # internal-sftp that refused the probe's input).  It
+                        # said so with an EOF, which a dropped connection
+                        # never sends: its output and exit status answer.
+                        if not channel.eof_received:
+                            raise
                 channel.shutdown_write()
                 out = bytearray()
                 err = bytearray()
