@@ -303,6 +303,8 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
     from .catalog import default_state_path
     check_report_targets(targets, inventory, state or default_state_path())
     run = RunClock.start()
+    if shard is not None:
+        mark_unfinished(targets, run, inventory, shard)
     try:
         result = run_audit(inventory, state, datasets, policy, jobs, verify,
                            fixity_interval, max_read, time_limit, force_download,
@@ -321,6 +323,19 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
     if notice:  # on stderr, -q or not: a lost catalog must never go unnoticed
         click.echo(f"threetwoone: {notice}", err=True)
     deliver(result, fmt, output, quiet, targets)
+
+
+def mark_unfinished(targets: list[ReportTarget], run: RunClock, inventory: str,
+                    shard: Shard) -> None:
+    """A shard's reports say it has not finished until it has: a shard killed
+    mid-run (the job's time limit, a node lost) must not leave an earlier run's
+    report where merge would take it for this run's."""
+    unfinished = run.failed(inventory, f"the audit of shard {shard} started at "
+                            f"{run.started_at} has not finished (still running, or it was "
+                            "killed)", int(ExitCode.TOOL_FAILED))
+    unfinished.shard = str(shard)
+    unfinished.inventory_sha256 = inventory_digest(inventory)
+    write_reports(targets, unfinished)
 
 
 def report_targets(reports: list[ReportTarget], output: str | None, fmt: str, quiet: bool
@@ -412,6 +427,7 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
         def before_recording(result: AuditResult) -> None:
             result.collections = [c.as_dict() for c in expansion.collections]
             result.shard = str(shard) if shard else None
+            result.selection = list(datasets) or None
             if shard is not None:  # merge checks the shards read one inventory
                 result.inventory_sha256 = inventory_digest(inventory)
             # -d audits some datasets, not the storage as a whole; of a sharded

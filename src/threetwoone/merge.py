@@ -101,7 +101,43 @@ def check_shards(reports: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
     if missing:
         raise MergeError(f"missing shard(s) {', '.join(missing)} of {count}: the merged "
                          "verdict would leave their datasets out")
+    _check_selection(reports)
+    _check_datasets(reports, count)
     return count
+
+
+def _check_selection(reports: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Every shard limited alike by ``-d`` (or none): a shard run with ``-d``
+    audited only some of its datasets, and shard 0 then checked no coverage."""
+    selections: dict[tuple[str, ...] | None, list[str]] = {}
+    for path, report in reports:
+        chosen = report.get("selection")
+        key = tuple(str(p) for p in chosen) if isinstance(chosen, list) else None
+        selections.setdefault(key, []).append(path)
+    if len(selections) > 1:
+        raise MergeError("shards audited different datasets (-d): " + "; ".join(
+            f"{'-d ' + ' -d '.join(chosen) if chosen else 'every dataset'}: {', '.join(paths)}"
+            for chosen, paths in selections.items()))
+
+
+def _check_datasets(reports: Sequence[tuple[str, Mapping[str, Any]]], count: int) -> None:
+    """Each dataset reported once, by the shard its name hashes to: a report
+    copied under another shard's name (or its 'shard' edited) would otherwise
+    stand in for the shard that never reported."""
+    from .selection import shard_of
+
+    where: dict[str, str] = {}
+    for path, report in reports:
+        index = _shard(path, report)[0]
+        for dataset in report["datasets"]:
+            name = str(dataset.get("name")) if isinstance(dataset, dict) else ""
+            if shard_of(name, count) != index:
+                raise MergeError(f"{path}: dataset {name} is not of shard {index}/{count} "
+                                 f"but of {shard_of(name, count)}/{count}: not the report "
+                                 f"of shard {index}/{count}")
+            if name in where:
+                raise MergeError(f"dataset {name} reported twice: {where[name]}, {path}")
+            where[name] = path
 
 
 def inventory_order(inventory: Inventory | None) -> Callable[[str], tuple[int, int, str]]:
@@ -140,6 +176,8 @@ def merge(reports: Sequence[tuple[str, Mapping[str, Any]]],
         host=", ".join(dict.fromkeys(str(r.get("host", "")) for _p, r in ordered)),
         duration_seconds=max(0.0, finished[1] - started[1]),
         inventory_sha256=first.get("inventory_sha256"), merged_shards=count)
+    chosen = first.get("selection")
+    result.selection = [str(p) for p in chosen] if isinstance(chosen, list) else None
     result.locations = _merge_locations(ordered)
     result.collections = _merge_collections(ordered)
     result.coverage = [c for _p, r in ordered for c in r.get("coverage") or ()]

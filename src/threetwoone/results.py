@@ -203,6 +203,9 @@ class AuditResult:
     inventory_sha256: str | None = None
     #: The number of shards a merged report combines (threetwoone merge), else None.
     merged_shards: int | None = None
+    #: The ``-d`` names and globs the run was limited to; None: every dataset
+    #: (merge refuses shards limited differently: their datasets would be left out).
+    selection: list[str] | None = None
     #: Unreachable and reached locations, once per run (``{name, kind, state, detail}``).
     locations: list[dict[str, str | None]] = field(default_factory=list)
     #: Folders that lie in no dataset's copy (``{location, path, files, bytes,
