@@ -38,9 +38,11 @@ def s3() -> Iterator[MotoS3]:
     server.stop()
 
 
-def remote_collection(lab: Lab, location: dict[str, Any], base: str) -> dict[str, Path]:
+def remote_collection(lab: Lab, location: dict[str, Any], base: str,
+                      ignore: tuple[str, ...] = ()) -> dict[str, Path]:
     """Projects whose primaries are on the remote ``location`` (below ``base``),
-    copied to two local disks; an undeclared folder beside them."""
+    copied to two local disks; an undeclared folder beside them; coverage of
+    ``base`` ignoring ``ignore``."""
     lab.locations["remote"] = location
     usb = lab.location("usb", "removable", "a")
     vault = lab.location("vault", "disk", "b")
@@ -51,7 +53,7 @@ def remote_collection(lab: Lab, location: dict[str, Any], base: str) -> dict[str
         "location": "remote", "glob": f"{base}/P*",
         "copies": [{"location": "usb", "path": "{name}"},
                    {"location": "vault", "path": "{name}"}]}},
-        coverage=[{"location": "remote", "path": base}])
+        coverage=[{"location": "remote", "path": base, "ignore": list(ignore)}])
     return {"usb": usb, "vault": vault}
 
 
@@ -87,6 +89,14 @@ def test_a_collection_and_coverage_on_an_sftp_host(lab: Lab, sshd_server: SSHSer
     isolated_home(tmp_path, monkeypatch).trust(sshd_server.known_hosts())
     remote = sftp_collection(lab, sshd_server)
     os.symlink("P1", remote / "ngi" / "P9")  # a symlink: never a dataset
+    # Nor taken as covered: what it leads to is not checked.
+    result = run_cli("audit", str(lab.inventory), "--state", str(lab.state), "--format",
+                     "json")
+    assert result.exit_code == 1, result.stderr  # the undeclared folder
+    [check] = result.json()["coverage"]
+    assert check["state"] == "incomplete"
+    assert "ngi/P9 is a symlink, not followed" in check["detail"]
+    remote_collection(lab, lab.locations["remote"], "ngi", ignore=("P9",))
     check_found(lab)
 
 

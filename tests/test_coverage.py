@@ -162,3 +162,45 @@ def test_invalid_coverage_exit_4(lab: Lab) -> None:
     assert "coverage[1].path: must not contain '..'" in result.stderr
     assert "coverage[1].depth: must be a whole number from 1 to 16" in result.stderr
     assert "coverage[2].ignore: '/abs'" in result.stderr
+
+
+def test_loose_files_above_the_coverage_depth_are_uncovered(lab: Lab) -> None:
+    # Runs are runs/<run>/raw; one run was written without the raw/ level.
+    roots = ngi_facility(lab, ())
+    for root in roots.values():
+        write_tree(root / "runs" / "R1" / "raw", {"x.bam": b"1"})
+    write_tree(roots["nas"] / "runs" / "R9", {"lost.bam": b"precious"})
+    runs = {"location": "nas", "glob": "runs/*/raw",
+            "copies": [{"location": "usb", "path": "{path}"},
+                       {"location": "kth", "path": "{path}"}]}
+    coverage = [{"location": "nas", "path": "runs", "depth": 2}]
+    write(lab, collections={"runs": runs}, coverage=coverage)
+    code, report = audit_json(lab)
+    assert code == 1
+    assert [(u["path"], u["files"], u["bytes"]) for u in report["uncovered"]] == [
+        ("runs/R9", 1, 8)]
+    # Moved to where the collection finds it, and copied: covered.
+    (roots["nas"] / "runs" / "R9" / "raw").mkdir()
+    (roots["nas"] / "runs" / "R9" / "lost.bam").rename(
+        roots["nas"] / "runs" / "R9" / "raw" / "lost.bam")
+    for name in ("usb", "kth"):
+        write_tree(roots[name] / "runs" / "R9" / "raw", {"lost.bam": b"precious"})
+    code, report = audit_json(lab)
+    assert code == 0 and report["uncovered"] == []
+
+
+def test_a_symlinked_folder_is_never_taken_as_covered(lab: Lab) -> None:
+    roots = ngi_facility(lab, ("P1",))
+    write_tree(lab.tmp / "elsewhere" / "P2", {"lost.bam": b"precious"})
+    os.symlink(lab.tmp / "elsewhere" / "P2", roots["nas"] / "ngi" / "P2")
+    coverage = {"location": "nas", "path": "ngi"}
+    write(lab, collections={"ngi": NGI}, coverage=[coverage])
+    code, report = audit_json(lab)
+    assert code == 3, report["coverage"]
+    [check] = report["coverage"]
+    assert check["state"] == "incomplete"
+    assert "ngi/P2 is a symlink, not followed" in check["detail"]
+    # Ignored on purpose: checked in full again.
+    write(lab, collections={"ngi": NGI}, coverage=[{**coverage, "ignore": ["P2"]}])
+    code, report = audit_json(lab)
+    assert code == 0, report["coverage"]

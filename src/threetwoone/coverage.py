@@ -142,15 +142,32 @@ def _check(spec: CoverageSpec, location: Location, backend_for: BackendFor,
                 if depth == 0 and len(problems) == failures:  # absent, not unreadable
                     problems.append(f"{display(folder) or '/'} does not exist")
                 continue  # below the top: vanished since its parent was listed
+            if depth > 0:
+                # Above the coverage depth, files in a folder no copy claims are
+                # data nobody declared too (runs/R9/raw.bam with depth 2 and no
+                # runs/R9/* folder at all).
+                loose = Uncovered(spec.location, folder)
+                _count(loose, listing.entries, [])
+                if loose.files:
+                    check.uncovered.append(loose)
+
+            def wanted(path: str) -> bool:
+                relative = path[len(spec.path):].lstrip("/")
+                return not (ignored(spec.ignore, relative)
+                            or claims.covers(spec.location, path))
             for name in listing.folders:
                 path = f"{folder}/{name}" if folder else name
                 if unusable_name(name):
                     problems.append(f"{display(path)}: not a usable folder name")
                     continue
-                relative = path[len(spec.path):].lstrip("/")
-                if ignored(spec.ignore, relative) or claims.covers(spec.location, path):
-                    continue
-                below.append(path)
+                if wanted(path):
+                    below.append(path)
+            for entry in listing.entries:
+                path = f"{folder}/{entry.path}" if folder else entry.path
+                if entry.kind is EntryKind.SYMLINK and wanted(path):
+                    # Not followed: what it leads to may be data nobody declared.
+                    problems.append(f"{display(path)} is a symlink, not followed (declare "
+                                    "the folder it leads to, or ignore it)")
         level = below
     for folder in level:
         found = _uncovered_data(backend, spec.location, folder, claims)

@@ -92,7 +92,7 @@ def forget(db: sqlite3.Connection, dataset: str) -> None:
 
 def record_uncovered(db: sqlite3.Connection, location: str, below: str, depth: int,
                      found: Iterable[str], now: str) -> dict[str, str]:
-    """Record the folders found uncovered ``depth`` levels below ``below`` on
+    """Record the folders found uncovered up to ``depth`` levels below ``below`` on
     ``location`` in a complete check; forget those there no longer uncovered.
     Return each found folder's first sighting."""
     found = list(found)
@@ -106,7 +106,7 @@ def record_uncovered(db: sqlite3.Connection, location: str, below: str, depth: i
         stale = [bytes(row[0]) for row in db.execute(
             "SELECT path FROM uncovered_folders WHERE location = ?", (location,))
             if bytes(row[0]).startswith(prefix) and bytes(row[0]) not in keep
-            and bytes(row[0])[len(prefix):].count(b"/") == depth - 1]
+            and bytes(row[0])[len(prefix):].count(b"/") <= depth - 1]
         db.executemany("DELETE FROM uncovered_folders WHERE location = ? AND path = ?",
                        ((location, path) for path in stale))
     return since(db, location, found)
