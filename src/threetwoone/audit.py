@@ -35,7 +35,7 @@ from .connections import Connections
 from .copyaudit import CopyContext, compare, list_copy
 from .copymerge import FullReads
 from .feasible import is_offsite, never_passing
-from .inventory import CopySpec, Dataset, Inventory, Location, declared_twice
+from .inventory import CopySpec, Dataset, Inventory, Location, copy_key, declared_twice
 from .listing import Listing
 from .pathnames import display
 from .policy import CopyView, Policy, Violation, judge
@@ -91,10 +91,6 @@ class Progress:
     def cached(self, files: int, size: int) -> None:
         if self.on_cached:
             self.on_cached(files, size)
-
-def copy_key(dataset: str, copy: CopySpec) -> str:
-    return f"{dataset}/{copy.location}/{copy.path.strip('/')}"
-
 
 class Auditor:
     def __init__(self, inventory: Inventory, policies: Mapping[str, Policy],

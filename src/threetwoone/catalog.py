@@ -28,6 +28,7 @@ from .catalogerrors import KEEP_IT, explain
 from .checksums import WEAK_ALGORITHMS
 from .errors import StateError
 from .files import not_a_file_problem
+from .pathnames import copy_label
 from .results import RunSummary
 
 #: Migrations, applied in order; each one's index+1 is its schema version.
@@ -239,7 +240,7 @@ class RunCopy:
 
     @property
     def label(self) -> str:
-        return f"{self.location}:{self.path}"
+        return copy_label(self.location, self.path)
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,20 @@ def expanded(inventory: Inventory, catalog: Catalog | None, connections: Connect
     return expansion.inventory
 
 
+def with_remembered(inventory: Inventory, path: str) -> Inventory:
+    """``inventory`` with its collections' datasets as the catalog at ``path``
+    remembers them from the audits (for commands that touch no storage)."""
+    if not inventory.collections or not os.path.exists(path):
+        return inventory
+    from . import memory
+    from .catalog import Catalog
+    from .catalogerrors import explained
+    from .expansion import remembered_datasets
+
+    with explained(path), Catalog(path, create=False) as catalog:
+        return remembered_datasets(inventory, memory.members(catalog.db))
+
+
 def write_atomically(path: str, text: str) -> None:
     """Temporary file in the same folder, fsync, rename: a reader never sees half a report."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -651,9 +665,9 @@ def plan(inventory: str, fmt: str, output: str | None, state: str | None,
         output = None
     if output:
         parse_option(check_path, output, "'-o/--output'")
-    inv = load_inventory(inventory)
-    names = select_datasets(inv, datasets)
     path = state or default_state_path()
+    inv = with_remembered(load_inventory(inventory), path)
+    names = select_datasets(inv, datasets)
     inputs = session.PlanInputs(inv, resolve_policies(inv, policy, names), state, path)
     with session.opened(inputs) as catalog:
         audits, unaudited = session.latest(catalog, names)
@@ -699,9 +713,9 @@ def plan_files(inventory: str, state: str | None, dataset: str, target: str | No
 
     if lost == bool(target or source) or bool(target) != bool(source):
         raise click.UsageError("give --to and --from (one action), or --lost")
-    inv = load_inventory(inventory)
-    [name] = select_datasets(inv, (dataset,))
     path = state or default_state_path()
+    inv = with_remembered(load_inventory(inventory), path)
+    [name] = select_datasets(inv, (dataset,))
     inputs = session.PlanInputs(inv, resolve_policies(inv, policy, [name]), state, path)
     end = b"\n" if lines else b"\0"
     out = sys.stdout.buffer
@@ -819,9 +833,9 @@ def status(inventory: str | None, state: str | None, fixity_interval: str, fmt: 
     With INVENTORY, policies are the inventory's and its copies never audited
     are listed; without, each dataset's policy is the one of its latest verdict.
     """
-    from .audit import copy_key
     from .catalog import Catalog, default_state_path
     from .catalogerrors import explained
+    from .inventory import copy_key
     from .reports.status import (
         exit_code,
         render_status_json,

@@ -135,6 +135,26 @@ def expand(inventory: Inventory, backend_for: BackendFor,
     return out
 
 
+def remembered_datasets(inventory: Inventory, remembered: Mapping[str, Member]) -> Inventory:
+    """``inventory`` with the collection datasets audits found, as the catalog
+    remembers them, without listing storage (``plan`` touches none): a
+    collection dataset is planned like a declared one, never left out as if
+    there were nothing to do."""
+    if not inventory.collections:
+        return inventory
+    datasets = dict(inventory.datasets)
+    errors: list[ConfigError] = []
+    for collection in inventory.collections.values():
+        for name, member in sorted(remembered.items()):
+            if (member.collection == collection.name
+                    and member.location == collection.location
+                    and _still_matches(collection, member.path)):
+                datasets[name] = _dataset(inventory, collection, member.path, name, errors)
+    if errors:
+        raise ConfigErrors(errors)
+    return replace(inventory, datasets=datasets)
+
+
 # -- finding the folders ---------------------------------------------------------
 
 def _find(collection: Collection, location: Location, backend_for: BackendFor,

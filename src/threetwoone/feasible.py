@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .inventory import Dataset, Inventory, Location, declared_twice
-from .pathnames import display
+from .pathnames import copy_label, display
 from .policy import CopyView, Policy, judge
 from .vocabulary import value_key
 from .yamlload import join
@@ -36,10 +36,10 @@ def best_case(inventory: Inventory, dataset: Dataset) -> list[CopyView]:
         location = inventory.locations[copy.location]
         first = twice.get(copy.index)
         views.append(CopyView(
-            label=f"{copy.location}:{copy.path}", location=copy.location,
+            label=copy_label(copy.location, copy.path), location=copy.location,
             media=location.media, site=location.site,
             offsite=is_offsite(inventory.locations, dataset, location), state="intact",
-            same_as=f"{first.location}:{first.path}" if first else None,
+            same_as=copy_label(first.location, first.path) if first else None,
             attributes=location.settings, verified_at=0.0))
     return views
 

@@ -202,6 +202,15 @@ class CopySpec:
     index: int
 
 
+def copy_key(dataset: str, copy: CopySpec) -> str:
+    """The catalog's name for a copy (TEXT), written by audits and read by
+    plans.  Its path is shown escaped: a collection finds folders whose names
+    are not UTF-8, and ``display`` is one-to-one, so no two paths share a key."""
+    from .pathnames import display
+
+    return f"{dataset}/{copy.location}/{display(copy.path.strip('/'))}"
+
+
 def copy_address(location: Location, path: str) -> tuple[str, ...]:
     """Where a copy is, from the inventory alone (no I/O): the storage its
     location's settings address and the copy's path below it, normalised.  Two

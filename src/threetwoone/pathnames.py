@@ -62,6 +62,17 @@ def display(name: str) -> str:
     return _NEEDS_ESCAPE.sub(_escape, name)
 
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def copy_label(location: str, path: str) -> str:
+    """``location:path`` as messages, reports and the catalog name a copy.
+    Valid text: a byte of the path that is not UTF-8 (a collection's folder
+    may be named so) is written ``\\xNN``; the rest is left for the report's
+    own escaping."""
+    return f"{location}:{_UNDECODABLE.sub(_escape, path)}"
+
+
 def raw_base64(name: str) -> str | None:
     """The exact bytes of ``name`` in base64, or None when ``display`` is exact."""
     if not needs_escape(name):

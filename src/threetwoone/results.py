@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from .pathnames import copy_label
 from .policy import Violation
 
 #: Problems kept per copy for the report; the counts stay exact beyond it.
@@ -131,7 +132,7 @@ class CopyResult:
 
     @property
     def label(self) -> str:
-        return f"{self.location}:{self.path}"
+        return copy_label(self.location, self.path)
 
 
 @dataclass

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 from ..catalog import LatestAudit, RunCopy
 from ..feasible import is_offsite
-from ..inventory import Dataset, Inventory, Location
+from ..inventory import Dataset, Inventory, Location, copy_key
+from ..pathnames import copy_label
 from ..policy import CopyView, Policy, Violation, judge
 from ..words import plural
 from . import replicas
@@ -120,7 +121,7 @@ class Planner:
                 f"the inventory's declaration of {dataset.name} (its copies, their "
                 f"locations or its policy) changed since its last audit at "
                 f"{audit.started_at}: this plan may be out of date; audit it again")
-        declared = {_key(dataset, c.location, c.path): c for c in dataset.copies}
+        declared = {copy_key(dataset.name, c): c for c in dataset.copies}
         copies = [c for c in audit.copies if c.copy in declared]
         holders = replicas.holders((c.copy, c.state, bool(c.same_as or c.shares_storage))
                                    for c in copies)
@@ -186,7 +187,7 @@ class Planner:
         assert location is not None and path is not None
         sources, lacking = self._route(location, target, copies, holders)
         whole = lacking is None
-        label = f"{location.name}:{path}"
+        label = copy_label(location.name, path)
         actions = []
         for share in replicas.shares(self.db, dataset.name, lacking,
                                      [s.copy for s in sources], holders):
@@ -226,7 +227,7 @@ class Planner:
         ``target`` (a label; a location that holds no copy yet for a new copy)
         lacks and takes from ``source``; with neither, the lost files."""
         dataset = self.inventory.datasets[audit.dataset]
-        declared = {_key(dataset, c.location, c.path) for c in dataset.copies}
+        declared = {copy_key(dataset.name, c) for c in dataset.copies}
         copies = [c for c in audit.copies if c.copy in declared]
         holders = replicas.holders((c.copy, c.state, bool(c.same_as or c.shares_storage))
                                    for c in copies)
@@ -363,10 +364,6 @@ def _by_time(option: tuple[Candidate, tuple[str, ...], tuple[str, ...], list[Vio
              ) -> float:
     seconds = option[0].estimate.seconds
     return seconds if seconds is not None else float("inf")
-
-
-def _key(dataset: Dataset, location: str, path: str) -> str:
-    return f"{dataset.name}/{location}/{path.strip('/')}"
 
 
 __all__ = ["Action", "Candidate", "DatasetPlan", "Planner", "Unmet"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from importlib import resources
 from typing import Any
 
 from .. import __version__
-from ..pathnames import one_line
+from ..pathnames import display, one_line, raw_base64
 from ..units import format_bytes
 from ..words import plural
 from .planner import Action, DatasetPlan
@@ -29,10 +31,24 @@ def _estimate(estimate: Estimate) -> dict[str, Any]:
 
 
 def _action(action: Action) -> dict[str, Any]:
-    return {"kind": action.kind, "copy": action.copy, "location": action.location,
-            "path": action.path, "from": action.source, "files": action.files,
-            **_estimate(action.estimate), "command": action.command,
-            "reason": action.reason}
+    out = {"kind": action.kind, "copy": action.copy, "location": action.location,
+           "path": display(action.path), "from": action.source, "files": action.files,
+           **_estimate(action.estimate), "command": one_line(action.command),
+           "reason": action.reason}
+    # A name that is not UTF-8 or holds controls is shown escaped; the exact
+    # bytes ride along (a shown command would copy to a folder of another name).
+    raw = raw_base64(action.path)
+    if raw is not None:
+        out["path_base64"] = raw
+    if _escaped(action.command):
+        out["command_base64"] = base64.b64encode(os.fsencode(action.command)).decode("ascii")
+    return out
+
+
+def _escaped(command: str) -> bool:
+    """Whether ``command`` as shown is not the command (a name in it holds
+    controls or bytes that are not UTF-8)."""
+    return one_line(command) != command
 
 
 def _dataset(plan: DatasetPlan) -> dict[str, Any]:
@@ -70,7 +86,9 @@ def _action_lines(number: int, action: Action) -> list[str]:
     return [f"  {number}. {verb} {one_line(action.copy)} ({one_line(action.reason)}): "
             f"{plural(action.files, 'file')} from {one_line(action.source)}",
             f"     {one_line(action.estimate.words())}",
-            f"     $ {one_line(action.command)}"]
+            f"     $ {one_line(action.command)}"] + (
+        ["     (names in it are shown escaped, not as they are: the exact command is "
+         "command_base64 in --format json)"] if _escaped(action.command) else [])
 
 
 def render_table(plans: list[DatasetPlan], unaudited: list[str]) -> str:
