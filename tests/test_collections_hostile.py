@@ -35,6 +35,10 @@ def test_a_folder_name_that_is_not_utf8_is_audited_like_any_other(lab: Lab) -> N
                      "json")
     assert result.exit_code == 0, result.stderr
     assert [d["name"] for d in result.json()["datasets"]] == ["ngi/P1", ODD_NAME]
+    # Listed as -d takes it.
+    listed = run_cli("datasets", str(lab.inventory), "--state", str(lab.state))
+    assert f"\n{ODD_NAME} " in listed.stdout, listed.stdout
+    assert audit(lab, "-d", ODD_NAME) == 0
     Path(roots["kth"] / "projects" / "ngi" / ODD / "a.fastq.gz").write_bytes(b"rot")
     assert audit(lab, "--verify", "full") == 1
     assert audit(lab) == 1  # and the catalog still knows it next night
@@ -81,3 +85,23 @@ def test_plan_of_a_folder_name_that_is_not_utf8(lab: Lab) -> None:
     assert files.stdout == "a.fastq.gz\0"
     subprocess.run([b"sh", b"-c", exact], check=True)
     assert audit(lab, "--verify", "full") == 0
+
+
+def test_a_missing_or_symlinked_glob_folder_is_not_matching_nothing(lab: Lab) -> None:
+    roots = ngi_facility(lab, ["P1"])
+    write(lab, collections={"ngi": NGI})
+    # The share is not mounted: its mount point is an empty folder.
+    moved = lab.tmp / "share-elsewhere"
+    (roots["nas"] / "ngi").rename(moved)
+    result = run_cli("audit", str(lab.inventory), "--state", str(lab.state), "--format",
+                     "json")
+    assert result.exit_code == 3, result.stderr  # was 0: "matches no folder", a warning
+    [listing] = result.json()["collections"]
+    assert listing["state"] == "incomplete"
+    assert "ngi: no such folder (the glob starts in it)" in listing["detail"]
+    # Replaced by a symlink (never followed): the same.
+    os.symlink(moved, roots["nas"] / "ngi")
+    assert run_cli("audit", str(lab.inventory), "--state", str(lab.state)).exit_code == 3
+    os.unlink(roots["nas"] / "ngi")
+    moved.rename(roots["nas"] / "ngi")
+    assert run_cli("audit", str(lab.inventory), "--state", str(lab.state)).exit_code == 0

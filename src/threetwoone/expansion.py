@@ -30,6 +30,7 @@ from .collection import (
     glob_parts,
     ignored,
     leaves_location,
+    literal_prefix,
     unusable_name,
 )
 from .errors import ConfigError, ConfigErrors
@@ -170,6 +171,9 @@ def _find(collection: Collection, location: Location, backend_for: BackendFor,
         listing.state, listing.detail = "incomplete", str(exc)
         return []
     parts = glob_parts(collection.glob)
+    # The glob's leading literal folders must be there: an unmounted share (an
+    # empty mount point) or one replaced by a symlink is no "matches nothing".
+    prefix = len(literal_prefix(collection.glob))
     current = [""]
     problems: list[str] = []
     for depth, part in enumerate(parts):
@@ -181,11 +185,15 @@ def _find(collection: Collection, location: Location, backend_for: BackendFor,
             except BackendError as exc:
                 problems.append(f"{folder or '/'}: {exc}")
                 continue
+            if found is not None:
+                for name in found.folders:
+                    if _matches(part, name):
+                        following.append(f"{folder}/{name}" if folder else name)
+            if depth < prefix and not following:
+                path = f"{folder}/{part}" if folder else part
+                problems.append(f"{display(path)}: no such folder (the glob starts in it)")
             if found is None:
-                continue  # e.g. the glob's literal folder does not exist
-            for name in found.folders:
-                if _matches(part, name):
-                    following.append(f"{folder}/{name}" if folder else name)
+                continue
             for entry in found.entries:
                 if entry.kind is EntryKind.SYMLINK and _matches(part, entry.path):
                     path = f"{folder}/{entry.path}" if folder else entry.path
