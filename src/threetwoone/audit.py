@@ -110,7 +110,7 @@ class Auditor:
         #: Per copy whose rows this run wrote: each reference file's last full read.
         self._full_reads: dict[int, FullReads] = {}
         self._listed: dict[int, int] = {}
-        self.workset = Workset(catalog.db)
+        self.workset = Workset(catalog.db, shared=catalog.shared)
         #: The one writer of reference rows.
         self.keeper = ReferenceKeeper(catalog, self.options.user)
         #: Sites, media and zones spelt apart but compared as one, shown with the

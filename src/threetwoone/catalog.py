@@ -270,6 +270,8 @@ class Catalog:
         #: and ``status`` only read: a mistyped --state must not leave a new,
         #: empty catalog behind); it is then an empty one in memory.
         self.exists = create or os.path.lexists(path)
+        #: Another connection of this run writes the catalog too (for_worker).
+        self.shared = db is not None
         if db is not None:  # another connection to an open catalog (for_worker)
             self.db = db
         else:

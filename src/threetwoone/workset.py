@@ -94,8 +94,11 @@ class PresentRow(NamedTuple):
 
 
 class Workset:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, shared: bool = False) -> None:
         self.db = db
+        #: Other connections write the catalog meanwhile (audit --parallel):
+        #: no write transaction may stay open while files are read.
+        self.shared = shared
         create_tables(db)
         for statement in _SCHEMA.split(";"):
             if statement.strip():
@@ -323,7 +326,9 @@ class FreshReference:
     rolls back).  A dataset with a reference (``accept``, a reference whose
     files all went) is staged in a temporary table and merged with its
     current reference at the end (``replace_reference``), keeping what other
-    copies verified of unchanged files."""
+    copies verified of unchanged files; so is a new one while other workers
+    write the catalog (``audit --parallel``: they would wait on the open
+    transaction for as long as the primary takes to read)."""
 
     def __init__(self, workset: Workset, dataset: str, copy: str, audited_at: float) -> None:
         self.workset = workset
@@ -339,7 +344,9 @@ class FreshReference:
             "SELECT EXISTS (SELECT 1 FROM reference_files WHERE dataset = ?) OR EXISTS "
             "(SELECT 1 FROM copy_files WHERE copy IN (SELECT copy FROM copies WHERE "
             "dataset = ?) OR copy = ?)", (dataset, dataset, copy)).fetchone()[0]
-        self.direct = not known
+        # Straight into the tables only when no other worker writes meanwhile:
+        # the transaction stays open while the whole primary is read (hours).
+        self.direct = not known and not workset.shared
         if self.direct:
             db.execute("BEGIN IMMEDIATE")
             self._open = True
