@@ -204,11 +204,8 @@ class CopySpec:
 
 def copy_key(dataset: str, copy: CopySpec) -> str:
     """The catalog's name for a copy (TEXT), written by audits and read by
-    plans.  Its path is shown escaped: a collection finds folders whose names
-    are not UTF-8, and ``display`` is one-to-one, so no two paths share a key."""
-    from .pathnames import display
-
-    return f"{dataset}/{copy.location}/{display(copy.path.strip('/'))}"
+    plans (one spelling for both: a plan that spelt it otherwise found no copy)."""
+    return f"{dataset}/{copy.location}/{copy.path.strip('/')}"
 
 
 def copy_address(location: Location, path: str) -> tuple[str, ...]:
