@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,3 +113,18 @@ def test_a_shard_killed_mid_run_does_not_leave_last_nights_report(lab: Lab) -> N
     assert report["status"] == "error"
     assert "the audit of shard 1/2 started at" in report["error"]
     assert "has not finished" in report["error"]
+
+
+def test_a_shard_judged_by_another_policy_is_refused(lab: Lab) -> None:
+    roots = facility(lab)
+    lacking = next(p for p in PROJECTS if shard_of(f"ngi/{p}", 2) == 1)
+    shutil.rmtree(roots["kth"] / "projects" / "ngi" / lacking)  # the off-site copy is gone
+    first = shard_report(lab, 0, 2)
+    assert json.loads(shard_report(lab, 1, 2).read_text())["exit_code"] == 1
+    # Shard 1 re-run by hand with a policy its datasets pass (two copies suffice).
+    second = shard_report(lab, 1, 2, "--policy", "ndsa-storage-1")
+    assert json.loads(second.read_text())["exit_code"] == 0
+    result = run_cli("merge", str(first), str(second))
+    assert result.exit_code == 5, result.stdout
+    assert "shards judged by different policies (--policy)" in result.stderr
+    assert f"--policy ndsa-storage-1: {second}" in result.stderr

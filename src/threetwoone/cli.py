@@ -442,6 +442,7 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
             result.collections = [c.as_dict() for c in expansion.collections]
             result.shard = str(shard) if shard else None
             result.selection = list(datasets) or None
+            result.policy_override = policy
             if shard is not None:  # merge checks the shards read one inventory
                 result.inventory_sha256 = inventory_digest(inventory)
             # -d audits some datasets, not the storage as a whole; of a sharded

@@ -107,17 +107,26 @@ def check_shards(reports: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
 
 
 def _check_selection(reports: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-    """Every shard limited alike by ``-d`` (or none): a shard run with ``-d``
-    audited only some of its datasets, and shard 0 then checked no coverage."""
+    """Every shard limited alike by ``-d`` (or none), and judged by the same
+    ``--policy`` (or the inventory's): a shard run with ``-d`` audited only
+    some of its datasets (and shard 0 then checked no coverage); one re-run
+    with a laxer policy would pass its datasets by another rule."""
     selections: dict[tuple[str, ...] | None, list[str]] = {}
+    overrides: dict[str | None, list[str]] = {}
     for path, report in reports:
         chosen = report.get("selection")
         key = tuple(str(p) for p in chosen) if isinstance(chosen, list) else None
         selections.setdefault(key, []).append(path)
+        policy = report.get("policy_override")
+        overrides.setdefault(None if policy is None else str(policy), []).append(path)
     if len(selections) > 1:
         raise MergeError("shards audited different datasets (-d): " + "; ".join(
             f"{'-d ' + ' -d '.join(chosen) if chosen else 'every dataset'}: {', '.join(paths)}"
             for chosen, paths in selections.items()))
+    if len(overrides) > 1:
+        raise MergeError("shards judged by different policies (--policy): " + "; ".join(
+            f"{f'--policy {policy}' if policy else 'the inventory policies'}: "
+            f"{', '.join(paths)}" for policy, paths in overrides.items()))
 
 
 def _check_datasets(reports: Sequence[tuple[str, Mapping[str, Any]]], count: int) -> None:
@@ -178,6 +187,8 @@ def merge(reports: Sequence[tuple[str, Mapping[str, Any]]],
         inventory_sha256=first.get("inventory_sha256"), merged_shards=count)
     chosen = first.get("selection")
     result.selection = [str(p) for p in chosen] if isinstance(chosen, list) else None
+    policy = first.get("policy_override")
+    result.policy_override = None if policy is None else str(policy)
     result.locations = _merge_locations(ordered)
     result.collections = _merge_collections(ordered)
     result.coverage = [c for _p, r in ordered for c in r.get("coverage") or ()]

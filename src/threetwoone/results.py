@@ -207,6 +207,8 @@ class AuditResult:
     #: The ``-d`` names and globs the run was limited to; None: every dataset
     #: (merge refuses shards limited differently: their datasets would be left out).
     selection: list[str] | None = None
+    #: ``--policy`` as given (every dataset judged by it), else None.
+    policy_override: str | None = None
     #: Unreachable and reached locations, once per run (``{name, kind, state, detail}``).
     locations: list[dict[str, str | None]] = field(default_factory=list)
     #: Folders that lie in no dataset's copy (``{location, path, files, bytes,

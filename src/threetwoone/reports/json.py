@@ -73,7 +73,7 @@ def report_dict(result: AuditResult) -> dict[str, Any]:
         "locations": result.locations, "uncovered": result.uncovered, "shard": result.shard,
         "collections": result.collections, "coverage": result.coverage,
         "inventory_sha256": result.inventory_sha256, "merged_shards": result.merged_shards,
-        "selection": result.selection,
+        "selection": result.selection, "policy_override": result.policy_override,
         "datasets": [_dataset(d) for d in result.datasets],
     }
     if result.error is not None:
