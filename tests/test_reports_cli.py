@@ -146,3 +146,14 @@ def test_a_report_that_cannot_be_written_fails_the_run_after_the_others(
     assert last == (f"threetwoone: cannot write the prometheus report {paths['prometheus']}: "
                     "No space left on device")
     assert load(paths["json"])["status"] == "pass"
+
+
+@pytest.mark.parametrize("scenario", ["mixed", "pass", "unknown"])
+def test_json_made_a_dataset_at_a_time_is_the_plain_indented_json(
+        lab: Lab, scenario: str) -> None:
+    text = run(lab, scenario, "--format", "json").stdout
+    report = json.loads(text)
+    validate_report(report)
+    assert text == json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    assert list(report)[-1] == "datasets"
+    assert len(report["datasets"]) == {"mixed": 3, "pass": 1, "unknown": 1}[scenario]
