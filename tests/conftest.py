@@ -54,6 +54,24 @@ def rot_in_place(path: Path | str, offset: int = 0) -> None:
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
+def refuse_to_open(monkeypatch: pytest.MonkeyPatch, folder: Path, name: str) -> None:
+    """Opening the file ``name`` of ``folder`` fails with EACCES, as an unreadable
+    file does: tests run as root in CI, and root reads every file."""
+    from threetwoone import checksums
+    from threetwoone.backends import localhash
+
+    real_open = checksums.open_regular
+    inode = folder.stat().st_ino
+
+    def fake_open(path: str | bytes, dir_fd: int | None = None) -> tuple[int, os.stat_result]:
+        if (os.fsdecode(path) == name and dir_fd is not None
+                and os.fstat(dir_fd).st_ino == inode):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, dir_fd)
+
+    monkeypatch.setattr(localhash, "open_regular", fake_open)
+
+
 @dataclass
 class CliResult:
     exit_code: int

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Lab, copy_by_location, dataset_of, run_subprocess, write_tree
+from conftest import (
+    Lab,
+    copy_by_location,
+    dataset_of,
+    refuse_to_open,
+    run_subprocess,
+    write_tree,
+)
 
 FILES = {
     "run1/sample_R1.fastq.gz": os.urandom(70_000),
@@ -144,21 +151,9 @@ def test_unreachable_cannot_save_a_failing_dataset(lab: Lab) -> None:
 
 def test_unreadable_file_via_fault(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests run as root in CI, and root reads every file: inject EACCES at open()."""
-    from threetwoone import checksums
-    from threetwoone.backends import localhash
-
     _nas, tape, _ = lab.three_copies(FILES)
     assert lab.audit_json()[0] == 0
-    real_open = checksums.open_regular
-    tape_folder = tape.stat().st_ino
-
-    def fake_open(path: str | bytes, dir_fd: int | None = None) -> tuple[int, os.stat_result]:
-        if (os.fsdecode(path) == "README.txt" and dir_fd is not None
-                and os.fstat(dir_fd).st_ino == tape_folder):
-            raise PermissionError(13, "Permission denied")
-        return real_open(path, dir_fd)
-
-    monkeypatch.setattr(localhash, "open_regular", fake_open)
+    refuse_to_open(monkeypatch, tape, "README.txt")
     code, report = lab.audit_json()
     assert code == 3
     copy = copy_by_location(report, "ds", "tape")

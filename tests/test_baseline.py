@@ -5,12 +5,11 @@ stderr, also under -q, naming the catalog; the JSON says ``reference: recorded``
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 
 import pytest
 
-from conftest import Lab, dataset_of, write_tree
+from conftest import Lab, dataset_of, refuse_to_open, write_tree
 
 FILES = {"a.fastq": b"ACGT" * 100, "b.fastq": b"TTGA" * 100}
 
@@ -80,21 +79,9 @@ def test_a_primary_that_cannot_be_read_whole_records_nothing(
     file that cannot be read undoes what was written, and the next audit, with
     the file readable, records it whole.  Tests run as root: EACCES is injected
     at open()."""
-    from threetwoone import checksums
-    from threetwoone.backends import localhash
-
     files = {f"f{n:03}.fastq": bytes([n]) * 300 for n in range(40)}
     nas, _tape, _remote = lab.three_copies(files)
-    real_open = checksums.open_regular
-    primary = nas.stat().st_ino
-
-    def fake_open(path: str | bytes, dir_fd: int | None = None) -> tuple[int, os.stat_result]:
-        if (os.fsdecode(path) == "f030.fastq" and dir_fd is not None
-                and os.fstat(dir_fd).st_ino == primary):
-            raise PermissionError(13, "Permission denied")
-        return real_open(path, dir_fd)
-
-    monkeypatch.setattr(localhash, "open_regular", fake_open)
+    refuse_to_open(monkeypatch, nas, "f030.fastq")
     code, report = lab.audit_json()
     assert code == 3
     assert dataset_of(report, "ds")["reference"] != "recorded"
