@@ -6,7 +6,6 @@ is no usable folder name (``..``) is refused, never followed."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,28 +13,15 @@ import pytest
 
 from conftest import Lab, run_cli, write_tree
 from facilitylab import FILES, audit_json, write
-from servers.moto_s3 import MotoS3, fake_aws_environment
-from servers.sshd import SSHServer, isolated_home, running_sshd
+from servers.moto_s3 import MotoS3
+from servers.sshd import SSHHome, SSHServer
 
 if TYPE_CHECKING:
     from backends.conftest_webdav import DavSite
 
-pytest_plugins = ["servers.webdav_plugin"]
+pytest_plugins = ["servers.webdav_plugin", "servers.s3_plugin", "servers.sftp_plugin"]
 
 PROJECTS = ("P1", "P2", "P3")
-
-
-@pytest.fixture(scope="module")
-def sshd_server() -> Iterator[SSHServer]:
-    with running_sshd() as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[MotoS3]:
-    server = MotoS3()
-    yield server
-    server.stop()
 
 
 def remote_collection(lab: Lab, location: dict[str, Any], base: str,
@@ -83,11 +69,9 @@ def sftp_collection(lab: Lab, server: SSHServer) -> Path:
     return remote
 
 
-def test_a_collection_and_coverage_on_an_sftp_host(lab: Lab, sshd_server: SSHServer,
-                                                   tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    isolated_home(tmp_path, monkeypatch).trust(sshd_server.known_hosts())
-    remote = sftp_collection(lab, sshd_server)
+def test_a_collection_and_coverage_on_an_sftp_host(lab: Lab, sshd: SSHServer,
+                                                   trusted_home: SSHHome) -> None:
+    remote = sftp_collection(lab, sshd)
     os.symlink("P1", remote / "ngi" / "P9")  # a symlink: never a dataset
     # Nor taken as covered: what it leads to is not checked.
     result = run_cli("audit", str(lab.inventory), "--state", str(lab.state), "--format",
@@ -101,10 +85,8 @@ def test_a_collection_and_coverage_on_an_sftp_host(lab: Lab, sshd_server: SSHSer
 
 
 def test_a_folder_name_not_utf8_on_an_sftp_host_is_never_skipped(
-        lab: Lab, sshd_server: SSHServer, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    isolated_home(tmp_path, monkeypatch).trust(sshd_server.known_hosts())
-    remote = sftp_collection(lab, sshd_server)
+        lab: Lab, sshd: SSHServer, trusted_home: SSHHome) -> None:
+    remote = sftp_collection(lab, sshd)
     write_tree(os.path.join(os.fsencode(remote), b"ngi", b"P4\xff"), FILES)
     result = run_cli("audit", str(lab.inventory), "--state", str(lab.state), "--format",
                      "json")
@@ -120,15 +102,13 @@ def test_a_folder_name_not_utf8_on_an_sftp_host_is_never_skipped(
 
 
 def test_a_host_refused_for_its_key_is_tried_once_for_collection_coverage_and_copies(
-        lab: Lab, sshd_server: SSHServer, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    isolated_home(tmp_path, monkeypatch)  # the host key is trusted nowhere
-    sftp_collection(lab, sshd_server)
-    log_before = sshd_server.log.stat().st_size
+        lab: Lab, sshd: SSHServer, ssh_home: SSHHome) -> None:
+    sftp_collection(lab, sshd)  # ssh_home: the host key is trusted nowhere
+    log_before = sshd.log.stat().st_size
     code, report = audit_json(lab)
     assert code == 3
-    log = sshd_server.log.read_bytes()[log_before:].decode(errors="replace")
-    assert log.count(f"on 127.0.0.1 port {sshd_server.port}") == 1, log
+    log = sshd.log.read_bytes()[log_before:].decode(errors="replace")
+    assert log.count(f"on 127.0.0.1 port {sshd.port}") == 1, log
     [location] = [loc for loc in report["locations"] if loc["name"] == "remote"]
     assert location["state"] == "unreachable" and "is not known" in location["detail"]
     assert report["collections"][0]["state"] == "unreachable"
@@ -145,9 +125,8 @@ def test_a_collection_and_coverage_on_webdav(lab: Lab, dav_site: DavSite) -> Non
     check_found(lab)
 
 
-def test_a_collection_and_coverage_on_s3(lab: Lab, s3: MotoS3, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_aws_environment(monkeypatch, tmp_path / "aws")
+def test_a_collection_and_coverage_on_s3(lab: Lab, moto_s3: MotoS3, aws_env: None) -> None:
+    s3 = moto_s3
     bucket = s3.new_bucket("facility")
     for project in PROJECTS:
         s3.put_tree(bucket, f"deliveries/ngi/{project}/", FILES)
@@ -162,9 +141,8 @@ def test_a_collection_and_coverage_on_s3(lab: Lab, s3: MotoS3, tmp_path: Path,
     ("deliveries/ngi//escape", "ngi/*", "ngi/"),
 ])
 def test_an_object_key_that_is_no_folder_exits_4(
-        lab: Lab, s3: MotoS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        key: str, glob: str, folder: str) -> None:
-    fake_aws_environment(monkeypatch, tmp_path / "aws")
+        lab: Lab, moto_s3: MotoS3, aws_env: None, key: str, glob: str, folder: str) -> None:
+    s3 = moto_s3
     bucket = s3.new_bucket("hostile")
     s3.put_tree(bucket, "deliveries/ngi/P1/", FILES)
     # S3 keys are strings: 'ngi/../x' lists a folder named '..', 'ngi//x' one named ''.
