@@ -12,7 +12,9 @@ reads every file and a "permission denied" test would prove nothing.  When
 they run as an ordinary user, sshd runs as that user and logs in as it.
 
 Never skipped: a missing ``/usr/sbin/sshd`` fails with the command that
-installs it.  Readiness is awaited by connecting and reading the SSH banner.
+installs it.  Readiness is awaited in sshd's log (it listens on both ports
+itself: another sshd may have taken one since it was found free) and by
+connecting and reading the SSH banner.
 """
 
 from __future__ import annotations
@@ -181,12 +183,23 @@ class SSHServer:
         pytest.fail("sshd did not start: no free port after 5 attempts", pytrace=False)
 
     def _wait_ready(self, deadline: float = 20.0) -> bool:
-        """True once both ports answer with an SSH banner; False if sshd exited."""
+        """True once sshd says it listens on both ports and both answer with an
+        SSH banner; False if it exited, or could not bind one of them (another
+        process took the port since it was found free: ``start`` tries others).
+        A banner alone proves nothing: another suite's sshd on a port taken
+        from this one sends one too, and the tests would log in there."""
         assert self.process is not None
         end = time.monotonic() + deadline
         pending = {self.port, self.sftp_only_port}
         while pending and time.monotonic() < end:
+            log = self.log.read_text(errors="replace")
+            if "Bind to port" in log:  # it serves the other port only
+                self.process.kill()
+                self.process.wait()
+                return False
             for port in list(pending):
+                if f"Server listening on 127.0.0.1 port {port}." not in log:
+                    continue  # not bound by this sshd (yet)
                 with contextlib.suppress(OSError), \
                         socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
                     sock.settimeout(5)

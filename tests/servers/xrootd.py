@@ -3,9 +3,12 @@ on loopback, answering ``Want-Digest`` the way dCache does.
 
 XRootD refuses to run as root; under root it is started with ``-R nobody`` and
 its data folder lives in a world-readable temporary folder (pytest's own tmp
-folders are ``0700``, which ``nobody`` cannot enter).  Readiness is polled on
-the HTTP port; a missing binary or a server that dies fails the test with the
-server's log, it never skips.
+folders are ``0700``, which ``nobody`` cannot enter).  XRootD cannot be given
+port 0, so it is told a port found free a moment before; with several test
+suites on one machine another server may take that port first.  Readiness is
+therefore polled for a file only this server has; a server that could not bind
+its port is started again on another.  A missing binary or a server that dies
+otherwise fails the test with the server's log, it never skips.
 
 XRootD keeps computed checksums in the ``user.XrdCks.<algorithm>`` extended
 attribute with the file's mtime (in seconds); it recomputes only when the mtime
@@ -15,8 +18,10 @@ the server lie about a file whose bytes are intact.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import struct
@@ -72,8 +77,9 @@ def make_readable(root: Path, owner: str | None = None) -> None:
                     os.chown(full, *ids)
 
 
-class _CrashedAtStart(RuntimeError):
-    """xrootd was killed by a signal before it answered."""
+class _StartAgain(RuntimeError):
+    """xrootd died before it answered, in a way a fresh start on another port
+    gets past: killed by a signal, or its port taken by another process."""
 
 
 class XRootDServer:
@@ -105,14 +111,15 @@ class XRootDServer:
 
     def start(self) -> XRootDServer:
         """Start and wait until HTTP answers.  Debian's xrootd 5.5 now and then
-        dies with SIGSEGV while initialising (about 1 start in 50 here); such a
-        start is retried, at most twice, on a fresh port.  A server that dies
-        otherwise, or three times, fails the test with its log."""
-        for attempt in range(3):
+        dies with SIGSEGV while initialising (about 1 start in 50 here), and
+        the port it was told may have been taken since it was found free; such
+        a start is retried, at most four times, on a fresh port.  A server that
+        dies otherwise, or five times, fails the test with its log."""
+        for attempt in range(5):
             try:
                 return self._start_once()
-            except _CrashedAtStart:
-                if attempt == 2:
+            except _StartAgain:
+                if attempt == 4:
                     raise
         raise AssertionError("unreachable")
 
@@ -148,24 +155,36 @@ class XRootDServer:
         return self
 
     def _wait_ready(self) -> None:
+        """Return once this server answers on ``self.port``.  Any HTTP answer
+        on the port is not enough: another suite's server that took the port
+        (this one then fails to bind it) answers too, and the tests would talk
+        to it, reading its files.  Only this server has ``marker``, and what
+        it holds."""
         assert self.proc is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                requests.head(self.url + "/", timeout=1)
-                return
-            except requests.ConnectionError:
-                pass
-            try:
-                # Doubles as the pause between polls and as the "it died" check.
-                self.proc.wait(timeout=0.05)
-            except subprocess.TimeoutExpired:
-                continue
-            error = _CrashedAtStart if self.proc.returncode < 0 else RuntimeError
-            raise error(f"xrootd exited with {self.proc.returncode}:\n{self.log_text()}")
-        self.stop()
-        raise RuntimeError(f"xrootd did not answer on {self.url} within "
-                           f"{START_TIMEOUT:g} s:\n{self.log_text()}")
+        token = secrets.token_hex(16)
+        marker = self.data / f"ready-{token[:8]}"
+        marker.write_text(token)
+        marker.chmod(0o644)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while time.monotonic() < deadline:
+                with contextlib.suppress(requests.ConnectionError):
+                    if requests.get(f"{self.url}/{marker.name}", timeout=1).text == token:
+                        return
+                try:
+                    # Doubles as the pause between polls and as the "it died" check.
+                    self.proc.wait(timeout=0.05)
+                except subprocess.TimeoutExpired:
+                    continue
+                log = self.log_text()
+                again = self.proc.returncode < 0 or "address already in use" in log
+                raise (_StartAgain if again else RuntimeError)(
+                    f"xrootd exited with {self.proc.returncode}:\n{log}")
+            self.stop()
+            raise RuntimeError(f"xrootd did not answer on {self.url} within "
+                               f"{START_TIMEOUT:g} s:\n{self.log_text()}")
+        finally:
+            marker.unlink(missing_ok=True)
 
     def log_text(self) -> str:
         logs = [self.base / "xrootd.out", *sorted(self.admin.glob("xrootd.log*"))]
