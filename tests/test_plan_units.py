@@ -6,8 +6,9 @@ import shlex
 
 import pytest
 
+from leaks import make_secret
 from threetwoone.inventory import Location
-from threetwoone.repair.commands import End, FileList, command
+from threetwoone.repair.commands import HIDDEN_VARIABLE, End, FileList, command
 from threetwoone.units import format_bytes, format_rate, format_seconds, parse_bandwidth, parse_size
 
 
@@ -92,3 +93,21 @@ def test_two_webdav_ends_get_their_passwords_from_their_own_variables() -> None:
                          "RCLONE_CONFIG_T321TARGET_PASS=$(printenv B_PASSWORD | rclone obscure -)"]
     assert words[4:7] == ["rclone", "copy", "--no-check-certificate"]
     assert words[-2].startswith("t321source,url=") and words[-1].startswith("t321target,url=")
+
+
+def test_a_secret_pasted_as_a_variable_name_is_not_printed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token or password of letters only passes for a variable's name; the
+    plan does not print it (the command then fails on its credentials)."""
+    token, password = make_secret(), make_secret()
+    source = loc("a", "webdav", url="https://a.example.org/dav",
+                 auth={"type": "bearer", "token_env": token})
+    target = loc("b", "webdav", url="https://b.example.org/dav",
+                 auth={"type": "basic", "username": "u", "password_env": password})
+    text = command(End(source, "d"), End(target, "d"), FileList())
+    assert token not in text and password not in text
+    assert text.count(f"printenv {HIDDEN_VARIABLE}") == 2
+    # A variable of that name exists: then it is a name, and printed.
+    monkeypatch.setenv(token, "the token")
+    assert f"printenv {token}" in command(End(source, "d"), End(target, "d"), FileList())
+

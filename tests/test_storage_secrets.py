@@ -80,6 +80,22 @@ def test_credentials_in_a_url_are_refused_at_load_unseen(
             assert "Traceback" not in run.stderr or "--debug" in run.args
 
 
+@pytest.mark.parametrize(("auth", "key"), [("bearer", "token_env"), ("basic", "password_env")])
+def test_a_secret_pasted_as_a_variable_name_is_not_echoed_as_unset(
+        lab: Lab, auth: str, key: str) -> None:
+    """A token or password of letters only is a valid variable name, so it
+    passes the load; the audit says no variable of that name is set, naming
+    the key that holds it, never the value."""
+    secret = make_secret()
+    settings = {"type": auth, key: secret, **({"username": "u"} if auth == "basic" else {})}
+    _lab(lab, {"kind": "webdav", "url": "https://dav.example.org/data", "auth": settings})
+    for run in run_with_secret(_audit_args(lab), secret, scan=[lab.tmp], ignore=[lab.inventory]):
+        assert run.returncode == 3, run.stderr
+        assert (f"the environment variable auth.{key} names (its name is not shown: it looks "
+                "like a token or password") in run.stdout
+        assert "is not set or empty" in run.stdout
+
+
 def _broken(secret: str, where: int = 17) -> str:
     """``secret`` with a line break inside, as a token pasted across two lines."""
     return secret[:where] + "\r\n" + secret[where:]

@@ -37,6 +37,7 @@ import requests
 import urllib3
 
 from ..checksums import FACTORIES, hash_stream
+from ..envnames import env_variable
 from ..urls import (
     WEBDAV_CREDENTIALS,
     WEBDAV_TOKENS,
@@ -155,13 +156,13 @@ class WebDAVBackend(Backend):
             token = os.environ.get(var, "").strip()
             if not token:
                 raise LocationUnreachable(
-                    f"{self._where}: environment variable {var} (auth.token_env) "
-                    "is not set or empty")
+                    f"{self._where}: {env_variable(var, 'auth.token_env')} is not set "
+                    "or empty")
             if not _BEARER_TOKEN.fullmatch(token):
                 # Never sent: a line break would end the header (and the HTTP
                 # library would quote the whole value in its error).
                 raise LocationUnreachable(
-                    f"{self._where}: environment variable {var} (auth.token_env) holds "
+                    f"{self._where}: {env_variable(var, 'auth.token_env')} holds "
                     "a line break, space or other character a bearer token cannot "
                     "contain (the value is not shown)")
             return BearerAuth(token)
@@ -170,11 +171,11 @@ class WebDAVBackend(Backend):
             password = os.environ.get(var)
             if not password:
                 raise LocationUnreachable(
-                    f"{self._where}: environment variable {var} (auth.password_env) "
-                    "is not set or empty")
+                    f"{self._where}: {env_variable(var, 'auth.password_env')} is not set "
+                    "or empty")
             if _CONTROL.search(password):
                 raise LocationUnreachable(
-                    f"{self._where}: environment variable {var} (auth.password_env) holds "
+                    f"{self._where}: {env_variable(var, 'auth.password_env')} holds "
                     "a line break or another control character (the value is not shown)")
             # UTF-8 (RFC 7617's charset), not requests' latin-1, which fails on
             # other characters.

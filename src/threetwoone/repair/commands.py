@@ -8,7 +8,8 @@ never run by it.  For a POSIX shell (sh, bash, zsh): every word is quoted with
 - a WebDAV or S3 end, or two SFTP ends (rsync cannot copy between two remote
   hosts): ``rclone copy`` with on-the-fly remotes that name no secret: the
   credentials come from the environment the audit reads them from.  A bearer
-  token is read by ``printenv`` from the variable the inventory names; a basic
+  token is read by ``printenv`` from the variable the inventory names (never
+  printed when the name looks like the secret itself, see envnames); a basic
   auth password, which rclone takes only obscured from its configuration, is
   obscured from that variable into the environment of rclone alone (a remote
   defined there, one per end); S3 credentials come from the usual AWS
@@ -33,6 +34,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..envnames import looks_like_secret
 from ..inventory import Location
 from ..pathnames import needs_escape
 
@@ -140,6 +142,19 @@ def _feed(files: FileList, nul: bool) -> str:
 _PLAIN = re.compile(r"[A-Za-z0-9_./@+=-]*")
 
 
+#: Printed for a variable name that looks like a secret pasted in its place
+#: (see envnames) when no variable has that name.  No variable has this one
+#: either: the command fails on its credentials rather than print the secret.
+HIDDEN_VARIABLE = "THREETWOONE_VARIABLE_NAME_NOT_SHOWN"
+
+
+def _variable(name: str) -> str:
+    """The variable a command reads a secret from, as the inventory names it."""
+    if looks_like_secret(name) and name not in os.environ:
+        return HIDDEN_VARIABLE
+    return name
+
+
 def _option(name: str, value: str) -> str:
     """``name=value`` inside an rclone connection string; values with anything
     but plain characters are quoted (rclone doubles quotes inside quotes)."""
@@ -181,7 +196,8 @@ def _rclone_end(end: End, role: str) -> _Remote:
         options += [_option("url", str(location.attribute("url"))), "vendor=other"]
         auth = location.attribute("auth") or {}
         if auth.get("type") == "bearer":
-            options.append(_option("bearer_token_command", f"printenv {auth['token_env']}"))
+            token = _variable(auth["token_env"])
+            options.append(_option("bearer_token_command", f"printenv {token}"))
         elif auth.get("type") == "basic":
             options.append(_option("user", str(auth["username"])))
             # rclone takes a password only from its config (obscured), never
@@ -190,8 +206,9 @@ def _rclone_end(end: End, role: str) -> _Remote:
             # per role, so two ends may have different passwords.
             remote = f"t321{role}"
             prefix = f"RCLONE_CONFIG_{remote.upper()}_"
+            password = _variable(auth["password_env"])
             env = (f"{prefix}TYPE=webdav",
-                   f'{prefix}PASS="$(printenv {auth["password_env"]} | rclone obscure -)"')
+                   f'{prefix}PASS="$(printenv {password} | rclone obscure -)"')
     else:  # s3
         options += ["provider=Other", "env_auth=true"]
         for key, option in (("endpoint_url", "endpoint"), ("region", "region"),
