@@ -116,3 +116,19 @@ def test_offline_max_age_needs_a_local_location(lab: Lab) -> None:
     result = run_cli("validate", str(lab.write()))
     assert result.exit_code == 4
     assert "locations.tape.offline_max_age: only a local location" in result.stderr
+
+
+def test_an_absent_offline_disk_nothing_was_remembered_from_is_unreachable(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A disk in the drawer that only coverage reads: no copy on it kept a
+    # remembered state, so its absence is a problem, not "offline".
+    drawer_lab(lab)
+    lab.locations["shelf"] = {"kind": "local", "root": str(lab.tmp / "storage" / "shelf"),
+                              "media": "removable", "site": "site-a", "offline": True,
+                              "offline_max_age": "90d"}
+    lab.top["coverage"] = [{"location": "shelf", "path": "runs"}]
+    at(monkeypatch, T0)
+    code, report = lab.audit_json()
+    assert code == 3
+    [location] = [loc for loc in report["locations"] if loc["name"] == "shelf"]
+    assert location["state"] == "unreachable" and "mount the disk" in location["next_step"]

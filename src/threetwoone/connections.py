@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .backends import Backend, LocationUnreachable, open_backend
 from .inventory import Inventory, Location
-from .results import AuditResult, CopyState
+from .results import AuditResult, CopyState, Verification
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,10 @@ def report_locations(result: AuditResult, inventory: Inventory,
     down = {s.name: s for s in states if s.state == "unreachable"}
     # Offline media (a disk in a drawer) whose every copy this run kept its
     # remembered state: expected to be absent, so not a problem to report.
-    offline = {name for name in down if inventory.locations[name].attribute("offline")}
+    remembered = {c.location for d in result.datasets for c in d.copies
+                  if c.verification is Verification.REMEMBERED}
+    offline = {name for name in down if name in remembered
+               and inventory.locations[name].attribute("offline")}
     for dataset in result.datasets:
         for copy in dataset.copies:
             if copy.state is CopyState.UNREACHABLE and copy.location in down:
