@@ -99,3 +99,21 @@ def test_sshd_on_a_taken_port_starts_again_on_others(
         for port in (server.port, server.sftp_only_port):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
                 assert conn.recv(64).startswith(b"SSH-2.0-OpenSSH")  # not the intruder
+
+
+def test_a_shared_xrootd_that_died_is_started_again_on_its_data() -> None:
+    server = xrootd_module.XRootDServer()
+    try:
+        server.start()
+        (server.data / "kept.txt").write_bytes(b"kept")
+        (server.data / "kept.txt").chmod(0o644)
+        assert server.proc is not None
+        server.proc.kill()  # as its segfault does
+        server.proc.wait()
+        with pytest.warns(xrootd_module.XRootDRestarted, match="had exited"):
+            server.ensure_running()
+        answer = requests.get(f"{server.url}/kept.txt", timeout=10)
+        assert (answer.status_code, answer.content) == (200, b"kept")
+    finally:
+        server.cleanup()
+

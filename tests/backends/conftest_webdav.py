@@ -107,6 +107,7 @@ def wsgidav_server() -> Iterator[WsgiDAVServer]:
 
 @pytest.fixture
 def xrootd_site(xrootd_server: XRootDServer) -> DavSite:
+    xrootd_server.ensure_running()  # XRootD 5.5 crashes now and then (see there)
     return _xrootd_site(xrootd_server)
 
 

@@ -28,6 +28,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import requests
@@ -77,6 +78,10 @@ def make_readable(root: Path, owner: str | None = None) -> None:
                     os.chown(full, *ids)
 
 
+class XRootDRestarted(UserWarning):
+    """A shared xrootd died between tests and was started again."""
+
+
 class _StartAgain(RuntimeError):
     """xrootd died before it answered, in a way a fresh start on another port
     gets past: killed by a signal, or its port taken by another process."""
@@ -122,6 +127,21 @@ class XRootDServer:
                 if attempt == 4:
                     raise
         raise AssertionError("unreachable")
+
+    def ensure_running(self) -> None:
+        """Start the server again, on the same data, if it died since.  Debian's
+        xrootd 5.5.3 now and then segfaults in ``XrdLink::setEtext`` (a null
+        link, just after "socket closed polling" of a client that hung up:
+        three times in half an hour here with several suites at once): one
+        crash then failed every later test of the session with "connection
+        refused".  A test during which it
+        dies still fails; the restart is reported as a warning."""
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        status = None if self.proc is None else self.proc.returncode
+        warnings.warn(f"xrootd on {self.url} had exited ({status}): started again",
+                      XRootDRestarted, stacklevel=2)
+        self.start()
 
     def adopt(self, root: Path) -> None:
         """Make ``root`` the server's own, as data on a storage server is.
