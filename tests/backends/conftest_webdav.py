@@ -105,6 +105,23 @@ def wsgidav_server() -> Iterator[WsgiDAVServer]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def wsgidav_unprivileged_server() -> Iterator[WsgiDAVServer]:
+    """A WsgiDAV running as ``nobody`` (when the tests run as root)."""
+    root = world_readable_tmpdir("threetwoone-wsgidav-")
+    server = WsgiDAVServer(root, unprivileged=True).start()
+    yield server
+    server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def wsgidav_unprivileged_site(wsgidav_unprivileged_server: WsgiDAVServer,
+                              monkeypatch: pytest.MonkeyPatch) -> DavSite:
+    monkeypatch.setenv(PASSWORD_ENV, wsgidav_unprivileged_server.password)
+    return _wsgidav_site(wsgidav_unprivileged_server)
+
+
 @pytest.fixture
 def xrootd_site(xrootd_server: XRootDServer) -> DavSite:
     xrootd_server.ensure_running()  # XRootD 5.5 crashes now and then (see there)
@@ -156,4 +173,5 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 __all__ = ["PASSWORD_ENV", "DavSite", "dav_site", "fast_retries", "wsgidav_private_factory",
-           "wsgidav_server", "wsgidav_site", "xrootd_private", "xrootd_server", "xrootd_site"]
+           "wsgidav_server", "wsgidav_site", "wsgidav_unprivileged_server",
+           "wsgidav_unprivileged_site", "xrootd_private", "xrootd_server", "xrootd_site"]

@@ -15,12 +15,20 @@ import paramiko
 import pytest
 
 from backends.conftest_sftp import SftpFactory, make_location
+from backends.contract import (
+    BackendContract,
+    DiskStorage,
+    files_of,
+    fresh_name,
+    hash_all,
+    remove_tree,
+)
 from servers.sshd import SSHHome, SSHServer
+from threetwoone.backends import Backend
 from threetwoone.backends.interface import (
     CopyFailed,
     Entry,
     EntryKind,
-    HashResult,
     LocationUnreachable,
     NotAFolder,
     WalkProblem,
@@ -28,6 +36,7 @@ from threetwoone.backends.interface import (
 from threetwoone.backends.sftp import VIA_STREAM, SFTPBackend
 from threetwoone.backends.ssh import remote_hash
 from threetwoone.checksums import hash_bytes
+from threetwoone.inventory import Location
 
 ODD_NAMES: dict[str, bytes] = {
     "plain.txt": b"plain",
@@ -53,18 +62,6 @@ def write(root: Path, files: dict[str, bytes]) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as handle:
             handle.write(data)
-
-
-def files_of(entries: list[Entry | WalkProblem]) -> list[Entry]:
-    return [e for e in entries if isinstance(e, Entry) and e.kind is EntryKind.FILE]
-
-
-def hash_all(backend: SFTPBackend, path: str, algorithms: list[str], **kwargs: object
-             ) -> dict[str, HashResult]:
-    entries = files_of(list(backend.walk(path)))
-    results = list(backend.hash_files(path, entries, algorithms, **kwargs))  # type: ignore[arg-type]
-    assert len(results) == len(entries)
-    return {r.path: r for r in results}
 
 
 @pytest.fixture
@@ -93,16 +90,16 @@ def test_walk_lists_files_links_and_special_files_sorted(sshd: SSHServer,
         ("a/z.txt", EntryKind.FILE), ("a.txt", EntryKind.FILE), ("b.txt", EntryKind.FILE),
         ("fifo", EntryKind.SPECIAL), ("link-dir", EntryKind.SYMLINK),
         ("link-out", EntryKind.SYMLINK)]
-    sizes = {e.path: e.size for e in files_of(entries)}
-    assert sizes == {"a/z.txt": 2, "a.txt": 1, "b.txt": 1}
+    files = files_of(backend, "ds")
+    assert {e.path: e.size for e in files.values()} == {"a/z.txt": 2, "a.txt": 1, "b.txt": 1}
     mtime = (root / "ds" / "a.txt").stat().st_mtime_ns
-    entry = next(e for e in files_of(entries) if e.path == "a.txt")
+    entry = files["a.txt"]
     assert entry.mtime_ns == (mtime // 1_000_000_000) * 1_000_000_000
 
 
 def test_walk_keeps_odd_names_exactly(odd_tree: Path, sftp_backend: SftpFactory) -> None:
     backend = sftp_backend(odd_tree)
-    paths = {e.path for e in files_of(list(backend.walk("ds")))}
+    paths = set(files_of(backend, "ds"))
     assert paths == set(ODD_NAMES)
     # Non-UTF-8 names survive a round trip through os.fsdecode/fsencode.
     assert os.fsencode(os.fsdecode(b"latin1-\xe9t\xe9.bin")) in {os.fsencode(p) for p in paths}
@@ -131,7 +128,8 @@ def test_walk_of_many_folders_keeps_depth_first_order(sshd: SSHServer,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Folders are listed many at a time and in rounds; the order is still
     the depth-first one, also when a folder holds more names than one READDIR
-    answers (OpenSSH sends 100 at most)."""
+    answers (OpenSSH sends 100 at most), and when listings read ahead are
+    dropped to keep memory flat."""
     from threetwoone.backends.sftp import lister as sftp_module
 
     root = sshd.data_dir("deep")
@@ -140,12 +138,17 @@ def test_walk_of_many_folders_keeps_depth_first_order(sshd: SSHServer,
     files.update({"r1.txt": b"top", "r1-/a": b"dash sorts before slash"})
     write(root / "ds", files)
     (root / "ds" / "empty").mkdir()
-    for ahead, per_round in ((sftp_module.LIST_AHEAD, sftp_module.LIST_ROUND_FOLDERS), (3, 5)):
+    defaults = (sftp_module.LIST_AHEAD, sftp_module.LIST_ROUND_FOLDERS,
+                sftp_module.LIST_AHEAD_NAMES)
+    # The third: so few names may be held that folders read ahead are dropped
+    # and listed again.
+    for ahead, per_round, names in (defaults, (3, 5, defaults[2]), (64, 1024, 50)):
         monkeypatch.setattr(sftp_module, "LIST_AHEAD", ahead)
         monkeypatch.setattr(sftp_module, "LIST_ROUND_FOLDERS", per_round)
+        monkeypatch.setattr(sftp_module, "LIST_AHEAD_NAMES", names)
         entries = list(sftp_backend(root).walk("ds"))
         assert [e.path for e in entries] == _depth_first(root / "ds")
-        assert {e.path: e.size for e in files_of(entries)} == {
+        assert {e.path: e.size for e in entries if isinstance(e, Entry)} == {
             name: len(data) for name, data in files.items()}
 
 
@@ -181,7 +184,7 @@ def test_unreadable_folder_is_a_walk_problem(sshd: SSHServer,
         (root / "ds" / "locked").chmod(0o755)
     problems = [e for e in entries if isinstance(e, WalkProblem)]
     assert [(p.path, p.detail) for p in problems] == [("locked", "permission denied")]
-    assert [e.path for e in files_of(entries)] == ["ok.txt"]
+    assert [e.path for e in entries if isinstance(e, Entry)] == ["ok.txt"]
 
 
 def test_stat_root_identity_and_missing(sshd: SSHServer, sftp_backend: SftpFactory) -> None:
@@ -204,14 +207,6 @@ def test_missing_location_root_is_unreachable(sshd: SSHServer,
                                               sftp_backend: SftpFactory) -> None:
     with pytest.raises(LocationUnreachable, match=r"location root .*/gone: no such file"):
         sftp_backend(sshd.workdir / "gone")
-
-
-def test_open_read(sshd: SSHServer, sftp_backend: SftpFactory) -> None:
-    root = sshd.data_dir("read")
-    data = os.urandom(3 * 1024 * 1024 + 17)
-    write(root / "ds", {"checksums.md5": data})
-    with sftp_backend(root).open_read("ds", "checksums.md5") as handle:
-        assert handle.read() == data
 
 
 # -- hashing -----------------------------------------------------------------
@@ -321,7 +316,7 @@ def test_file_changed_after_listing_is_unreadable_not_corrupt(
     root = sshd.data_dir("changed-" + change.replace(" ", "-") + "-" + how.replace(" ", "-"))
     write(root / "ds", {"a": b"a" * 1000, "f": b"f" * 300_000})
     backend = sftp_backend(root, sftp_only=how == "streamed")
-    entries = files_of(list(backend.walk("ds")))
+    entries = list(files_of(backend, "ds").values())
     target = root / "ds" / "f"
     if change == "grown":
         target.write_bytes(b"f" * 300_001)
@@ -419,7 +414,7 @@ def test_open_read_through_a_symlink_swapped_in_raises(sshd: SSHServer,
     write(root / "ds", {"meta/checksums.md5": b"right\n"})
     write(root / "elsewhere", {"meta/checksums.md5": b"forged\n"})
     backend = sftp_backend(root)
-    assert [e.path for e in files_of(list(backend.walk("ds")))] == ["meta/checksums.md5"]
+    assert list(files_of(backend, "ds")) == ["meta/checksums.md5"]
     swap = root / "ds" / "meta" / ("checksums.md5" if swapped == "file" else "")
     swap.rename(swap.with_name(swap.name + ".old"))
     swap.symlink_to(root / "elsewhere" / "meta" / ("checksums.md5" if swapped == "file" else ""))
@@ -471,7 +466,7 @@ def test_file_removed_after_listing_is_an_error(sshd: SSHServer,
     root = sshd.data_dir("vanish")
     write(root / "ds", {"a": b"a", "b": b"b"})
     backend = sftp_backend(root)
-    entries = files_of(list(backend.walk("ds")))
+    entries = list(files_of(backend, "ds").values())
     (root / "ds" / "b").unlink()
     results = {r.path: r for r in backend.hash_files("ds", entries, ["xxh3_128"])}
     assert results["b"].error and "no such file" in results["b"].error
@@ -784,7 +779,7 @@ def test_dropped_connection_is_retried_once(sshd_private: SSHServer, ssh_home: S
             killed.append(sshd_private.kill_sessions())
 
     try:
-        entries = files_of(list(backend.walk("ds")))
+        entries = list(files_of(backend, "ds").values())
         results = list(backend.hash_files("ds", entries, ["xxh3_128"], progress=progress))
     finally:
         backend.close()
@@ -814,7 +809,7 @@ def test_sshd_killed_mid_hash_is_copy_failed(sshd_private: SSHServer, ssh_home: 
         elif how == "dropped-twice":
             sshd_private.kill_sessions()
 
-    entries = files_of(list(backend.walk("ds")))
+    entries = list(files_of(backend, "ds").values())
     try:
         with pytest.raises(CopyFailed) as info:
             # One worker for "dropped-twice": the second drop must hit pending work.
@@ -855,3 +850,42 @@ def _no_leftover_modes(sshd_session: SSHServer) -> Iterator[None]:
             path = os.path.join(folder, name)
             if not os.path.islink(path) and stat.S_IMODE(os.lstat(path).st_mode) == 0:
                 os.chmod(path, 0o755)
+
+
+# -- the backend contract (contract.py), with and without a shell -----------------------
+
+
+class SFTPStorage(DiskStorage):
+    """Copies in a folder of the test sshd's, reached as its login account."""
+
+    def __init__(self, server: SSHServer, root: Path, sftp_only: bool) -> None:
+        super().__init__()
+        self.server, self.root, self.sftp_only = server, root, sftp_only
+
+    def location(self, **settings: Any) -> Location:
+        return make_location(self.server, self.root, sftp_only=self.sftp_only, **settings)
+
+    def disk(self, path: str) -> bytes:
+        return os.path.join(os.fsencode(self.root), os.fsencode(path))
+
+    def backend_of(self, root: Path) -> Backend:
+        return SFTPStorage(self.server, root, self.sftp_only).backend()
+
+
+class TestSFTPContract(BackendContract):
+    """A login shell: files are hashed on the host where a tool can."""
+
+    sftp_only = False
+
+    @pytest.fixture
+    def storage(self, sshd: SSHServer, trusted_home: SSHHome) -> Iterator[SFTPStorage]:
+        storage = SFTPStorage(sshd, sshd.data_dir(fresh_name("contract")), self.sftp_only)
+        yield storage
+        storage.close()
+        remove_tree(storage.root)
+
+
+class TestSFTPNoShellContract(TestSFTPContract):
+    """``ForceCommand internal-sftp``: no shell, every byte streamed."""
+
+    sftp_only = True

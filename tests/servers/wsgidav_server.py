@@ -210,8 +210,11 @@ class WsgiDAVServer:
     def __init__(self, root: Path, user: str | None = "auditor",
                  password: str | None = None, *, tls: bool = False,
                  pool: bool = False, fail_gets: int = 0, cut_gets: int = 0,
-                 request_log: Path | None = None) -> None:
+                 request_log: Path | None = None, unprivileged: bool = False) -> None:
         self.root = root
+        #: Run as ``nobody`` when the tests run as root, as a storage server's
+        #: daemon account would: then a folder can be unreadable to the server.
+        self.unprivileged = unprivileged
         self.user = user
         self.password = password if password is not None else secrets.token_urlsafe(12)
         self.pool = pool
@@ -233,6 +236,8 @@ class WsgiDAVServer:
 
     def start(self) -> WsgiDAVServer:
         args = [sys.executable, str(HERE), "--root", str(self.root)]
+        if self.unprivileged and os.geteuid() == 0:
+            args[:0] = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
         env = dict(os.environ)
         if self.user:
             args += ["--user", self.user, "--password-env", "WSGIDAV_TEST_PASSWORD"]

@@ -100,7 +100,9 @@ def _status_code(text: str | None) -> int | None:
     return None
 
 
-def _mtime_ns(text: str | None) -> int | None:
+def http_date_ns(text: str | None) -> int | None:
+    """An HTTP date (``getlastmodified``, ``Last-Modified``) in nanoseconds,
+    whole seconds; None when absent or unreadable."""
     if not text:
         return None
     try:
@@ -193,7 +195,7 @@ def parse_multistatus(body: bytes, literal: bool = False) -> tuple[list[DavResou
             is_collection=is_collection,
             size=_size(props[DAV + "getcontentlength"].text)
             if DAV + "getcontentlength" in props else None,
-            mtime_ns=_mtime_ns(props[DAV + "getlastmodified"].text)
+            mtime_ns=http_date_ns(props[DAV + "getlastmodified"].text)
             if DAV + "getlastmodified" in props else None,
             etag=etag.text.strip() if etag is not None and etag.text else None,
             digests=parse_digest_header(checksums.text) if checksums is not None else {},

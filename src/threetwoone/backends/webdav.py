@@ -30,7 +30,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, NamedTuple, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -54,6 +54,7 @@ from .dav_listing import (
     STAT_BODY,
     DavResource,
     ListingError,
+    http_date_ns,
     parse_multistatus,
 )
 from .http_digest import OURS_TO_RFC, PREFERENCE, parse_digest_header, usable, want_digest_header
@@ -310,7 +311,8 @@ class WebDAVBackend(Backend):
             return tuple(a for a in PREFERENCE if a in sample.digests)
         found: list[str] = []
         for algorithm in PREFERENCE:
-            digests, _size, status = self._head_digest(sample.path, OURS_TO_RFC[algorithm])
+            digests, _size, status, _answer = self._head_digest(sample.path,
+                                                                 OURS_TO_RFC[algorithm])
             if status == 200 and algorithm in digests:
                 found.append(algorithm)
         log.debug("%s: server digests %s", self._where, found)
@@ -445,27 +447,51 @@ class WebDAVBackend(Backend):
                 continue
             size = resource.size
             if size is None:
-                _digests, head_size, _status = self._head_digest(resource.path, None)
+                head_size = self._head_digest(resource.path, None).size
                 size = head_size
             yield Entry(rel, EntryKind.FILE, size or 0, resource.mtime_ns, resource.etag,
                         dict(resource.digests))
 
-    def _head_digest(self, server_path: str, want: str | None
-                     ) -> tuple[dict[str, str], int | None, int]:
+    def _head_digest(self, server_path: str, want: str | None) -> _Head:
         """HEAD a file (following redirects), asking for ``want`` digests."""
         url = self._url(server_path)
         headers = {"Want-Digest": want} if want else {}
 
-        def send(session: requests.Session) -> tuple[dict[str, str], int | None, int]:
+        def send(session: requests.Session) -> _Head:
             response = session.head(url, headers=headers, allow_redirects=True,
                                     timeout=self._timeout)
             check_retryable(response)
             response.close()
             length = response.headers.get("Content-Length", "")
-            return (parse_digest_header(response.headers.get("Digest")),
-                    int(length) if length.isdigit() else None, response.status_code)
+            return _Head(parse_digest_header(response.headers.get("Digest")),
+                         int(length) if length.isdigit() else None, response.status_code,
+                         response)
 
         return self._http.call(send)
+
+    def _listing_change(self, server_path: str, entry: Entry,
+                        response: requests.Response) -> str | None:
+        """Why the file a HEAD or GET was answered about is not the one listed
+        (replaced since: what it holds now says nothing about the listed file,
+        which is then unreadable, not corrupt), or None.  The answer's own
+        validators decide where it has some; a server that sends none (XRootD)
+        is asked for the file's listing again, after the answer."""
+        change = listing_change(entry, response)
+        if change or has_validators(response):
+            return change
+        try:
+            status, resources = self._propfind(server_path, 0)
+        except StatusError as exc:
+            return f"cannot tell whether it changed since the listing: {exc}"
+        if status == 404:
+            return "vanished since the listing (HTTP 404)"
+        if status != 207 or not resources:
+            return f"cannot tell whether it changed since the listing (HTTP {status})"
+        now = resources[0]
+        if now.size != entry.size or (entry.mtime_ns is not None
+                                      and now.mtime_ns != entry.mtime_ns):
+            return "changed since the listing (its size or modification time differs)"
+        return None
 
     def open_read(self, path: str, relpath: str) -> BinaryIO:
         server_path = self._copy_path(path, relpath)
@@ -550,12 +576,15 @@ class WebDAVBackend(Backend):
                                   method="digest", via=f"server {hit[0]} (PROPFIND Checksums)")
             if want:
                 try:
-                    digests, size, status = self._head_digest(server_path, want)
+                    digests, size, status, answer = self._head_digest(server_path, want)
                 except StatusError as exc:
                     return HashResult(entry.path, {}, error=str(exc))
                 error = self._file_status_error(status, entry.path)
                 if error:
                     return error
+                change = self._listing_change(server_path, entry, answer)
+                if change:
+                    return HashResult(entry.path, {}, error=change)
                 hit = usable(digests, algorithms)
                 if hit:
                     return HashResult(entry.path, {hit[0]: hit[1]},
@@ -580,11 +609,12 @@ class WebDAVBackend(Backend):
         url = self._url(server_path)
         local = [a for a in algorithms if a in FACTORIES]
 
-        def send(session: requests.Session) -> tuple[int, dict[str, str], int]:
+        def send(session: requests.Session
+                 ) -> tuple[int, dict[str, str], int, requests.Response]:
             with session.get(url, stream=True, timeout=self._timeout) as resp:
                 check_retryable(resp)
-                if resp.status_code != 200:
-                    return resp.status_code, {}, 0
+                if resp.status_code != 200 or listing_change(entry, resp):
+                    return resp.status_code, {}, 0, resp
                 raw = resp.raw
                 # One byte past the listed size is enough to tell "too long",
                 # and bounds what a server that never stops can make us read.
@@ -606,19 +636,22 @@ class WebDAVBackend(Backend):
                     raise WrongLength(
                         f"the server sent more than the {entry.size} bytes the listing "
                         "said: the file changed during the audit or the transfer is broken")
-                return 200, digests, size
+                return 200, digests, size, resp
 
         try:
-            status, digests, size = self._http.call(send)
+            status, digests, size, answer = self._http.call(send)
         except (StatusError, WrongLength) as exc:
             return HashResult(entry.path, {}, error=str(exc))
         error = self._file_status_error(status, entry.path)
         if error:
             return error
+        change = self._listing_change(server_path, entry, answer)
+        if change:
+            return HashResult(entry.path, {}, error=change)
         server: dict[str, str] = {}
         if want:
             try:
-                server, _size, head_status = self._head_digest(server_path, want)
+                server, _size, head_status, _answer = self._head_digest(server_path, want)
             except StatusError:
                 head_status = 0
             if head_status != 200:
@@ -631,3 +664,44 @@ class WebDAVBackend(Backend):
         elif server and any(a in digests for a in server):
             via = "download; server checksum agrees"
         return HashResult(entry.path, digests, size=size, method="full", via=via)
+
+
+class _Head(NamedTuple):
+    """What a HEAD answered: digests, size, status, and the answer itself."""
+
+    digests: dict[str, str]
+    size: int | None
+    status: int
+    response: requests.Response
+
+
+def listing_change(entry: Entry, response: requests.Response) -> str | None:
+    """Why an answer about a file (HEAD or GET) shows another file than the one
+    listed, by the answer's own headers, or None: another size (a HEAD's
+    ``Content-Length``), another second in ``Last-Modified``, or, without a
+    redirect (which may lead to a pool that spells ETags its own way), another
+    ETag."""
+    if response.request.method == "HEAD":
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) != entry.size:
+            return (f"changed since the listing (now {int(length):,} bytes, listed "
+                    f"{entry.size:,})")
+    modified = http_date_ns(response.headers.get("Last-Modified"))
+    if entry.mtime_ns is not None and modified is not None and modified != entry.mtime_ns:
+        return "changed since the listing (its modification time differs)"
+    etag = response.headers.get("ETag")
+    if entry.ident and etag and not response.history and _opaque(etag) != _opaque(entry.ident):
+        return "changed since the listing (its ETag differs)"
+    return None
+
+
+def has_validators(response: requests.Response) -> bool:
+    """Whether the answer's headers can tell a replaced file (see listing_change)."""
+    return http_date_ns(response.headers.get("Last-Modified")) is not None or (
+        bool(response.headers.get("ETag")) and not response.history)
+
+
+def _opaque(etag: str) -> str:
+    """An entity tag without weakness mark and quotes (WsgiDAV lists its
+    ``getetag`` unquoted, and sends the ``ETag`` header quoted)."""
+    return etag.strip().removeprefix("W/").strip('"')
