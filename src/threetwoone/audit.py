@@ -540,8 +540,7 @@ class Auditor:
 
     def _context(self, backend: Backend, dataset: Dataset, copy: CopySpec) -> CopyContext:
         limit = self.options.plan.time_limit
-        force = self.options.force_download or bool(
-            backend.location.attribute("force_download", False))
+        force = self.options.force_download or backend.force_download
         return CopyContext(
             backend=backend, dataset=dataset, copy=copy, key=copy_key(dataset.name, copy),
             workset=self.workset, workers=self.options.workers or backend.default_workers(),

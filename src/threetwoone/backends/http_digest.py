@@ -24,12 +24,8 @@ from collections.abc import Iterable, Mapping
 
 #: RFC 3230 algorithm token (lowercase) -> (our algorithm name, raw digest length).
 RFC_TO_OURS: dict[str, tuple[str, int]] = {
-    "adler32": ("adler32", 4),
-    "md5": ("md5", 16),
-    "sha": ("sha1", 20),
-    "sha-256": ("sha256", 32),
-    "sha-512": ("sha512", 64),
-}
+    "adler32": ("adler32", 4), "md5": ("md5", 16), "sha": ("sha1", 20),
+    "sha-256": ("sha256", 32), "sha-512": ("sha512", 64)}
 OURS_TO_RFC: dict[str, str] = {ours: rfc for rfc, (ours, _n) in RFC_TO_OURS.items()}
 
 #: Strongest first: what a Want-Digest header prefers when the server offers several.

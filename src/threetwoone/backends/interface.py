@@ -30,6 +30,10 @@ from types import MappingProxyType
 from typing import BinaryIO, ClassVar, NamedTuple
 
 from ..inventory import Location
+from .errors import BackendError as BackendError
+from .errors import CopyFailed as CopyFailed
+from .errors import LocationUnreachable as LocationUnreachable
+from .errors import NotAFolder as NotAFolder
 
 #: Called by ``hash_files`` as work completes: (files finished, bytes read).
 ProgressCallback = Callable[[int, int], None]
@@ -37,22 +41,8 @@ ProgressCallback = Callable[[int, int], None]
 #: Files ``Backend.hash_stream`` hands to ``hash_files`` at a time: bounds memory.
 STREAM_CHUNK = 2000
 
-
-class BackendError(Exception):
-    """Root of the errors a backend raises; the message is one clear line."""
-
-
-class LocationUnreachable(BackendError):
-    """The location could not be reached or authenticated (DNS, refused, auth, host key)."""
-
-
-class CopyFailed(BackendError):
-    """The location was reached, but this copy could not be audited to the end."""
-
-
-class NotAFolder(BackendError):
-    """A copy's path exists on a reachable location but is a file, not a folder:
-    the copy is not there (``missing``)."""
+#: The most files any backend hashes at once (``-j`` allows as many).
+MAX_WORKERS = 64
 
 
 class EntryKind(enum.Enum):
@@ -152,11 +142,48 @@ ADDRESS_SETTINGS = ("root", "host", "port", "user", "url", "bucket", "endpoint_u
                     "prefix")
 
 
+@dataclass(frozen=True)
+class HashRequest:
+    """What one ``hash_files`` call asks, as the backend's primitives get it."""
+
+    algorithms: tuple[str, ...]
+    #: The bytes must be read: ``force_full``, or the location's ``force_download``.
+    full: bool
+    #: Files hashed at once: at least 1, at most the backend's ``max_workers``.
+    workers: int
+    progress: ProgressCallback | None = None
+
+    def read(self, size: int) -> None:
+        """``size`` more bytes read (by backends that say so as they read)."""
+        if self.progress is not None and size:
+            self.progress(0, size)
+
+    def done(self, size: int) -> None:
+        """One more file established, ``size`` bytes read for it (backends that
+        dispatch their own batches)."""
+        if self.progress is not None:
+            self.progress(1, size)
+
+
 class Backend(abc.ABC):
-    """A read-only view of one inventory location."""
+    """A read-only view of one inventory location.
+
+    A backend implements the primitives (``stat_root``, ``walk``, ``open_read``,
+    and either ``_hash_one``, one file at a time, or ``_hash``, all of a call's
+    files); this class owns what is common: the ``force_download`` setting,
+    dispatch of files to one worker or a bounded pool of threads, and progress
+    for files hashed one at a time."""
 
     #: The inventory ``kind`` this backend serves.
     kind: ClassVar[str]
+    #: Most files worth hashing at once (``-j`` beyond it adds nothing).
+    max_workers: ClassVar[int] = MAX_WORKERS
+    #: True when ``_hash_one`` reports bytes as it reads them (``HashRequest.read``);
+    #: else a full read's bytes are reported when the file is done.
+    reports_bytes: ClassVar[bool] = False
+    #: True when ``hash_files`` takes its entries as they are needed (local
+    #: worker processes), so ``hash_stream`` hands them all over in one call.
+    streams_entries: ClassVar[bool] = False
     #: True when an entry's ``ident`` names the physical storage of its bytes
     #: (device and inode): two copies listing one ident share those bytes (hard
     #: links), and count as one copy.  An ETag is not such an ident.
@@ -172,6 +199,8 @@ class Backend(abc.ABC):
     def __init__(self, name: str, location: Location) -> None:
         self.name = name
         self.location = location
+        #: ``force_download: true``: no server digest is ever trusted here.
+        self.force_download = bool(location.settings.get("force_download", False))
 
     # -- life cycle --------------------------------------------------------
     def connect(self) -> None:
@@ -185,8 +214,13 @@ class Backend(abc.ABC):
     # -- what the backend can do ------------------------------------------
     def digest_algorithms(self) -> tuple[str, ...]:
         """Algorithms this location can report without reading the data
-        (server-side digests).  The auditor adds them to the reference when it
-        hashes the primary, so later audits can verify this copy cheaply."""
+        (server-side digests; none with ``force_download``).  The auditor adds
+        them to the reference when it hashes the primary, so later audits can
+        verify this copy cheaply."""
+        return () if self.force_download else self._server_digests()
+
+    def _server_digests(self) -> tuple[str, ...]:
+        """The server-side digests of a backend that has some."""
         return ()
 
     def default_workers(self) -> int:
@@ -242,11 +276,10 @@ class Backend(abc.ABC):
     def open_read(self, path: str, relpath: str) -> BinaryIO:
         """Open ``relpath`` below the copy root ``path`` for reading."""
 
-    @abc.abstractmethod
     def hash_files(
         self,
         path: str,
-        entries: Sequence[Entry],
+        entries: Iterable[Entry],
         algorithms: Sequence[str],
         *,
         workers: int = 1,
@@ -260,31 +293,56 @@ class Backend(abc.ABC):
         that digest if it is among ``algorithms``, and otherwise reads the data.
         ``force_full`` forbids server-side digests: the bytes must be read.
         Results may come in any order; there is exactly one per entry.
-        """
+        ``progress`` is called as work completes: (files finished, bytes read).
 
-    def hash_stream(
-        self,
-        path: str,
-        entries: Iterable[Entry],
-        algorithms: Sequence[str],
-        *,
-        workers: int = 1,
-        force_full: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Iterator[HashResult]:
-        """``hash_files`` over any number of entries, taken from ``entries`` as
-        they are needed: the auditor hands over a whole copy's files as its
-        comparison finds them.  Here, lists of ``STREAM_CHUNK`` at a time; a
-        backend that can keep reading across them (local worker processes)
-        takes them one by one instead, so the walk, the comparison and the
-        hashing overlap and no worker waits between lists."""
+        ``entries`` may be any iterable, a whole copy's files taken as they are
+        needed: a backend that can keep reading across them (local worker
+        processes, ``streams_entries``) takes them one by one, so the walk, the
+        comparison and the hashing overlap; the others get lists of
+        ``STREAM_CHUNK`` at a time, which bounds memory.
+        """
+        request = HashRequest(tuple(algorithms), force_full or self.force_download,
+                              max(1, min(workers, self.max_workers)), progress)
+        if self.streams_entries or isinstance(entries, Sequence):
+            yield from self._hash(path, entries, request)
+            return
         batch: list[Entry] = []
         for entry in entries:
             batch.append(entry)
             if len(batch) >= STREAM_CHUNK:
-                yield from self.hash_files(path, batch, algorithms, workers=workers,
-                                           force_full=force_full, progress=progress)
+                yield from self._hash(path, batch, request)
                 batch = []
         if batch:
-            yield from self.hash_files(path, batch, algorithms, workers=workers,
-                                       force_full=force_full, progress=progress)
+            yield from self._hash(path, batch, request)
+
+    def _hash(self, path: str, entries: Iterable[Entry], request: HashRequest
+              ) -> Iterator[HashResult]:
+        """All of a call's files: each on its own (``_hash_one``), here or on a
+        bounded pool of threads.  Backends that hash in batches override this."""
+        from .parallel import map_bounded
+
+        todo = entries if isinstance(entries, Sequence) else list(entries)
+        if not todo:
+            return
+        one = self._hasher(path, request)
+
+        def counted(entry: Entry) -> HashResult:
+            result = one(entry)
+            if request.progress is not None and result.error is None:
+                full_read = result.method == "full" and not self.reports_bytes
+                request.progress(1, result.size if full_read else 0)
+            return result
+
+        if request.workers == 1 or len(todo) < 2:
+            yield from map(counted, todo)
+        else:
+            yield from map_bounded(counted, todo, request.workers, f"{self.kind}-hash")
+
+    def _hasher(self, path: str, request: HashRequest) -> Callable[[Entry], HashResult]:
+        """What hashes one file of the copy ``path`` (safe to call from several
+        threads at once); for backends that keep the default ``_hash``."""
+        raise NotImplementedError(f"{type(self).__name__} hashes no single file")
+
+    #: The auditor hands a whole copy's files over as its comparison finds
+    #: them: ``hash_files`` takes any iterable (see there).
+    hash_stream = hash_files

@@ -18,18 +18,17 @@ from typing import BinaryIO, NamedTuple
 
 from ..checksums import open_readonly
 from ..inventory import Location
+from .errors import CopyFailed, LocationUnreachable, NotAFolder
 from .folders import FolderChain, open_root, split
 from .hashpool import BATCH_FILES, MIN_BYTES, MIN_FILES, HashPool, RootChanged
 from .interface import (
     NO_DIGESTS,
     Backend,
-    CopyFailed,
     Entry,
     EntryKind,
     FolderListing,
+    HashRequest,
     HashResult,
-    LocationUnreachable,
-    NotAFolder,
     ProgressCallback,
     RootInfo,
     WalkProblem,
@@ -43,6 +42,8 @@ class LocalBackend(Backend):
     ident_is_storage = True
     #: The walk yields paths in byte order (each folder's names sorted as bytes).
     sorted_walk = True
+    #: Worker processes take a copy's files as they need them.
+    streams_entries = True
 
     def __init__(self, name: str, location: Location) -> None:
         super().__init__(name, location)
@@ -169,33 +170,10 @@ class LocalBackend(Backend):
     def default_workers(self) -> int:
         """One hashing process per CPU this process may run on (at most 64, as
         ``-j`` allows)."""
-        return min(usable_cpus(), 64)
+        return min(usable_cpus(), self.max_workers)
 
-    def hash_stream(
-        self,
-        path: str,
-        entries: Iterable[Entry],
-        algorithms: Sequence[str],
-        *,
-        workers: int = 1,
-        force_full: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Iterator[HashResult]:
-        """One call however many entries: ``hash_files`` takes them as the
-        workers need them."""
-        return self.hash_files(path, entries, algorithms, workers=workers,
-                               force_full=force_full, progress=progress)
-
-    def hash_files(
-        self,
-        path: str,
-        entries: Iterable[Entry],
-        algorithms: Sequence[str],
-        *,
-        workers: int = 1,
-        force_full: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Iterator[HashResult]:
+    def _hash(self, path: str, entries: Iterable[Entry], request: HashRequest
+              ) -> Iterator[HashResult]:
         """Hash in worker processes (hashpool.py) when ``workers`` > 1 and the job
         is large enough to pay for them; otherwise here, with the same loop.
         Entries are taken as the workers need them: the walk that yields them
@@ -208,16 +186,16 @@ class LocalBackend(Backend):
         tasks: Iterator[FileTask] = ((e.path, e.size, e.mtime_ns, e.ident) for e in entries)
         try:
             head = _head(tasks)
-            pool = self._pool_for(workers, head)
+            pool = self._pool_for(request.workers, head)
             if pool is None:
-                yield from _hash_here(root_fd, itertools.chain(head, tasks), algorithms,
-                                      progress)
+                yield from _hash_here(root_fd, itertools.chain(head, tasks),
+                                      request.algorithms, request.progress)
                 return
             root_id = self._roots[path]
             try:
                 for task, (_index, digests, size, error) in pool.hash(
                         self.full_path(path), root_id, itertools.chain(head, tasks),
-                        algorithms, progress):
+                        request.algorithms, request.progress):
                     yield HashResult(task[0], digests or {}, size, error)
             except RootChanged as exc:
                 raise CopyFailed(str(exc)) from None

@@ -31,10 +31,11 @@ import base64
 import binascii
 import calendar
 import errno
+import functools
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import urlsplit
@@ -56,20 +57,18 @@ from ..urls import (
     url_problem,
 )
 from .addresses import host_aliases
+from .errors import CopyFailed, LocationUnreachable
 from .interface import (
     Backend,
-    CopyFailed,
     Entry,
     EntryKind,
     FolderListing,
+    HashRequest,
     HashResult,
-    LocationUnreachable,
-    ProgressCallback,
     RootInfo,
     WalkProblem,
 )
 from .neterrors import describe
-from .parallel import map_bounded
 from .streams import buffered
 
 #: Seconds for connecting and for each read when the inventory sets no ``timeout``.
@@ -239,6 +238,8 @@ class S3Backend(Backend):
     """An S3 bucket (AWS or any S3-compatible endpoint), optionally below a prefix."""
 
     kind: ClassVar[str] = "s3"
+    #: Downloads report their bytes as they come (objects may be large).
+    reports_bytes: ClassVar[bool] = True
 
     def __init__(self, name: str, location: Location) -> None:
         super().__init__(name, location)
@@ -254,7 +255,6 @@ class S3Backend(Backend):
         self.region: str | None = settings.get("region")
         self.profile: str | None = settings.get("profile")
         self.timeout = float(settings.get("timeout") or DEFAULT_TIMEOUT)
-        self.force_download = bool(settings.get("force_download", False))
         self._client: Any = None
         self._lock = threading.Lock()
         self._owner: str | None = None
@@ -362,9 +362,7 @@ class S3Backend(Backend):
         return exc
 
     # -- what the backend can do ------------------------------------------
-    def digest_algorithms(self) -> tuple[str, ...]:
-        if self.force_download:
-            return ()
+    def _server_digests(self) -> tuple[str, ...]:
         return tuple(a for a in SERVER_ALGORITHMS if a in FACTORIES)
 
     # -- keys ----------------------------------------------------------------
@@ -529,35 +527,15 @@ class S3Backend(Backend):
             return None
         return size if isinstance(size, int) else None
 
-    def hash_files(
-        self,
-        path: str,
-        entries: Sequence[Entry],
-        algorithms: Sequence[str],
-        *,
-        workers: int = 1,
-        force_full: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Iterator[HashResult]:
+    def _hasher(self, path: str, request: HashRequest) -> Callable[[Entry], HashResult]:
         prefix = self.root_prefix(path)
-        full = force_full or self.force_download
-        computable = [a for a in dict.fromkeys(algorithms) if a in FACTORIES]
-        client = self.client
+        computable = [a for a in dict.fromkeys(request.algorithms) if a in FACTORIES]
+        return functools.partial(self._hash_one, self.client, prefix, computable, request)
 
-        def one(entry: Entry) -> HashResult:
-            return self._hash_one(client, prefix, entry, algorithms, computable, full, progress)
-
-        if workers <= 1 or len(entries) <= 1:
-            for entry in entries:
-                yield one(entry)
-            return
-        yield from map_bounded(one, entries, workers, f"s3-{self.name}")
-
-    def _hash_one(self, client: Any, prefix: str, entry: Entry, algorithms: Sequence[str],
-                  computable: Sequence[str], full: bool,
-                  progress: ProgressCallback | None) -> HashResult:
+    def _hash_one(self, client: Any, prefix: str, computable: Sequence[str],
+                  request: HashRequest, entry: Entry) -> HashResult:
         key = prefix + entry.path
-        if not full:
+        if not request.full:
             try:
                 head = client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
             except bexc.ClientError as exc:
@@ -568,10 +546,8 @@ class S3Backend(Backend):
                 return HashResult(entry.path, {}, entry.size,
                                   error="object replaced during the audit (ETag changed)")
             found = server_digests(head)
-            usable = {a: found[a] for a in algorithms if a in found}
+            usable = {a: found[a] for a in request.algorithms if a in found}
             if usable:
-                if progress:
-                    progress(1, 0)
                 return HashResult(
                     entry.path, {a: hexdigest for a, (hexdigest, _) in usable.items()},
                     int(head.get("ContentLength", entry.size)), method="digest",
@@ -579,21 +555,21 @@ class S3Backend(Backend):
         if not computable:
             return HashResult(entry.path, {}, entry.size,
                               error="no checksum algorithm that can be computed was requested")
-        return self._download(client, key, entry, computable, progress)
+        return self._download(client, key, entry, computable, request)
 
     def _download(self, client: Any, key: str, entry: Entry, algorithms: Sequence[str],
-                  progress: ProgressCallback | None) -> HashResult:
+                  request: HashRequest) -> HashResult:
         hashers = new_hashers(algorithms)
         total = 0
         resumes = 0
         while True:
-            request: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+            asked: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
             if entry.ident:
-                request["IfMatch"] = entry.ident
+                asked["IfMatch"] = entry.ident
             if total:
-                request["Range"] = f"bytes={total}-"
+                asked["Range"] = f"bytes={total}-"
             try:
-                answer = client.get_object(**request)
+                answer = client.get_object(**asked)
             except bexc.ClientError as exc:
                 return self._file_error(entry, exc)
             except Exception as exc:
@@ -609,8 +585,7 @@ class S3Backend(Backend):
                     for hasher in hashers.values():
                         hasher.update(chunk)
                     total += len(chunk)
-                    if progress:
-                        progress(0, len(chunk))
+                    request.read(len(chunk))
                 if total < entry.size:
                     # Ended without an error: a body without Content-Length, cut
                     # short, looks like a whole one.  Resume it like a broken one.
@@ -625,8 +600,6 @@ class S3Backend(Backend):
                 time.sleep(min(8.0, RESUME_BACKOFF * 2 ** (resumes - 1)))
             finally:
                 body.close()
-        if progress:
-            progress(1, 0)
         return HashResult(entry.path, {a: h.hexdigest() for a, h in hashers.items()}, total,
                           method="full", via="download")
 

@@ -28,7 +28,7 @@ import errno
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 from urllib.parse import quote, urlsplit
@@ -57,21 +57,18 @@ from .dav_listing import (
     http_date_ns,
     parse_multistatus,
 )
+from .errors import CopyFailed, LocationUnreachable, NotAFolder
 from .http_digest import OURS_TO_RFC, PREFERENCE, parse_digest_header, usable, want_digest_header
 from .interface import (
     Backend,
-    CopyFailed,
     Entry,
     EntryKind,
     FolderListing,
+    HashRequest,
     HashResult,
-    LocationUnreachable,
-    NotAFolder,
-    ProgressCallback,
     RootInfo,
     WalkProblem,
 )
-from .parallel import map_bounded
 from .streams import buffered
 from .webdav_http import (
     NETWORK_ERRORS,
@@ -130,7 +127,6 @@ class WebDAVBackend(Backend):
         self._host = (parts.hostname or "", default_port(parts) or 0)
         self._where = redact(url)
         self._timeout = float(settings.get("timeout", DEFAULT_TIMEOUT))
-        self._force_download = bool(settings.get("force_download", False))
         verify: bool | str = True
         if settings.get("verify_tls") is False:
             verify = False
@@ -275,12 +271,10 @@ class WebDAVBackend(Backend):
         self._http.close()
 
     # -- capabilities ------------------------------------------------------
-    def digest_algorithms(self) -> tuple[str, ...]:
+    def _server_digests(self) -> tuple[str, ...]:
         """What the server reports, learnt once per run by asking for each
         algorithm on one small file (a server may answer with another
         algorithm than the one asked for, e.g. XRootD with its first one)."""
-        if self._force_download:
-            return ()
         if self._server_algorithms is None:
             try:
                 self._server_algorithms = self._probe_digests()
@@ -534,33 +528,16 @@ class WebDAVBackend(Backend):
         return resources[0].size if status == 207 and resources else None
 
 
-    def hash_files(
-        self,
-        path: str,
-        entries: Sequence[Entry],
-        algorithms: Sequence[str],
-        *,
-        workers: int = 1,
-        force_full: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Iterator[HashResult]:
-        force = force_full or self._force_download
+    def _hasher(self, path: str, request: HashRequest) -> Callable[[Entry], HashResult]:
         top = self._copy_path(path).rstrip("/")
 
         def one(entry: Entry) -> HashResult:
-            result = self._hash_one(top, entry, algorithms, force)
-            if progress and result.error is None:
-                progress(1, result.size if result.method == "full" else 0)
-            return result
+            try:
+                return self._hash_one(top, entry, request.algorithms, request.full)
+            except TransportError as exc:
+                raise CopyFailed(f"stopped: {exc}") from None
 
-        try:
-            if workers <= 1 or len(entries) < 2:
-                for entry in entries:
-                    yield one(entry)
-                return
-            yield from map_bounded(one, entries, workers, "webdav")
-        except TransportError as exc:
-            raise CopyFailed(f"stopped: {exc}") from None
+        return one
 
     def _hash_one(self, top: str, entry: Entry, algorithms: Sequence[str],
                   force: bool) -> HashResult:
@@ -579,18 +556,25 @@ class WebDAVBackend(Backend):
                     digests, size, status, answer = self._head_digest(server_path, want)
                 except StatusError as exc:
                     return HashResult(entry.path, {}, error=str(exc))
-                error = self._file_status_error(status, entry.path)
+                error = self._answer_error(status, server_path, entry, answer)
                 if error:
                     return error
-                change = self._listing_change(server_path, entry, answer)
-                if change:
-                    return HashResult(entry.path, {}, error=change)
                 hit = usable(digests, algorithms)
                 if hit:
                     return HashResult(entry.path, {hit[0]: hit[1]},
                                       size=entry.size if size is None else size,
                                       method="digest", via=f"server {hit[0]} (Want-Digest)")
         return self._download(server_path, entry, algorithms, want if force else None)
+
+    def _answer_error(self, status: int, server_path: str, entry: Entry,
+                      answer: requests.Response) -> HashResult | None:
+        """The file's error by an answer about it (a HEAD or GET): its status,
+        or that it shows another file than the one listed; None if neither."""
+        error = self._file_status_error(status, entry.path)
+        if error:
+            return error
+        change = self._listing_change(server_path, entry, answer)
+        return HashResult(entry.path, {}, error=change) if change else None
 
     def _file_status_error(self, status: int, relpath: str) -> HashResult | None:
         if status == 200:
@@ -642,12 +626,9 @@ class WebDAVBackend(Backend):
             status, digests, size, answer = self._http.call(send)
         except (StatusError, WrongLength) as exc:
             return HashResult(entry.path, {}, error=str(exc))
-        error = self._file_status_error(status, entry.path)
+        error = self._answer_error(status, server_path, entry, answer)
         if error:
             return error
-        change = self._listing_change(server_path, entry, answer)
-        if change:
-            return HashResult(entry.path, {}, error=change)
         server: dict[str, str] = {}
         if want:
             try:

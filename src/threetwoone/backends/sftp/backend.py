@@ -34,7 +34,7 @@ import functools
 import itertools
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, NoReturn, TypeVar, cast
 
@@ -48,16 +48,14 @@ from paramiko.sftp import (
 )
 
 from ..addresses import host_aliases
+from ..errors import CopyFailed, LocationUnreachable, NotAFolder
 from ..interface import (
     Backend,
-    CopyFailed,
     Entry,
     EntryKind,
     FolderListing,
+    HashRequest,
     HashResult,
-    LocationUnreachable,
-    NotAFolder,
-    ProgressCallback,
     RootInfo,
     WalkProblem,
 )
@@ -88,6 +86,8 @@ _CONNECTION_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.E
 
 class SFTPBackend(Backend):
     kind = "sftp"
+    #: Files are hashed on channels of one connection: more wait for a channel.
+    max_workers = MAX_CHANNELS
 
     def __init__(self, name: str, location: Any) -> None:
         super().__init__(name, location)
@@ -445,18 +445,14 @@ class SFTPBackend(Backend):
                              f"listed ({os.fsdecode(listed)}; now {os.fsdecode(real)})")
         return real
 
-    def hash_files(
-        self,
-        path: str,
-        entries: Sequence[Entry],
-        algorithms: Sequence[str],
-        *,
-        workers: int = 1,
-        force_full: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Iterator[HashResult]:
+    def _hash(self, path: str, listed: Iterable[Entry], request: HashRequest
+              ) -> Iterator[HashResult]:
+        """Files in batches: names to a hashing tool on the host where one
+        answers (see remote_hash.py), the rest read over SFTP; on up to
+        ``max_workers`` channels of the one connection."""
+        entries = listed if isinstance(listed, Sequence) else list(listed)
         folder = self.full_path(path)
-        algorithms = list(algorithms)
+        algorithms = list(request.algorithms)
         budget = _Budget()
         if not entries:
             return
@@ -473,24 +469,24 @@ class SFTPBackend(Backend):
             remote = remote_hash.batches(item for item in items
                                          if remote_hash.hashable(item.path))
         streamed = (functools.partial(self._stream_batch, folder, real, batch, algorithms,
-                                      budget, progress)
+                                      budget, request)
                     for batch in batches(stream, STREAM_BATCH_BYTES, STREAM_BATCH_FILES))
-        workers = max(1, min(workers, MAX_CHANNELS))
+        workers = request.workers
         if workers == 1:
             yield from self._remote_pipeline(folder, real, entries, remote, tools,
-                                             algorithms, budget, progress)
+                                             algorithms, budget, request)
             for task in streamed:
                 yield from task()
             return
         tasks = itertools.chain((functools.partial(self._remote_batch, folder, real, entries,
-                                                   batch, tools, algorithms, budget, progress)
+                                                   batch, tools, algorithms, budget, request)
                                  for batch in remote), streamed)
         yield from run_bounded(tasks, workers, "sftp")
 
     def _remote_pipeline(self, folder: bytes, real: bytes, entries: Sequence[Entry],
                          remote: Iterator[list[Item]], tools: list[Tool],
                          algorithms: list[str], budget: _Budget,
-                         progress: ProgressCallback | None) -> Iterator[HashResult]:
+                         request: HashRequest) -> Iterator[HashResult]:
         """Remote batches one at a time (``-j 1``), each batch's check against
         the listing (and any file read again) done on a second thread while
         the host hashes the next batch: one tool running at a time, and the
@@ -504,7 +500,7 @@ class SFTPBackend(Backend):
                         yield from checking.result()
                     checking = checker.submit(self._remote_results, folder, real, entries,
                                               batch, digests, tools, algorithms, budget,
-                                              progress)
+                                              request)
                 if checking is not None:
                     yield from checking.result()
                     checking = None
@@ -545,10 +541,10 @@ class SFTPBackend(Backend):
 
     def _remote_batch(self, folder: bytes, real: bytes, entries: Sequence[Entry],
                       batch: list[Item], tools: list[Tool], algorithms: list[str],
-                      budget: _Budget, progress: ProgressCallback | None) -> list[HashResult]:
+                      budget: _Budget, request: HashRequest) -> list[HashResult]:
         digests = self._remote_hash(batch, tools, budget)
         return self._remote_results(folder, real, entries, batch, digests, tools, algorithms,
-                                    budget, progress)
+                                    budget, request)
 
     def _remote_hash(self, batch: list[Item], tools: list[Tool],
                      budget: _Budget) -> list[dict[str, str]]:
@@ -566,7 +562,7 @@ class SFTPBackend(Backend):
     def _remote_results(self, folder: bytes, real: bytes, entries: Sequence[Entry],
                         batch: list[Item], digests: list[dict[str, str]], tools: list[Tool],
                         algorithms: list[str], budget: _Budget,
-                        progress: ProgressCallback | None) -> list[HashResult]:
+                        request: HashRequest) -> list[HashResult]:
         """Results for a hashed batch: a digest counts only for a file still as
         listed, at its place; every other file is read over SFTP."""
         # The tool read whatever each file held when it ran, through any
@@ -589,12 +585,11 @@ class SFTPBackend(Backend):
                 ordered = {a: found[a] for a in algorithms if a in found}
                 results.append(HashResult(entry.path, ordered, size=entry.size,
                                           method="full", via=via))
-                if progress:
-                    progress(1, entry.size)
+                request.done(entry.size)
             else:
                 fallback.append(entry)
         if fallback:
-            results += self._stream_batch(folder, real, fallback, algorithms, budget, progress)
+            results += self._stream_batch(folder, real, fallback, algorithms, budget, request)
         return results
 
     def _placement(self, files: list[tuple[bytes, bytes]], budget: _Budget,
@@ -664,7 +659,7 @@ class SFTPBackend(Backend):
 
     def _stream_batch(self, folder: bytes, real: bytes, entries: Sequence[Entry],
                       algorithms: list[str], budget: _Budget,
-                      progress: ProgressCallback | None) -> list[HashResult]:
+                      request: HashRequest) -> list[HashResult]:
         """Stream ``entries`` on one SFTP session, many requests in flight.  After
         a lost connection only the files not finished yet are read again."""
         results: dict[int, HashResult] = {}
@@ -672,8 +667,8 @@ class SFTPBackend(Backend):
         def finished(file: _StreamFile) -> None:
             result = file.result()
             results[file.index] = result
-            if progress and result.error is None:
-                progress(1, result.size)
+            if result.error is None:
+                request.done(result.size)
 
         def operation(generation: int) -> None:
             files = (_StreamFile(i, entry, _join(folder, entry.path), _join(real, entry.path),
