@@ -372,18 +372,18 @@ def test_module_entry_point_and_version() -> None:
 
 
 def test_problem_list_is_capped_but_counts_are_exact(lab: Lab) -> None:
-    from threetwoone.results import MAX_PROBLEMS
-    many = {f"d/f{i:05d}": b"x" for i in range(MAX_PROBLEMS + 250)}
+    from threetwoone.results import PROBLEMS_KEPT
+    many = {f"d/f{i:05d}": b"x" for i in range(PROBLEMS_KEPT + 250)}
     _, tape, _ = lab.three_copies(many)
     assert lab.audit_json()[0] == 0
     shutil.rmtree(tape / "d")
     code, report = lab.audit_json()
     assert code == 1
     copy = copy_by_location(report, "ds", "tape")
-    assert copy["files"]["missing"] == MAX_PROBLEMS + 250
-    assert len(copy["problems"]) == MAX_PROBLEMS and copy["problems_omitted"] == 250
-    from threetwoone.reports.common import MAX_PROBLEMS as SHOWN
-    assert f"... and {MAX_PROBLEMS + 250 - SHOWN} more" in lab.audit().stdout
+    assert copy["files"]["missing"] == PROBLEMS_KEPT + 250
+    assert len(copy["problems"]) == PROBLEMS_KEPT and copy["problems_omitted"] == 250
+    from threetwoone.reports.common import PROBLEMS_SHOWN
+    assert f"... and {PROBLEMS_KEPT + 250 - PROBLEMS_SHOWN} more" in lab.audit().stdout
 
 
 def test_file_changed_while_read_is_unreadable_not_corrupt(

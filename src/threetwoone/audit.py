@@ -34,6 +34,7 @@ from .checksums import DEFAULT_ALGORITHM
 from .connections import Connections
 from .copyaudit import CopyContext, compare, list_copy
 from .copymerge import FullReads
+from .events import Progress as Progress
 from .feasible import is_offsite, never_passing
 from .inventory import CopySpec, Dataset, Inventory, Location, copy_key, declared_twice
 from .listing import Listing
@@ -68,29 +69,6 @@ class AuditOptions:
     #: copy at a time, so up to this many locations are busy together.
     parallel: int = 1
 
-
-@dataclass
-class Progress:
-    """Receives (files, bytes) as hashing proceeds, each copy's totals once it
-    is listed, and what is trusted without a read; the CLI draws it."""
-
-    callback: Callable[[int, int], None] | None = None
-    #: (dataset, copy label, files listed, bytes listed)
-    on_copy: Callable[[str, str, int, int], None] | None = None
-    #: (files, bytes) trusted from the catalog without a read
-    on_cached: Callable[[int, int], None] | None = None
-
-    def __call__(self, files: int, size: int) -> None:
-        if self.callback:
-            self.callback(files, size)
-
-    def copy(self, dataset: str, label: str, files: int, size: int) -> None:
-        if self.on_copy:
-            self.on_copy(dataset, label, files, size)
-
-    def cached(self, files: int, size: int) -> None:
-        if self.on_cached:
-            self.on_cached(files, size)
 
 class Auditor:
     def __init__(self, inventory: Inventory, policies: Mapping[str, Policy],

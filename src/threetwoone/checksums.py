@@ -3,7 +3,8 @@
 Algorithm names used throughout threetwoone (reports, catalog, backends):
 ``xxh3_128`` (default; equals ``xxhsum -H2`` / XXH128), ``md5``, ``sha1``,
 ``sha224``, ``sha256``, ``sha384``, ``sha512`` (every algorithm a producer manifest
-or a BagIt bag may use), ``adler32`` (dCache's default), ``crc32``, ``crc32c``.
+or a BagIt bag may use), ``adler32`` (dCache's default), ``crc32``.  Servers may
+also report ``crc32c`` and ``crc64nvme`` (S3), which are never computed here.
 Digests are lowercase hex strings; adler32/crc32 as 8 hex digits, big-endian,
 as dCache and RFC 3230 write them.
 """

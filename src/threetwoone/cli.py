@@ -11,7 +11,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -40,7 +40,7 @@ DEFAULT_POLICY = "3-2-1"
 DEFAULT_PARALLEL = 4
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     """Each line of ``message`` on stderr after ``threetwoone: ``, then exit."""
     click.echo("\n".join(f"threetwoone: {line}" for line in message.split("\n")), err=True)
     sys.exit(code)

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, TypeVar
 from .backends import Backend, CopyFailed, Entry, EntryKind, HashResult, WalkProblem
 from .checksums import DEFAULT_ALGORITHM, is_weak
 from .copymerge import CopyMerge, FullReads
+from .events import ProgressCallback
 from .inventory import CopySpec, Dataset
 from .listing import ENCODING, Listing
 from .outdated import mark_outdated
-from .results import MAX_PROBLEMS, CopyResult, CopyState, Problem, ProblemKind, Verification
+from .results import PROBLEMS_KEPT, CopyResult, CopyState, Problem, ProblemKind, Verification
 from .schedule import NightlyPlanner, VerifyPlan
 from .words import plural
 from .workset import FreshReference, FreshRow, Outcome, PresentRow, Workset
@@ -50,11 +51,9 @@ class CopyContext:
     now: float
     deadline: float | None
     clock: Callable[[], float]
-    progress: Callable[[int, int], None]
+    progress: ProgressCallback
     #: Told (files, bytes) trusted from the catalog without a read, for the progress line.
-    cached: Callable[[int, int], None] = lambda files, size: None
-    #: Algorithms the reference holds for every file (most useful first).
-    reference_algorithms: Sequence[str] = (DEFAULT_ALGORITHM,)
+    cached: ProgressCallback = lambda files, size: None
     #: The copy's listing, once ``list_copy`` walked it.
     listing: Listing | None = None
     #: The last full read of each reference file as this audit leaves the
@@ -83,7 +82,7 @@ def list_copy(ctx: CopyContext, single_pass: bool = False) -> None:
 class ProblemLog:
     """Problems kept in the order reports list them (walk problems, missing,
     extra, then what reading found), although the merge meets them interleaved.
-    At most MAX_PROBLEMS each: a copy keeps no more than that anyway."""
+    At most PROBLEMS_KEPT: a copy keeps no more than that anyway."""
 
     def __init__(self) -> None:
         self.kept: list[Problem] = []
@@ -91,7 +90,7 @@ class ProblemLog:
         self.omitted_unreadable = 0
 
     def add_problem(self, problem: Problem) -> None:
-        if len(self.kept) < MAX_PROBLEMS:
+        if len(self.kept) < PROBLEMS_KEPT:
             self.kept.append(problem)
             return
         self.omitted += 1
@@ -630,7 +629,7 @@ def _algorithms_for(ctx: CopyContext, common: frozenset[str]) -> list[str]:
     """What to ask the backend for, given the algorithms every file has in the
     reference: server-side ones first, then our default."""
     if not common:
-        common = frozenset(ctx.reference_algorithms) or frozenset({DEFAULT_ALGORITHM})
+        common = frozenset({DEFAULT_ALGORITHM})
     # Server-side digests the backend may answer without reading, then the one
     # algorithm to compute if it must read: asking for more would make a backend
     # that reads compute every one of them.

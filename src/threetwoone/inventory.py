@@ -500,7 +500,6 @@ class _Validator:
             return ()
         out: list[CopySpec] = []
         primaries: list[str] = []
-        seen: dict[tuple[str, str], str] = {}
         for index, copy in enumerate(value):
             path = join(keypath, index)
             if not isinstance(copy, dict):
@@ -517,11 +516,6 @@ class _Validator:
             if copy.get("primary") is True:
                 primaries.append(path)
             if isinstance(location, str) and isinstance(copy_path, str):
-                key = (location, copy_path.strip("/"))
-                if key in seen:
-                    # Allowed (it counts once), but almost always a mistake: warn at audit time.
-                    pass
-                seen[key] = path
                 out.append(CopySpec(location=location, path=copy_path,
                                     primary=copy.get("primary") is True, index=index))
         if len(primaries) > 1:

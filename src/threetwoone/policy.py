@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .durations import DAY, duration_words, parse_duration
 from .errors import ConfigError, ConfigErrors
 from .vocabulary import is_known_media, media_type, value_key
 from .yamlload import Document, join, load_file
@@ -84,30 +84,6 @@ POLICY_KEYS = ("name", "description", "require", "max_age", "repository_counts_o
 #: and the policy-library extensions) and the location's own name.
 BOOL_ATTRIBUTES = ("sensitive_ok", "immutable", "offline", "repository")
 TEXT_ATTRIBUTES = ("zone", "site", "media", "kind", "location")
-
-DAY = 86400.0
-_UNITS = {"h": 3600.0, "d": DAY, "w": 7 * DAY, "y": 365 * DAY}
-_DURATION = re.compile(r"^\s*(\d+)\s*([hdwy])\s*$")
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in ``90d`` / ``12h`` / ``2w`` / ``1y``; None when not one."""
-    match = _DURATION.match(text)
-    if not match:
-        return None
-    return int(match.group(1)) * _UNITS[match.group(2)]
-
-
-def duration_words(text: str) -> str:
-    """``90d`` -> ``90 days`` for sentences; the policy's own spelling stays in
-    messages that quote the policy key."""
-    match = _DURATION.match(text)
-    if not match:
-        return text
-    number, unit = int(match.group(1)), {"h": "hour", "d": "day", "w": "week",
-                                         "y": "year"}[match.group(2)]
-    return f"{number} {unit}{'' if number == 1 else 's'}"
-
 
 def format_age(seconds: float) -> str:
     """An age in words that never rounds across a limit: 89.6 days is not "90 days"."""
@@ -548,10 +524,13 @@ class _PolicyValidator:
     def max_age(self, value: Any) -> tuple[float | None, str | None]:
         if value is None:
             return None, None
-        seconds = parse_duration(value) if isinstance(value, str) else None
+        try:
+            seconds = parse_duration(value) if isinstance(value, str) else None
+        except ValueError:
+            seconds = None
         if seconds is None or seconds <= 0:
-            self.error("max_age", "must be a positive duration: a whole number followed by "
-                                  "h, d, w or y (e.g. 90d)")
+            self.error("max_age", "must be a positive duration: a number followed by "
+                                  "m, h, d, w or y (e.g. 90d)")
             return None, None
         return seconds, str(value).strip()
 

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TextIO
 
-from .audit import Progress
+from .events import Progress
 from .pathnames import display
 
 #: Seconds of history the rate (and so the ETA) is measured over.

@@ -9,11 +9,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from .errors import ExitCode
 from .pathnames import copy_label
 from .policy import Violation
 
 #: Problems kept per copy for the report; the counts stay exact beyond it.
-MAX_PROBLEMS = 1000
+PROBLEMS_KEPT = 1000
 
 
 class CopyState(enum.StrEnum):
@@ -31,6 +32,11 @@ class Status(enum.StrEnum):
     PASS = "pass"
     FAIL = "fail"
     UNKNOWN = "unknown"
+
+
+#: The exit code of a run that reached a verdict.
+STATUS_EXIT = {Status.PASS: ExitCode.PASS, Status.FAIL: ExitCode.FAIL,
+               Status.UNKNOWN: ExitCode.UNKNOWN}
 
 
 class Verification(enum.StrEnum):
@@ -117,7 +123,7 @@ class CopyResult:
     #: with ``bytes_read``, the location's throughput for ``threetwoone plan``.
     read_seconds: float = 0.0
 
-    #: Problems beyond MAX_PROBLEMS are counted, not kept (a copy may miss a million files).
+    #: Problems beyond PROBLEMS_KEPT are counted, not kept (a copy may miss a million files).
     problems_omitted: int = 0
     #: What to do about this copy, in words (None when intact); see nextsteps.py.
     next_step: str | None = None
@@ -125,7 +131,7 @@ class CopyResult:
     def add_problem(self, problem: Problem) -> None:
         if problem.problem is ProblemKind.UNREADABLE:
             self.files.unreadable += 1
-        if len(self.problems) < MAX_PROBLEMS:
+        if len(self.problems) < PROBLEMS_KEPT:
             self.problems.append(problem)
         else:
             self.problems_omitted += 1
@@ -255,4 +261,4 @@ class AuditResult:
     def exit_code(self) -> int:
         if self.error_exit_code is not None:
             return self.error_exit_code
-        return {Status.PASS: 0, Status.FAIL: 1, Status.UNKNOWN: 3}[self.status]
+        return int(STATUS_EXIT[self.status])

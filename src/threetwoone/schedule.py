@@ -23,27 +23,15 @@ nights with an injected clock.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from .durations import parse_duration
 from .units import parse_size
 
 __all__ = ["VERIFY_MODES", "NightlyPlanner", "VerifyPlan", "parse_duration", "parse_size"]
 
 VERIFY_MODES = ("scheduled", "changed", "full")
 DEFAULT_INTERVAL = 30 * 86400.0
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-
-
-def parse_duration(text: str) -> float:
-    """``90d``, ``4h``, ``30m``, ``2w``, ``45s`` or seconds -> seconds."""
-    match = _DURATION.match(text.lower())
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (e.g. 30d, 4h, 90m)")
-    number, unit = float(match.group(1)), match.group(2) or "s"
-    return number * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[unit]
-
 
 @dataclass(frozen=True)
 class VerifyPlan:

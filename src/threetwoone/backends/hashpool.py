@@ -32,9 +32,10 @@ import os
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from ..events import ProgressCallback
 from .folders import open_root
 from .localhash import Buffers, FileOutcome, FileTask, hash_tasks
 
@@ -98,7 +99,7 @@ class HashPool:
 
     # -- hashing ----------------------------------------------------------------
     def hash(self, root: str, root_id: tuple[int, int], tasks: Iterable[FileTask],
-             algorithms: Sequence[str], progress: Callable[[int, int], None] | None
+             algorithms: Sequence[str], progress: ProgressCallback | None
              ) -> Iterator[tuple[FileTask, FileOutcome]]:
         """Outcomes of ``tasks`` below ``root`` (which must still be ``root_id``),
         in the order workers finish them.  Raise RootChanged if it is not.

@@ -29,14 +29,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import BinaryIO, ClassVar, NamedTuple
 
+from ..events import ProgressCallback
 from ..inventory import Location
 from .errors import BackendError as BackendError
 from .errors import CopyFailed as CopyFailed
 from .errors import LocationUnreachable as LocationUnreachable
 from .errors import NotAFolder as NotAFolder
-
-#: Called by ``hash_files`` as work completes: (files finished, bytes read).
-ProgressCallback = Callable[[int, int], None]
 
 #: Files ``Backend.hash_stream`` hands to ``hash_files`` at a time: bounds memory.
 STREAM_CHUNK = 2000

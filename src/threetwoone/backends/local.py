@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO, NamedTuple
 
 from ..checksums import open_readonly
+from ..events import ProgressCallback
 from ..inventory import Location
 from .errors import CopyFailed, LocationUnreachable, NotAFolder
 from .folders import FolderChain, open_root, split
@@ -29,7 +30,6 @@ from .interface import (
     FolderListing,
     HashRequest,
     HashResult,
-    ProgressCallback,
     RootInfo,
     WalkProblem,
 )

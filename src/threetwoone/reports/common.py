@@ -22,7 +22,7 @@ from ..words import plural
 if TYPE_CHECKING:
     from ..policy import Violation
 
-__all__ = ["ERROR_STATUS", "MAX_PROBLEMS", "STATE_ORDER", "CopyFinding", "baseline_notice",
+__all__ = ["ERROR_STATUS", "PROBLEMS_SHOWN", "STATE_ORDER", "CopyFinding", "baseline_notice",
            "copy_findings", "coverage_lines", "has_overdue", "headline", "iso_time",
            "locations_in_order", "not_passing", "overall_status", "overdue_text", "plural",
            "violation_steps"]
@@ -91,7 +91,7 @@ def has_overdue(dataset: DatasetResult) -> bool:
 
 
 #: Problems listed per copy before "... and N more".
-MAX_PROBLEMS = 10
+PROBLEMS_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,8 @@ def copy_findings(dataset: DatasetResult, *, extras: bool = True,
                 or (remembered and copy.verification is Verification.REMEMBERED)):
             continue
         notes = tuple(note for note in (copy.detail, overdue) if note)
-        out.append(CopyFinding(copy, notes, tuple(shown[:MAX_PROBLEMS]),
-                               max(len(shown) - MAX_PROBLEMS, 0) + copy.problems_omitted))
+        out.append(CopyFinding(copy, notes, tuple(shown[:PROBLEMS_SHOWN]),
+                               max(len(shown) - PROBLEMS_SHOWN, 0) + copy.problems_omitted))
     return out
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..catalog import CopyFixity
+from ..errors import ExitCode
 from ..policy import Policy
 from .common import iso_time, plural
 
@@ -43,7 +44,7 @@ class CopyStanding:
 
 
 def exit_code(rows: Sequence[CopyStanding], now: float) -> int:
-    return 1 if any(row.overdue(now) for row in rows) else 0
+    return int(ExitCode.FAIL if any(row.overdue(now) for row in rows) else ExitCode.PASS)
 
 
 def when(epoch: float | None, now: float) -> str:
