@@ -545,12 +545,12 @@ class Auditor:
         if reference.source == "invalid":
             # The producer's reference contradicts itself: no copy can be judged
             # intact against it, whatever the copies hold.
-            status = "fail"
+            status = Status.FAIL
             violations.insert(0, Violation("reference", 1, 0, reference.detail))
         if dataset.gone:
             # Audited before, its folder gone now: whatever the other copies hold,
             # the dataset fails until someone says it is gone on purpose (forget).
-            status = "fail"
+            status = Status.FAIL
             violations.insert(0, Violation("dataset-gone", 1, 0, dataset.gone))
         plan = self.options.plan
         if (policy.max_age is not None and plan.mode == "scheduled"
@@ -566,13 +566,13 @@ class Auditor:
                 continue  # said once, of the copy it is the same storage as
             named = _with_twins(copy, copies)
             if (copy.state in (CopyState.INCOMPLETE, CopyState.MISSING)
-                    and status == "pass"):
+                    and status is Status.PASS):
                 warnings.append(f"copy {named} is {copy.state.value} (not needed to pass)")
             if copy.files.extra:
                 warnings.append(f"copy {named} has {plural(copy.files.extra, 'file')} "
                                 "not in the reference")
         return DatasetResult(name=dataset.name, policy=policy.name,
-                             status=Status(status),
+                             status=status,
                              counts=judgement.counts.as_dict(),
                              violations=violations, warnings=warnings,
                              copies=copies,
@@ -583,7 +583,7 @@ class Auditor:
     def _view(self, copy: CopyResult) -> CopyView:
         location = self.inventory.locations[copy.location]
         return CopyView(label=copy.label, location=copy.location, media=copy.media,
-                        site=copy.site, offsite=copy.offsite, state=copy.state.value,
+                        site=copy.site, offsite=copy.offsite, state=copy.state,
                         same_as=copy.same_as, shares_storage=copy.shares_storage,
                         attributes=location.settings,
                         verified_at=copy.verified_at)

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from .catalogerrors import KEEP_IT, explain
 from .checksums import WEAK_ALGORITHMS
@@ -196,6 +196,14 @@ def current_user() -> str:
         return str(os.getuid())
 
 
+class ReferenceInfo(NamedTuple):
+    """A dataset's reference as the catalog records it."""
+
+    source: str  # manifest | primary | accepted
+    recorded_at: str
+    recorded_by: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class CopyFixity:
     """One copy's standing against the fixity schedule (``threetwoone status``)."""
@@ -349,12 +357,12 @@ class Catalog:
         return transaction(self.db)
 
     # -- references ----------------------------------------------------------
-    def reference_info(self, dataset: str) -> tuple[str, str, str | None] | None:
-        """(source, recorded at, recorded by) of the dataset's reference, or None."""
+    def reference_info(self, dataset: str) -> ReferenceInfo | None:
+        """Where the dataset's reference came from, when and by whom; None if it has none."""
         row = self.db.execute(
             "SELECT reference_source, reference_at, reference_by FROM datasets WHERE name=?",
             (dataset,)).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
+        return None if row is None else ReferenceInfo(row[0], row[1], row[2])
 
     # -- per-copy file state -------------------------------------------------
     def last_audit_at(self, copy: str) -> float | None:

@@ -20,7 +20,7 @@ from .errors import ExitCode, StateError, ThreeTwoOneError
 from .inventory import Inventory, load_inventory
 from .policy import Policy, builtin_names, describe, load_policy
 from .policy import resolve_policies as resolve_dataset_policies
-from .schedule import VERIFY_MODES
+from .schedule import VERIFY_MODES, VerifyMode
 from .words import plural
 
 if TYPE_CHECKING:
@@ -309,7 +309,7 @@ def parse_report_targets(ctx: click.Context, param: click.Parameter,
 @handle_errors
 def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarget],
           state: str | None, datasets: tuple[str, ...], policy: str | None, jobs: int | None,
-          parallel: int, verify: str, fixity_interval: str, max_read: str | None,
+          parallel: int, verify: VerifyMode, fixity_interval: str, max_read: str | None,
           time_limit: str | None, force_download: bool, shard: Shard | None,
           lock_timeout: float, quiet: bool) -> None:
     """Audit every copy of every dataset in INVENTORY against its policy."""
@@ -384,7 +384,7 @@ def deliver(result: AuditResult, fmt: str, output: str | None, quiet: bool,
 
 
 def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
-              policy: str | None, jobs: int | None, verify: str, fixity_interval: str,
+              policy: str | None, jobs: int | None, verify: VerifyMode, fixity_interval: str,
               max_read: str | None, time_limit: str | None, force_download: bool,
               lock_timeout: float, targets: list[ReportTarget], quiet: bool = False,
               shard: Shard | None = None, parallel: int = 1) -> AuditResult:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from .inventory import Dataset, Inventory, Location, declared_twice
 from .pathnames import copy_label, display
 from .policy import CopyView, Policy, judge
+from .states import CopyState, Status
 from .vocabulary import value_key
 from .yamlload import join
 
@@ -38,7 +39,7 @@ def best_case(inventory: Inventory, dataset: Dataset) -> list[CopyView]:
         views.append(CopyView(
             label=copy_label(copy.location, copy.path), location=copy.location,
             media=location.media, site=location.site,
-            offsite=is_offsite(inventory.locations, dataset, location), state="intact",
+            offsite=is_offsite(inventory.locations, dataset, location), state=CopyState.INTACT,
             same_as=copy_label(first.location, first.path) if first else None,
             attributes=location.settings, verified_at=0.0))
     return views
@@ -48,7 +49,7 @@ def never_passing(inventory: Inventory, dataset: Dataset, policy: Policy) -> str
     """Why ``dataset`` cannot pass ``policy`` even with every declared copy
     intact, in words; None when it can."""
     verdict = judge(policy, best_case(inventory, dataset), now=0.0)
-    if verdict.status == "pass":
+    if verdict.status is Status.PASS:
         return None
     return (f"can never pass policy {policy.name}, even with every declared copy intact: "
             + "; ".join(v.message for v in verdict.violations)

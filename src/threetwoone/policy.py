@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .durations import DAY, duration_words, parse_duration
 from .errors import ConfigError, ConfigErrors
+from .states import CopyState, Status
 from .vocabulary import is_known_media, media_type, value_key
 from .yamlload import Document, join, load_file
 
@@ -194,8 +195,7 @@ class CopyView:
     media: str
     site: str
     offsite: bool
-    #: intact | incomplete | corrupt | missing | unreachable | error
-    state: str
+    state: CopyState
     #: Another copy's label when this one is the same storage (it counts once).
     same_as: str | None = None
     #: Why the copy shares stored bytes with an earlier one (hard links): not counted.
@@ -262,7 +262,7 @@ class Counts:
 
 @dataclass(frozen=True)
 class Judgement:
-    status: str  # pass | fail | unknown
+    status: Status
     counts: Counts
     violations: list[Violation]
     #: Per copy, in the order given: does it count?  (By position: two copies
@@ -273,7 +273,7 @@ class Judgement:
 
 
 #: Copies whose content could not be established: they might be intact.
-UNDETERMINED = ("unreachable", "error")
+UNDETERMINED = (CopyState.UNREACHABLE, CopyState.ERROR)
 
 
 def is_offsite(policy: Policy, copy: CopyView) -> bool:
@@ -312,7 +312,7 @@ def why_not_counted(policy: Policy, copy: CopyView, now: float) -> str | None:
         return f"same storage as {copy.same_as}"
     if copy.shares_storage:
         return f"it {copy.shares_storage}"
-    if copy.state != "intact":
+    if copy.state != CopyState.INTACT:
         return f"copy is {copy.state}"
     if not placement_allowed(policy, copy):
         return (f"location {copy.location!r} is not allowed by policy {policy.name} "
@@ -451,15 +451,15 @@ def judge(policy: Policy, copies: Sequence[CopyView], now: float) -> Judgement:
     counted = [c for c, reason in zip(copies, reasons, strict=True) if reason is None]
     maybe = [c for c in copies if not c.same_as and not c.shares_storage
              and c.state in UNDETERMINED and placement_allowed(policy, c)]
-    corrupt = sum(1 for c in copies if c.state == "corrupt" and not c.same_as)
+    corrupt = sum(1 for c in copies if c.state == CopyState.CORRUPT and not c.same_as)
     misplaced = [c for c in copies if not placement_allowed(policy, c)]
     violations = evaluate(policy, counted, corrupt, misplaced)
     if evaluate(policy, counted + maybe, corrupt, misplaced):
-        status = "fail"
+        status = Status.FAIL
     elif violations:
-        status = "unknown"
+        status = Status.UNKNOWN
     else:
-        status = "pass"
+        status = Status.PASS
     return Judgement(status=status, counts=count(counted, policy), violations=violations,
                      counted=[reason is None for reason in reasons],
                      not_counted={i: r for i, r in enumerate(reasons) if r is not None})

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, cast
 
 from .backends import Backend, BackendError
 from .catalog import Catalog, current_user, now_iso
@@ -213,11 +213,17 @@ def _read_bag(lister: Lister, reader: Reader, out: ManifestRead) -> None:
 
 # -- the reference of one dataset during one audit ------------------------------------
 
+#: Where a dataset's reference comes from: producer manifests, the primary's
+#: content (first audit), an accepted new content, none (nothing to compare
+#: with), or producer manifests that contradict themselves.
+ReferenceSource = Literal["manifest", "primary", "accepted", "none", "invalid"]
+
+
 @dataclass
 class Reference:
     """The reference as the Auditor uses it for one dataset."""
 
-    source: str  # manifest | primary | accepted | none | invalid
+    source: ReferenceSource
     detail: str = ""
     #: With ``invalid``: what is wrong (Invalid.kind), for the next step.
     invalid: tuple[str, ...] = ()
@@ -260,7 +266,7 @@ class ReferenceKeeper:
             return Reference("accepted", made_from=dataset.primary, new=True)
         info = self.catalog.reference_info(dataset.name)
         if info:
-            return Reference(info[0])
+            return Reference(cast(ReferenceSource, info.source))  # as the catalog recorded it
         # First audit without manifests: the primary's content becomes the reference.
         return Reference("primary", made_from=dataset.primary, new=True)
 
@@ -283,7 +289,7 @@ class ReferenceKeeper:
             reference.detail = f"no reference yet: {why}"
             return
         info = self.catalog.reference_info(dataset.name)
-        if info and info[0] == "manifest":
+        if info and info.source == "manifest":
             reference.notes.append(f"the producer manifests could not be read ({why}); "
                                    "using the reference kept in the catalog")
             reference.source = "manifest"
@@ -345,7 +351,7 @@ class ReferenceKeeper:
             return
         reference.bag = read.bag
         established = self.catalog.reference_info(dataset.name)
-        first = established is None or established[0] != "manifest"
+        first = established is None or established.source != "manifest"
         ws.clear_made()
         ws.record_made((path, None, digests_json(digests))
                        for path, digests in read.expected.files.items())

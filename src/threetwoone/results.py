@@ -12,26 +12,11 @@ from dataclasses import dataclass, field
 from .errors import ExitCode
 from .pathnames import copy_label
 from .policy import Violation
+from .states import CopyState as CopyState
+from .states import Status as Status
 
 #: Problems kept per copy for the report; the counts stay exact beyond it.
 PROBLEMS_KEPT = 1000
-
-
-class CopyState(enum.StrEnum):
-    INTACT = "intact"
-    INCOMPLETE = "incomplete"
-    CORRUPT = "corrupt"
-    #: Every differing file matches an earlier reference (replaced by accept).
-    OUTDATED = "outdated"
-    MISSING = "missing"
-    UNREACHABLE = "unreachable"
-    ERROR = "error"
-
-
-class Status(enum.StrEnum):
-    PASS = "pass"
-    FAIL = "fail"
-    UNKNOWN = "unknown"
 
 
 #: The exit code of a run that reached a verdict.

@@ -24,18 +24,21 @@ nights with an injected clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from .durations import parse_duration
 from .units import parse_size
 
 __all__ = ["VERIFY_MODES", "NightlyPlanner", "VerifyPlan", "parse_duration", "parse_size"]
 
-VERIFY_MODES = ("scheduled", "changed", "full")
+#: --verify: re-read what the fixity schedule says, only what changed, or everything.
+VerifyMode = Literal["scheduled", "changed", "full"]
+VERIFY_MODES: tuple[VerifyMode, ...] = get_args(VerifyMode)
 DEFAULT_INTERVAL = 30 * 86400.0
 
 @dataclass(frozen=True)
 class VerifyPlan:
-    mode: str = "scheduled"
+    mode: VerifyMode = "scheduled"
     interval: float = DEFAULT_INTERVAL
     max_read: int | None = None
     time_limit: float | None = None

@@ -27,7 +27,7 @@ import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import BinaryIO, ClassVar, NamedTuple
+from typing import BinaryIO, ClassVar, Literal, NamedTuple
 
 from ..events import ProgressCallback
 from ..inventory import Location
@@ -110,6 +110,11 @@ class FolderListing:
     entries: tuple[Entry, ...] = ()
 
 
+#: How a file's content was established: its bytes read and hashed (here or on
+#: the storage host), or a checksum the server keeps trusted.
+HashMethod = Literal["full", "digest"]
+
+
 class HashResult(NamedTuple):
     """The content of one file as established by ``hash_files``.
 
@@ -124,7 +129,7 @@ class HashResult(NamedTuple):
     digests: Mapping[str, str]
     size: int = 0
     error: str | None = None
-    method: str = "full"
+    method: HashMethod = "full"
     #: A short note on how the method was chosen, for the report (e.g. "remote xxhsum").
     via: str | None = None
     #: The file's mtime as seen when it was read, where the backend knows it: a

@@ -28,6 +28,7 @@ from ..feasible import is_offsite
 from ..inventory import Dataset, Inventory, Location, copy_key
 from ..pathnames import copy_label
 from ..policy import CopyView, Policy, Violation, judge
+from ..states import CopyState
 from ..words import plural
 from . import replicas
 from .commands import INLINE_FILES, End, FileList, command, inline
@@ -255,7 +256,7 @@ class Planner:
         return CopyView(label=label, location=location.name, media=location.media,
                         site=location.site,
                         offsite=is_offsite(self.inventory.locations, dataset, location),
-                        state=state, same_as=same_as, shares_storage=shares,
+                        state=CopyState(state), same_as=same_as, shares_storage=shares,
                         attributes=location.settings, verified_at=self.now)
 
     def _new_copies(self, dataset: Dataset, policy: Policy, copies: Sequence[RunCopy],

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..catalog import ReferenceInfo
 
 HISTORY_VERSION = 1
 
@@ -14,7 +17,7 @@ Verdict = tuple[str, str, str, str, dict[str, Any]]
 
 
 def render_history_table(verdicts: Sequence[Verdict],
-                         reference: tuple[str, str, str | None] | None) -> str:
+                         reference: ReferenceInfo | None) -> str:
     from tabulate import tabulate
 
     rows = [(started, name, policy, status.upper(),
@@ -28,12 +31,12 @@ def render_history_table(verdicts: Sequence[Verdict],
 
 
 def render_history_json(verdicts: Sequence[Verdict],
-                        reference: tuple[str, str, str | None] | None) -> str:
+                        reference: ReferenceInfo | None) -> str:
     doc = {
         "history_version": HISTORY_VERSION,
         "reference": None if reference is None else {
-            "source": reference[0], "recorded_at": reference[1],
-            "recorded_by": reference[2]},
+            "source": reference.source, "recorded_at": reference.recorded_at,
+            "recorded_by": reference.recorded_by},
         "verdicts": [{"started_at": started, "dataset": name, "policy": policy,
                       "status": status, "counts": summary.get("counts", {}),
                       "violations": summary.get("violations", []),
