@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from conftest import Lab, copy_by_location, dataset_of, run_cli, write_tree
-from threetwoone.policy import CopyView, builtin_names, judge, load_policy
+from threetwoone.policy import CopyView, judge
+from threetwoone.policyfile import builtin_names, load_policy
 
 FILES = {
     "run1/sample_R1.fastq.gz": os.urandom(20_000),

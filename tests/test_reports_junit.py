@@ -97,7 +97,7 @@ def _result_from_run(lab: Lab):  # type: ignore[no-untyped-def]
     from threetwoone.audit import Auditor
     from threetwoone.catalog import Catalog
     from threetwoone.inventory import load_inventory
-    from threetwoone.policy import load_policy
+    from threetwoone.policyfile import load_policy
     inventory = load_inventory(str(lab.inventory))
     with Catalog(str(lab.state)) as catalog:
         return Auditor(inventory, {n: load_policy("3-2-1") for n in inventory.datasets},

@@ -18,8 +18,9 @@ import click
 from . import __version__
 from .errors import ExitCode, StateError, ThreeTwoOneError
 from .inventory import Inventory, load_inventory
-from .policy import Policy, builtin_names, describe, load_policy
-from .policy import resolve_policies as resolve_dataset_policies
+from .policy import Policy, describe
+from .policyfile import builtin_names, load_policy
+from .policyfile import resolve_policies as resolve_dataset_policies
 from .schedule import VERIFY_MODES, VerifyMode
 from .words import plural
 

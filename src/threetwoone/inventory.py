@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError, ConfigErrors
+from .settingchecks import (
+    TEXT_CHECKS,
+    Check,
+    duration,
+    env_name,
+    flag,
+    mapping,
+    string_list,
+    text,
+)
 from .transfer import Transfer, parse_transfer
 from .yamlload import Document, join, key_join, load_file, shown
-
-KINDS = ("local", "sftp", "webdav", "s3")
 
 #: Keys that would put a secret in the inventory, and where it belongs instead.
 SECRET_KEYS = {
@@ -35,137 +42,26 @@ SECRET_KEYS = {
     "macaroon": "token_env (the name of an environment variable holding it)",
 }
 
-Check = Callable[[Any], str | None]
-
-
-def _string(value: Any) -> str | None:
-    return None if isinstance(value, str) and value != "" else "must be a non-empty string"
-
-
-def _bool(value: Any) -> str | None:
-    return None if isinstance(value, bool) else "must be true or false"
-
-
-def _port(value: Any) -> str | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
-    return None if ok else "must be a port number (1-65535)"
-
-
-def _duration(value: Any) -> str | None:
-    from .schedule import parse_duration
-    try:
-        ok = isinstance(value, str) and parse_duration(value) > 0
-    except ValueError:
-        ok = False
-    return None if ok else "must be a duration such as 90d, 12w or 36h"
-
-
-def _positive_number(value: Any) -> str | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-    return None if ok else "must be a positive number of seconds"
-
-
-def _string_list(value: Any) -> str | None:
-    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
-        return None
-    return "must be a list of non-empty strings"
-
-
-def _http_url(value: Any) -> str | None:
-    """A WebDAV ``url``.  The message never repeats the value: it may hold a secret."""
-    if not isinstance(value, str) or not value:
-        return "must be a non-empty string"
-    # Imported here: only inventories with URLs pay for urllib.parse.
-    from .urls import WEBDAV_CREDENTIALS, WEBDAV_TOKENS, url_problem
-
-    return url_problem(value, credentials=WEBDAV_CREDENTIALS, tokens=WEBDAV_TOKENS)
-
-
-def _endpoint_url(value: Any) -> str | None:
-    """An S3 ``endpoint_url``.  The message never repeats the value."""
-    if not isinstance(value, str) or not value:
-        return "must be a non-empty string"
-    from .urls import S3_CREDENTIALS, url_problem
-
-    return url_problem(value, credentials=S3_CREDENTIALS, tokens=S3_CREDENTIALS)
-
-
-#: What a POSIX shell accepts as an environment variable name.
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _env_name(value: Any) -> str | None:
-    """For every ``*_env`` key.  The message never repeats the value: a value
-    that is not a name is most likely the secret itself, pasted in."""
-    if isinstance(value, str) and _ENV_NAME.fullmatch(value):
-        return None
-    return ("must be the name of an environment variable (letters, digits and _, not "
-            "starting with a digit) that holds the secret, not the secret itself; the "
-            "value is not shown")
-
-
-def _mapping(value: Any) -> str | None:
-    return None if isinstance(value, dict) else "must be a mapping"
-
-
-#: Checks that want text: a failure there gets a hint when YAML read an
-#: unquoted value as something else (``root: off``).
-TEXT_CHECKS: tuple[Check, ...] = (_string, _env_name, _http_url, _endpoint_url)
-
 COMMON_LOCATION_KEYS: dict[str, tuple[Check, bool]] = {
-    "kind": (_string, True),
-    "media": (_string, True),
-    "site": (_string, True),
-    "description": (_string, False),
+    "kind": (text, True),
+    "media": (text, True),
+    "site": (text, True),
+    "description": (text, False),
     # Policy-library attributes (see policies/): validated here so that an
     # inventory written for a stricter policy is not rejected by a looser one.
-    "immutable": (_bool, False),
-    "offline": (_bool, False),
-    "offline_max_age": (_duration, False),
-    "zone": (_string, False),
-    "repository": (_bool, False),
-    "sensitive_ok": (_bool, False),
-}
-
-KIND_KEYS: dict[str, dict[str, tuple[Check, bool]]] = {
-    "local": {"root": (_string, True)},
-    "sftp": {
-        "host": (_string, True),
-        "root": (_string, True),
-        "port": (_port, False),
-        "user": (_string, False),
-        "identity_file": (_string, False),
-        "known_hosts": (_string, False),
-        "host_key": (_string, False),
-        "timeout": (_positive_number, False),
-        "remote_hash": (_bool, False),
-    },
-    "webdav": {
-        "url": (_http_url, True),
-        "auth": (_mapping, False),
-        "ca_bundle": (_string, False),
-        "verify_tls": (_bool, False),
-        "cert": (_string, False),
-        "key": (_string, False),
-        "timeout": (_positive_number, False),
-        "force_download": (_bool, False),
-    },
-    "s3": {
-        "bucket": (_string, True),
-        "endpoint_url": (_endpoint_url, False),
-        "prefix": (_string, False),
-        "region": (_string, False),
-        "profile": (_string, False),
-        "timeout": (_positive_number, False),
-        "force_download": (_bool, False),
-    },
+    "immutable": (flag, False),
+    "offline": (flag, False),
+    "offline_max_age": (duration, False),
+    "zone": (text, False),
+    "repository": (flag, False),
+    "sensitive_ok": (flag, False),
 }
 
 AUTH_KEYS: dict[str, tuple[Check, bool]] = {
-    "type": (_string, True),
-    "token_env": (_env_name, False),
-    "username": (_string, False),
-    "password_env": (_env_name, False),
+    "type": (text, True),
+    "token_env": (env_name, False),
+    "username": (text, False),
+    "password_env": (env_name, False),
 }
 AUTH_TYPES = {"none": (), "bearer": ("token_env",), "basic": ("username", "password_env"),
               "cert": ()}
@@ -358,8 +254,8 @@ MANIFEST_ALGORITHMS = {"md5": "md5", "sha1": "sha1", "sha224": "sha224", "sha256
                        "xxh3_128": "xxh3_128"}
 MANIFEST_FORMATS = ("coreutils", "sidecar", "bagit")
 _CHECKSUMS_KEYS: dict[str, tuple[Check, bool]] = {
-    "file": (_string, False), "glob": (_string, False), "format": (_string, False),
-    "algorithm": (_string, False), "paths": (_string, False), "strip": (_string, False)}
+    "file": (text, False), "glob": (text, False), "format": (text, False),
+    "algorithm": (text, False), "paths": (text, False), "strip": (text, False)}
 
 
 def _inside_copy(value: str) -> str | None:
@@ -411,7 +307,7 @@ class _Validator:
                 known = ", ".join(sorted(schema))
                 self.error(child, f"unknown key {key!r} (expected one of: {known})")
             else:
-                check = _env_name if key.endswith("_env") else schema[key][0]
+                check = env_name if key.endswith("_env") else schema[key][0]
                 problem = check(value[key])
                 if problem:
                     if check in TEXT_CHECKS:
@@ -450,6 +346,8 @@ class _Validator:
         if not isinstance(value, dict):
             self.error(keypath, "a location must be a mapping")
             return None
+        from .backends import KINDS, kind_settings  # the backends declare their keys
+
         kind = value.get("kind")
         if kind not in KINDS:
             if "kind" in value:
@@ -458,7 +356,7 @@ class _Validator:
             else:
                 self.error(keypath, "missing required key 'kind'")
             return None
-        self.keys(value, keypath, {**COMMON_LOCATION_KEYS, **KIND_KEYS[kind]})
+        self.keys(value, keypath, {**COMMON_LOCATION_KEYS, **kind_settings(kind)})
         auth = value.get("auth")
         if isinstance(auth, dict):
             self.auth(auth, join(keypath, "auth"))
@@ -505,8 +403,8 @@ class _Validator:
             if not isinstance(copy, dict):
                 self.error(path, "a copy must be a mapping with 'location' and 'path'")
                 continue
-            self.keys(copy, path, {"location": (_string, True), "path": (_string, True),
-                                   "primary": (_bool, False), "description": (_string, False)})
+            self.keys(copy, path, {"location": (text, True), "path": (text, True),
+                                   "primary": (flag, False), "description": (text, False)})
             location = copy.get("location")
             if isinstance(location, str) and location not in locations:
                 self.error(join(path, "location"), f"unknown location {location!r}")
@@ -528,9 +426,9 @@ class _Validator:
             self.error(keypath, "a dataset must be a mapping")
             return None
         self.keys(value, keypath, {
-            "copies": (lambda v: None, True), "policy": (_string, False),
-            "checksums": (lambda v: None, False), "exclude": (_string_list, False),
-            "class": (_string, False), "description": (_string, False)})
+            "copies": (lambda v: None, True), "policy": (text, False),
+            "checksums": (lambda v: None, False), "exclude": (string_list, False),
+            "class": (text, False), "description": (text, False)})
         checksums = self.checksums(value.get("checksums"), join(keypath, "checksums"))
         copies = self.copies(value.get("copies"), join(keypath, "copies"), locations)
         if not copies:
@@ -623,11 +521,11 @@ class _Validator:
         if not isinstance(data, dict):
             raise self.doc.error("", "an inventory must be a mapping with 'version', "
                                      "'locations' and 'datasets'")
-        self.keys(data, "", {"version": (lambda v: None, True), "policy": (_string, False),
-                             "policies": (_mapping, False), "locations": (_mapping, True),
-                             "datasets": (_mapping, False), "description": (_string, False),
+        self.keys(data, "", {"version": (lambda v: None, True), "policy": (text, False),
+                             "policies": (mapping, False), "locations": (mapping, True),
+                             "datasets": (mapping, False), "description": (text, False),
                              "transfer": (lambda v: None, False),
-                             "collections": (_mapping, False),
+                             "collections": (mapping, False),
                              "coverage": (lambda v: None, False)})
         if "datasets" not in data and "collections" not in data:
             self.error("", "missing required key 'datasets' (or 'collections')")
