@@ -115,7 +115,7 @@ def _report_walk_problems(ctx: CopyContext, result: CopyResult) -> None:
 def hash_items(ctx: CopyContext, items: Iterable[T], entry_of: Callable[[T], Entry],
                algorithms: Sequence[str], force: bool) -> Iterator[tuple[T, HashResult]]:
     """Hash the items' files in one call that takes them as the backend needs
-    them (``Backend.hash_stream``); each result comes with its item.  Only the
+    them (``Backend.hash_files`` takes any iterable); each result comes with its item.  Only the
     items handed over and not yet answered are held."""
     waiting: dict[str, T] = {}
 
@@ -125,7 +125,7 @@ def hash_items(ctx: CopyContext, items: Iterable[T], entry_of: Callable[[T], Ent
             waiting[entry.path] = item
             yield entry
 
-    for hashed in ctx.backend.hash_stream(ctx.copy.path, entries(), algorithms,
+    for hashed in ctx.backend.hash_files(ctx.copy.path, entries(), algorithms,
                                           workers=ctx.workers, force_full=force,
                                           progress=ctx.progress):
         yield waiting.pop(hashed.path), hashed

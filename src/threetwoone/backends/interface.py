@@ -36,7 +36,7 @@ from .errors import CopyFailed as CopyFailed
 from .errors import LocationUnreachable as LocationUnreachable
 from .errors import NotAFolder as NotAFolder
 
-#: Files ``Backend.hash_stream`` hands to ``hash_files`` at a time: bounds memory.
+#: Files ``Backend.hash_files`` hands a backend at a time from an iterable: bounds memory.
 STREAM_CHUNK = 2000
 
 #: The most files any backend hashes at once (``-j`` allows as many).
@@ -185,7 +185,7 @@ class Backend(abc.ABC):
     #: else a full read's bytes are reported when the file is done.
     reports_bytes: ClassVar[bool] = False
     #: True when ``hash_files`` takes its entries as they are needed (local
-    #: worker processes), so ``hash_stream`` hands them all over in one call.
+    #: worker processes), so ``hash_files`` hands them all over in one call.
     streams_entries: ClassVar[bool] = False
     #: True when an entry's ``ident`` names the physical storage of its bytes
     #: (device and inode): two copies listing one ident share those bytes (hard
@@ -346,6 +346,3 @@ class Backend(abc.ABC):
         threads at once); for backends that keep the default ``_hash``."""
         raise NotImplementedError(f"{type(self).__name__} hashes no single file")
 
-    #: The auditor hands a whole copy's files over as its comparison finds
-    #: them: ``hash_files`` takes any iterable (see there).
-    hash_stream = hash_files
