@@ -30,7 +30,11 @@ def validate_report(report: dict[str, Any]) -> None:
     SCHEMA_VALIDATOR.validate(report)
 
 
-def write_tree(root: Path | str, files: Mapping[str | bytes, bytes]) -> None:
+#: ``{relative path: content}``; bytes paths allow names that are not UTF-8.
+Tree = Mapping[str, bytes] | Mapping[bytes, bytes] | Mapping[str | bytes, bytes]
+
+
+def write_tree(root: Path | str, files: Tree) -> None:
     """Create ``files`` ({relative path: content}) below ``root``; bytes paths
     allow names that are not UTF-8."""
     root_b = os.fsencode(root)
@@ -124,7 +128,7 @@ class Lab:
         assert result.exit_code in (0, 1, 3), result.stderr
         return result.exit_code, result.json()
 
-    def three_copies(self, files: Mapping[str | bytes, bytes], name: str = "ds",
+    def three_copies(self, files: Tree, name: str = "ds",
                      **extra: Any) -> tuple[Path, Path, Path]:
         """The classic 3-2-1 layout: primary on disk at site-a, a tape copy at
         site-a, a disk copy at site-b; every copy holds ``files``."""

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -307,7 +308,7 @@ def test_parallel_workers_give_the_same_verdicts(lab: Lab) -> None:
     parallel_code, parallel = lab.audit_json("-j", "4")
     assert serial_code == parallel_code == 1
 
-    def states(report: dict) -> list[tuple[str, str, list[str]]]:
+    def states(report: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
         return [(c["location"], c["state"], sorted(p["path"] for p in c["problems"]))
                 for c in dataset_of(report, "ds")["copies"]]
 

@@ -47,14 +47,14 @@ def every_kind(lab: Lab, sshd_server: SSHServer, s3: MotoS3, xrootd_site: DavSit
     home: SSHHome = isolated_home(tmp_path, monkeypatch)
     home.trust(sshd_server.known_hosts())
     nas = lab.location("nas", "disk", "uppsala")
-    write_tree(nas / "run1", FILES)  # type: ignore[arg-type]
+    write_tree(nas / "run1", FILES)
     remote = sshd_server.data_dir(f"all-{os.urandom(4).hex()}")
-    write_tree(remote / "run1", FILES)  # type: ignore[arg-type]
+    write_tree(remote / "run1", FILES)
     lab.locations["backup"] = {
         "kind": "sftp", "host": "127.0.0.1", "port": sshd_server.port,
         "user": sshd_server.user, "root": str(remote),
         "identity_file": str(sshd_server.client_key), "media": "tape", "site": "kth"}
-    dav_path = xrootd_site.tree(FILES)  # type: ignore[arg-type]
+    dav_path = xrootd_site.tree(FILES)
     lab.locations["swestore"] = {**xrootd_site.settings(), "site": "nsc"}
     bucket = s3.new_bucket("archive")
     s3.put_tree(bucket, "projects/run1/", FILES, checksum="SHA256")

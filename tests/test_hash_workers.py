@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from conftest import Lab, copy_by_location, dataset_of
-from threetwoone.backends import hashpool
+from threetwoone.backends import hashpool, localhash
 
 #: Enough files for the worker processes to start (hashpool.MIN_FILES).
 MANY = {f"lane{i % 4}/f{i:04d}.fq": os.urandom(100 + i * 7 % 3000) for i in range(400)}
@@ -74,7 +74,7 @@ def test_odd_names_cross_the_pipe_to_the_workers(lab: Lab) -> None:
     exactly (the batches are marshalled, surrogate escapes included)."""
     odd: dict[str | bytes, bytes] = {b"lane0/caf\xe9.fq": b"latin-1 name",
                                      "lane0/two\nlines.fq": b"newline", "lane0/tab\t.fq": b"t"}
-    files: dict[str | bytes, bytes] = {**MANY, **odd}
+    files: dict[str | bytes, bytes] = {name: data for name, data in [*MANY.items(), *odd.items()]}
     _nas, tape, _remote = lab.three_copies(files)
     assert lab.audit_json("-j", "2")[0] == 0
     with open(os.path.join(os.fsencode(tape), b"lane0/caf\xe9.fq"), "wb") as handle:
@@ -91,7 +91,7 @@ def test_a_worker_that_dies_makes_its_files_unreadable_never_intact(
     files are unreadable, the copy is error, and the other worker finishes."""
     _nas, tape, _remote = lab.three_copies(MANY)
     assert lab.audit_json()[0] == 0
-    real = hashpool.hash_tasks
+    real = localhash.hash_tasks
     victim = "lane1/f0101.fq"
 
     def dying(root_fd: int, tasks: Sequence[Any], *args: Any) -> Iterator[Any]:
@@ -126,7 +126,7 @@ def test_a_worker_that_dies_makes_its_files_unreadable_never_intact(
 #: stops it the way a user or a scheduler would, at a known moment.
 PAUSED_AUDIT = textwrap.dedent("""
     import json, os, sys
-    from threetwoone.backends import hashpool
+    from threetwoone.backends import hashpool, localhash
     from threetwoone.cli import main
 
     pids_file, fifo = sys.argv[1], sys.argv[2]

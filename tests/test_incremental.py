@@ -9,6 +9,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -303,12 +304,12 @@ def test_sigkill_at_random_points_leaves_a_usable_catalog(lab: Lab) -> None:
 
 class CliJSON:
     @staticmethod
-    def parse(proc: subprocess.CompletedProcess[str]) -> dict:
+    def parse(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
         import json
 
         from conftest import validate_report
         assert "Traceback" not in proc.stderr, proc.stderr
-        report = json.loads(proc.stdout)
+        report: dict[str, Any] = json.loads(proc.stdout)
         validate_report(report)
         return report
 

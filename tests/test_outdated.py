@@ -38,8 +38,8 @@ def test_copies_behind_an_accepted_change_are_outdated_not_corrupt(lab: Lab) -> 
     assert [v["rule"] for v in ds["violations"]] == ["copies", "media", "offsite"]
     assert not any("agree with each other" in w for w in ds["warnings"])
     # Re-synced from the primary: intact again, the dataset passes.
-    for copy in (tape, remote):
-        shutil.copy(nas / "notes.txt", copy / "notes.txt")
+    for folder in (tape, remote):
+        shutil.copy(nas / "notes.txt", folder / "notes.txt")
     code, report = lab.audit_json()
     assert code == 0 and dataset_of(report, "ds")["status"] == "pass"
 

@@ -236,7 +236,7 @@ def test_odd_names_survive_the_printed_commands(lab: Lab, shell: str) -> None:
     lab.audit()
     for name in ODD:
         if name != "with space.txt":
-            os.unlink(tape / name)
+            os.unlink(os.path.join(os.fsencode(tape), os.fsencode(name)))
             os.unlink(os.path.join(os.fsencode(remote), os.fsencode(name)))
     lab.audit()
     code, report = plan_json(lab)

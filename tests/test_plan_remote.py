@@ -54,13 +54,13 @@ class Ends:
 
     def local(self, name: str, site: str, files: dict[str, bytes]) -> None:
         root = self.lab.location(name, "disk", site)
-        write_tree(root / "ds", files)  # type: ignore[arg-type]
+        write_tree(root / "ds", files)
         self.damage[name] = root / "ds"
 
     def sftp(self, name: str, site: str, files: dict[str, bytes], *,
              sftp_only: bool = False) -> None:
         root = self.sshd.data_dir(f"plan-{os.urandom(4).hex()}")
-        write_tree(root / "ds", files)  # type: ignore[arg-type]
+        write_tree(root / "ds", files)
         make_readable(root, self.sshd.user)  # the login account writes there
         self.lab.locations[name] = {
             "kind": "sftp", "host": "127.0.0.1",

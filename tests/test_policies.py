@@ -16,6 +16,7 @@ import pytest
 from conftest import Lab, copy_by_location, dataset_of, run_cli, write_tree
 from threetwoone.policy import CopyView, judge
 from threetwoone.policyfile import builtin_names, load_policy
+from threetwoone.states import CopyState
 
 FILES = {
     "run1/sample_R1.fastq.gz": os.urandom(20_000),
@@ -233,7 +234,7 @@ def test_ndsa_2_needs_three_copies(lab: Lab) -> None:
 def zoned_lab(lab: Lab, zones: tuple[str | None, str | None, str | None],
               media: tuple[str, str, str] = ("disk", "tape", "disk")) -> None:
     for name, zone, medium, site in zip("abc", zones, media, ("s1", "s2", "s3"), strict=True):
-        extra = {"zone": zone} if zone else {}
+        extra: dict[str, Any] = {"zone": zone} if zone else {}
         lab.location(name, medium, site, **extra)
     place(lab, "ds", ["a", "b", "c"])
 
@@ -513,7 +514,7 @@ def test_every_builtin_loads_and_is_named_after_its_file() -> None:
 def view(label: str, state: str = "intact", verified_at: float | None = 0.0,
          **attributes: Any) -> CopyView:
     return CopyView(label=label, location=label, media="disk", site="s1", offsite=False,
-                    state=state, attributes=attributes, verified_at=verified_at)
+                    state=CopyState(state), attributes=attributes, verified_at=verified_at)
 
 
 def test_max_age_exact_boundary_counts(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import Lab, copy_by_location, dataset_of, run_cli, write_tree
 from threetwoone.policy import CopyView, Policy, judge
+from threetwoone.states import CopyState
 
 FILES = {
     "run1/sample_R1.fastq.gz": os.urandom(20_000),
@@ -283,12 +284,12 @@ def test_policy_requiring_no_copy_exits_4(lab: Lab, tmp_path: Path, text: str, w
 def test_no_counted_copy_never_passes_whatever_the_policy() -> None:
     lenient = Policy(name="lenient", description="", require={"corrupt": 5}, source="-")
     gone = [CopyView(label=f"{x}:ds", location=x, media="disk", site="s", offsite=False,
-                     state="missing") for x in "ab"]
+                     state=CopyState.MISSING) for x in "ab"]
     judgement = judge(lenient, gone, 0.0)
     assert judgement.status == "fail"
     assert [(v.rule, v.required, v.found) for v in judgement.violations] == [("copies", 1, 0)]
     maybe = [CopyView(label="a:ds", location="a", media="disk", site="s", offsite=False,
-                      state="unreachable")]
+                      state=CopyState.UNREACHABLE)]
     assert judge(lenient, maybe, 0.0).status == "unknown"
 
 

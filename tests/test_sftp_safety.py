@@ -143,14 +143,14 @@ def test_a_folder_swapped_for_a_symlink_while_listing_is_not_listed(
     twin = outside_twin(server, copy)
     (copy / "run" / "data.bin").unlink()
     monkeypatch.setattr(lister, "LIST_ROUND_FOLDERS", 1)  # one folder per round
-    rounds: list[int] = []
+    rounds: list[str] = []
     real_round = lister._Lister._round
 
-    def round_(self: lister._Lister, generation: int) -> None:
-        rounds.append(generation)
+    def round_(self: lister._Lister, wanted: str) -> None:
+        rounds.append(wanted)
         if len(rounds) == 2 and self.top.endswith(b"/ds"):  # ds/ listed, run/ not yet
             swap_for_link(copy / "run", twin / "run", copy.parent)
-        real_round(self, generation)
+        real_round(self, wanted)
 
     monkeypatch.setattr(lister._Lister, "_round", round_)
     code, report = lab.audit_json("--verify", "changed")

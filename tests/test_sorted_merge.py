@@ -94,7 +94,8 @@ def test_a_sorted_walk_beyond_memory_continues_in_the_table(
 def damaged_lab(lab: Lab) -> tuple[Path, Path, Path]:
     """Three copies of ODD plus more; after a first audit the tape copy loses a
     file, gains one, one file rots with a new mtime and a folder is renamed."""
-    files = {**ODD, **{f"run/lane{i % 3}/f{i:03d}.fq": os.urandom(200 + i) for i in range(40)}}
+    files: dict[str | bytes, bytes] = {
+        **ODD, **{f"run/lane{i % 3}/f{i:03d}.fq": os.urandom(200 + i) for i in range(40)}}
     nas, tape, remote = lab.three_copies(files)
     assert lab.audit_json()[0] == 0
     (tape / "run/lane1/f004.fq").unlink()

@@ -1,4 +1,4 @@
-"""Errors that end a run, and the exit codes they map to (DESIGN.md)."""
+"""Errors that end a run, and the exit codes they map to (README, "Exit codes")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Inventory format version 1: load, validate, resolve (DESIGN.md).
+"""Inventory format version 1: load, validate, resolve (README, "Inventory").
 
 Validation collects every error it can find in one pass, each naming the file,
 the line and the YAML key path, so a steward fixes a hand-edited inventory in one

@@ -1,6 +1,6 @@
 """The outcome of an audit, as plain values the reports render.
 
-These mirror DESIGN.md's JSON report v1 one to one, so the JSON formatter is a
+These mirror the JSON report v1 (report.schema.json) one to one, so the JSON formatter is a
 straight conversion and the table formatter reads the same facts.
 """
 

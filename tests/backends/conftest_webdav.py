@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from conftest import Tree
 from servers.wsgidav_server import WsgiDAVServer
 from servers.xrootd import XRootDServer, make_readable, world_readable_tmpdir
 from threetwoone.backends.webdav import WebDAVBackend
@@ -41,7 +42,7 @@ class DavSite:
     digests: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-    def tree(self, files: Mapping[str | bytes, bytes], stem: str = "ds") -> str:
+    def tree(self, files: Tree, stem: str = "ds") -> str:
         """Write ``files`` in a fresh folder on the server; return its path."""
         name = f"{stem}-{next(_folders)}"
         root = os.path.join(os.fsencode(self.data), os.fsencode(name))

@@ -33,14 +33,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
-from conftest import rot_in_place
+from conftest import Tree, rot_in_place
 from threetwoone.backends import Backend, open_backend
 from threetwoone.backends.interface import (
     Entry,
@@ -54,7 +54,7 @@ from threetwoone.checksums import FACTORIES, hash_bytes
 from threetwoone.inventory import Location
 
 #: ``{relative path: content}``; bytes paths allow names that are not UTF-8.
-Files = Mapping[str | bytes, bytes]
+Files = Tree
 
 #: What ``damage`` can do to a file behind the backend's back.
 #: rot: one byte flipped in place, size and mtime kept (only a read sees it);
@@ -100,13 +100,13 @@ def hash_all(backend: Backend, path: str, algorithms: Sequence[str], *,
     return {r.path: r for r in results}
 
 
-def expected_digests(files: Files | Mapping[str, bytes], algorithms: Sequence[str] = ALGORITHMS
+def expected_digests(files: Files, algorithms: Sequence[str] = ALGORITHMS
                      ) -> dict[str, dict[str, str]]:
     """What each file's digests must be, computed here from its bytes."""
     return {os.fsdecode(name): hash_bytes(data, algorithms) for name, data in files.items()}
 
 
-def copy_state(backend: Backend, path: str, reference: Files | Mapping[str, bytes],
+def copy_state(backend: Backend, path: str, reference: Files,
                algorithms: Sequence[str], force_full: bool = False
                ) -> tuple[str, frozenset[str]]:
     """A copy's state from the backend's answers alone (missing, incomplete,
@@ -403,7 +403,9 @@ class BackendContract:
                                   make_tree: Callable[[Files], str]) -> None:
         """Each walk of an unchanged copy gives the same sequence (the auditor
         files entries by path and needs no particular order)."""
-        path = make_tree({**TREE, **{f"many/{i % 7}/f{i:03d}": b"%d" % i for i in range(60)}})
+        tree: dict[str | bytes, bytes] = {
+            **TREE, **{f"many/{i % 7}/f{i:03d}": b"%d" % i for i in range(60)}}
+        path = make_tree(tree)
         first = [e.path for e in backend.walk(path)]
         assert len(first) == len(TREE) + 60
         assert [e.path for e in backend.walk(path)] == first

@@ -90,7 +90,8 @@ def test_names_that_look_percent_encoded(dav_site: DavSite, connected: WebDAVBac
 
 
 def test_xrootd_names_that_are_not_utf8(xrootd_site: DavSite) -> None:
-    path = xrootd_site.tree({b"bad\xff.txt": b"latin-1 name", "ok.txt": b"ok"})
+    files: dict[str | bytes, bytes] = {b"bad\xff.txt": b"latin-1 name", "ok.txt": b"ok"}
+    path = xrootd_site.tree(files)
     backend = xrootd_site.backend()
     backend.connect()
     results = hash_all(backend, path, ["xxh3_128"], force_full=True)

@@ -121,7 +121,7 @@ class MotoS3:
     @staticmethod
     def stored(bucket: str, key: str) -> Any:
         """moto's own record of an object (the server runs in this process)."""
-        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
         from moto.s3.models import s3_backends
 
         return s3_backends[DEFAULT_ACCOUNT_ID]["global"].buckets[bucket].keys[key]

@@ -1,4 +1,4 @@
-"""JSON report, version 1 (DESIGN.md), validated against ``report.schema.json``."""
+"""JSON report, version 1 (README, "Reports"), validated against ``report.schema.json``."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _copy(copy: CopyResult) -> dict[str, Any]:
         "overdue_files": copy.overdue_files,
         "problems": [_problem(p) for p in copy.problems],
         "problems_omitted": copy.problems_omitted,
-        # Extensions beyond DESIGN.md's minimum:
+        # Extensions beyond the first version's minimum:
         "detail": copy.detail, "methods": copy.methods, "same_as": copy.same_as,
         "verified_files": copy.verified_files, "cached_files": copy.cached_files,
         "bytes_read": copy.bytes_read, "next_step": copy.next_step,
