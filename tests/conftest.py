@@ -34,7 +34,7 @@ def validate_report(report: dict[str, Any]) -> None:
 Tree = Mapping[str, bytes] | Mapping[bytes, bytes] | Mapping[str | bytes, bytes]
 
 
-def write_tree(root: Path | str, files: Tree) -> None:
+def write_tree(root: Path | str | bytes, files: Tree) -> None:
     """Create ``files`` ({relative path: content}) below ``root``; bytes paths
     allow names that are not UTF-8."""
     root_b = os.fsencode(root)

@@ -205,7 +205,7 @@ def test_a_first_audit_reads_the_primary_as_it_is_walked(
 
     lab.three_copies(MANY)
     events: list[tuple[str, str]] = []
-    walk, hash_stream = LocalBackend.walk, LocalBackend.hash_stream
+    walk, hash_files = LocalBackend.walk, LocalBackend.hash_files
 
     def watched_walk(self: LocalBackend, path: str) -> Iterator[Any]:
         yield from walk(self, path)
@@ -213,13 +213,13 @@ def test_a_first_audit_reads_the_primary_as_it_is_walked(
 
     def watched_hash(self: LocalBackend, path: str, *args: Any, **kwargs: Any
                      ) -> Iterator[Any]:
-        for number, result in enumerate(hash_stream(self, path, *args, **kwargs)):
+        for number, result in enumerate(hash_files(self, path, *args, **kwargs)):
             if number == 0:
                 events.append(("hashed", self.location.name))
             yield result
 
     monkeypatch.setattr(LocalBackend, "walk", watched_walk)
-    monkeypatch.setattr(LocalBackend, "hash_stream", watched_hash)
+    monkeypatch.setattr(LocalBackend, "hash_files", watched_hash)
     code, report = lab.audit_json("-j", "2")
     assert code == 0 and dataset_of(report, "ds")["reference"] == "recorded"
 
