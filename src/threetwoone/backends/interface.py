@@ -23,10 +23,8 @@ Relative paths are ``/``-separated ``str`` decoded with ``os.fsdecode`` rules
 from __future__ import annotations
 
 import abc
-import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import BinaryIO, ClassVar, Literal, NamedTuple
 
 from ..events import ProgressCallback
@@ -35,79 +33,18 @@ from .errors import BackendError as BackendError
 from .errors import CopyFailed as CopyFailed
 from .errors import LocationUnreachable as LocationUnreachable
 from .errors import NotAFolder as NotAFolder
+from .listed import NO_DIGESTS as NO_DIGESTS
+from .listed import Entry as Entry
+from .listed import EntryKind as EntryKind
+from .listed import FolderListing as FolderListing
+from .listed import RootInfo as RootInfo
+from .listed import WalkProblem as WalkProblem
 
 #: Files ``Backend.hash_files`` hands a backend at a time from an iterable: bounds memory.
 STREAM_CHUNK = 2000
 
 #: The most files any backend hashes at once (``-j`` allows as many).
 MAX_WORKERS = 64
-
-
-class EntryKind(enum.Enum):
-    FILE = "file"
-    SYMLINK = "symlink"
-    #: FIFOs, sockets, devices: listed, never opened.
-    SPECIAL = "special"
-
-
-NO_DIGESTS: Mapping[str, str] = MappingProxyType({})
-
-
-class Entry(NamedTuple):
-    """One non-directory entry below a copy's root.
-
-    A NamedTuple, not a frozen dataclass: walks make millions of these, and a
-    frozen dataclass's ``__init__`` costs several times a tuple's."""
-
-    path: str
-    kind: EntryKind
-    size: int = 0
-    mtime_ns: int | None = None
-    #: Changes when the object is replaced: inode number, ETag, ... (None if unknown).
-    ident: str | None = None
-    #: Digests the server already reported in the listing, ``{algorithm: lowercase hex}``.
-    digests: Mapping[str, str] = NO_DIGESTS
-    #: Names the file has (hard links), where the backend knows: above 1, another
-    #: copy may hold the very same bytes under another name (``cp -al``).
-    links: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class WalkProblem:
-    """A folder below the root that could not be listed (permission, I/O, loop)."""
-
-    path: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class RootInfo:
-    """A copy root that exists.  ``identity`` is equal for two roots that are the
-    same storage (same directory through a symlink or a bind mount), so the
-    auditor can count them once.  None when the backend cannot tell.
-
-    ``identity`` is stable from run to run (it spells the address in one normal
-    form).  ``aliases`` are further names of the same root found this run, such
-    as one per address the server's host name resolves to, or an identity the
-    server gives the folder itself: two roots sharing any of :meth:`keys` are
-    the same storage."""
-
-    identity: str | None
-    aliases: tuple[str, ...] = ()
-
-    def keys(self) -> tuple[str, ...]:
-        """Every name of this root, for the same-storage check."""
-        return (self.identity, *self.aliases) if self.identity is not None else self.aliases
-
-
-@dataclass(frozen=True, slots=True)
-class FolderListing:
-    """What one folder holds directly: its subfolders' names, and its other
-    entries (files, symlinks, special files) with ``path`` the bare name.
-    Both sorted by name; symlinks are entries, never followed as folders."""
-
-    folders: tuple[str, ...]
-    entries: tuple[Entry, ...] = ()
 
 
 #: How a file's content was established: its bytes read and hashed (here or on

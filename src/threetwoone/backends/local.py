@@ -22,17 +22,8 @@ from ..inventory import Location
 from .errors import CopyFailed, LocationUnreachable, NotAFolder
 from .folders import FolderChain, open_root, split
 from .hashpool import BATCH_FILES, MIN_BYTES, MIN_FILES, HashPool, RootChanged
-from .interface import (
-    NO_DIGESTS,
-    Backend,
-    Entry,
-    EntryKind,
-    FolderListing,
-    HashRequest,
-    HashResult,
-    RootInfo,
-    WalkProblem,
-)
+from .interface import Backend, HashRequest, HashResult
+from .listed import NO_DIGESTS, Entry, EntryKind, FolderListing, RootInfo, WalkProblem
 from .localhash import Buffers, FileTask, describe_os_error, hash_tasks
 
 

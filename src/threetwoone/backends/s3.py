@@ -58,16 +58,8 @@ from ..urls import (
 )
 from .addresses import host_aliases
 from .errors import CopyFailed, LocationUnreachable
-from .interface import (
-    Backend,
-    Entry,
-    EntryKind,
-    FolderListing,
-    HashRequest,
-    HashResult,
-    RootInfo,
-    WalkProblem,
-)
+from .interface import Backend, HashRequest, HashResult
+from .listed import Entry, EntryKind, FolderListing, RootInfo, WalkProblem
 from .neterrors import describe
 from .streams import buffered
 

@@ -59,16 +59,8 @@ from .dav_listing import (
 )
 from .errors import CopyFailed, LocationUnreachable, NotAFolder
 from .http_digest import OURS_TO_RFC, PREFERENCE, parse_digest_header, usable, want_digest_header
-from .interface import (
-    Backend,
-    Entry,
-    EntryKind,
-    FolderListing,
-    HashRequest,
-    HashResult,
-    RootInfo,
-    WalkProblem,
-)
+from .interface import Backend, HashRequest, HashResult
+from .listed import Entry, EntryKind, FolderListing, RootInfo, WalkProblem
 from .streams import buffered
 from .webdav_http import (
     NETWORK_ERRORS,
@@ -313,21 +305,32 @@ class WebDAVBackend(Backend):
         return tuple(found)
 
     # -- reading -------------------------------------------------------------
-    def stat_root(self, path: str) -> RootInfo | None:
-        server_path = self._copy_path(path)
+    def _folder_propfind(self, shown: str, asked: str, depth: int, body: bytes
+                         ) -> tuple[int, list[DavResource]] | None:
+        """PROPFIND a copy's root or a folder below it (``asked``; ``shown`` in
+        messages): None when it does not exist; the location unreachable when the
+        server cannot be reached or refuses the login; else the answer."""
         try:
-            # No trailing "/": some servers (XRootD) answer 500 for "file/".
-            status, resources = self._propfind(server_path.rstrip("/") or "/", 0,
-                                               body=STAT_BODY)
+            status, resources = self._propfind(asked, depth, body=body)
         except TransportError as exc:
             raise LocationUnreachable(str(exc)) from None
         except StatusError as exc:
-            raise CopyFailed(f"{self._where_of(server_path)}: {exc}") from None
+            raise CopyFailed(f"{self._where_of(shown)}: {exc}") from None
         if status == 404:
             return None
         if status == 401:
             raise LocationUnreachable(
                 f"authentication failed at {self._where} (HTTP 401); check the location's auth")
+        return status, resources
+
+    def stat_root(self, path: str) -> RootInfo | None:
+        server_path = self._copy_path(path)
+        # No trailing "/": some servers (XRootD) answer 500 for "file/".
+        answer = self._folder_propfind(server_path, server_path.rstrip("/") or "/", 0,
+                                       STAT_BODY)
+        if answer is None:
+            return None
+        status, resources = answer
         if status == 403:
             raise CopyFailed(f"access denied to {self._where_of(server_path)} (HTTP 403)")
         if status != 207:
@@ -380,17 +383,10 @@ class WebDAVBackend(Backend):
 
     def list_folder(self, path: str) -> FolderListing | None:
         folder = self._copy_path(path).rstrip("/")
-        try:
-            status, resources = self._propfind(folder + "/", 1)
-        except TransportError as exc:
-            raise LocationUnreachable(str(exc)) from None
-        except StatusError as exc:
-            raise CopyFailed(f"{self._where_of(folder)}: {exc}") from None
-        if status == 404:
+        answer = self._folder_propfind(folder, folder + "/", 1, PROPFIND_BODY)
+        if answer is None:
             return None
-        if status == 401:
-            raise LocationUnreachable(
-                f"authentication failed at {self._where} (HTTP 401); check the location's auth")
+        status, resources = answer
         if status != 207:
             raise CopyFailed(f"cannot list {self._where_of(folder)} (HTTP {status})")
         if resources and not resources[0].is_collection:

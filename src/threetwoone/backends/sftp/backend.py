@@ -49,16 +49,8 @@ from paramiko.sftp import (
 
 from ..addresses import host_aliases
 from ..errors import CopyFailed, LocationUnreachable, NotAFolder
-from ..interface import (
-    Backend,
-    Entry,
-    EntryKind,
-    FolderListing,
-    HashRequest,
-    HashResult,
-    RootInfo,
-    WalkProblem,
-)
+from ..interface import Backend, HashRequest, HashResult
+from ..listed import Entry, EntryKind, FolderListing, RootInfo, WalkProblem
 from ..parallel import batches, run_bounded
 from ..ssh import remote_hash
 from ..ssh.config import Target, resolve_target
