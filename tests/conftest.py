@@ -25,6 +25,22 @@ SCHEMA_VALIDATOR = jsonschema.Draft202012Validator(
     schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
+#: Fixtures that start a real server (sshd, XRootD, WsgiDAV, moto, Slurm): a test
+#: that uses one is marked ``slow``.  ``pytest -m 'not slow'`` is then the inner
+#: loop (the local and pure tests, well under a minute); the whole suite, which
+#: ``scripts/test.sh`` and CI run, includes every one.
+SERVER_FIXTURES = frozenset({
+    "sshd_session", "sshd", "sshd_private", "xrootd_server", "xrootd_private",
+    "wsgidav_server", "wsgidav_unprivileged_server", "wsgidav_private_factory",
+    "moto_s3", "moto_s3_private", "slurm_cluster"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def validate_report(report: dict[str, Any]) -> None:
     """Every JSON report a test sees is checked against the shipped schema."""
     SCHEMA_VALIDATOR.validate(report)

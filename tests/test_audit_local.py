@@ -299,6 +299,7 @@ def test_audit_never_writes_to_the_data(lab: Lab) -> None:
     assert snapshot() == before
 
 
+@pytest.mark.slow
 def test_parallel_workers_give_the_same_verdicts(lab: Lab) -> None:
     many = {f"f{i:04d}.bin": os.urandom(i * 37 % 5000) for i in range(600)}
     _, tape, _ = lab.three_copies(many)
@@ -372,6 +373,7 @@ def test_module_entry_point_and_version() -> None:
     assert proc.returncode == 0 and "threetwoone" in proc.stdout
 
 
+@pytest.mark.slow
 def test_problem_list_is_capped_but_counts_are_exact(lab: Lab) -> None:
     from threetwoone.results import PROBLEMS_KEPT
     many = {f"d/f{i:05d}": b"x" for i in range(PROBLEMS_KEPT + 250)}

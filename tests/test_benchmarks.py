@@ -48,6 +48,7 @@ def quick_run() -> Iterator[tuple[subprocess.CompletedProcess[str], Path]]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_quick_benchmark_runs_every_case_and_prints_ratios(
         quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     done, _data = quick_run
@@ -71,6 +72,7 @@ def test_quick_benchmark_runs_every_case_and_prints_ratios(
     assert "reproduce: python benchmarks/run.py --quick --data" in out
 
 
+@pytest.mark.slow
 def test_quick_data_is_deterministic_and_stamped(
         quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     _done, data = quick_run

@@ -15,6 +15,9 @@ from conftest import Lab, copy_by_location, dataset_of, write_tree
 from servers.moto_s3 import MotoS3, fake_aws_environment
 from servers.sshd import SSHHome, SSHServer, isolated_home, running_sshd
 
+#: Against real servers: part of the whole suite, not of the inner loop.
+pytestmark = pytest.mark.slow
+
 if TYPE_CHECKING:
     from backends.conftest_webdav import DavSite
 

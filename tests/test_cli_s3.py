@@ -23,6 +23,9 @@ from servers.fault_proxy import Fault, FaultProxy
 from servers.moto_s3 import MotoS3, fake_aws_environment, sha256_b64
 from threetwoone.backends import s3 as s3_backend
 
+#: Against real servers: part of the whole suite, not of the inner loop.
+pytestmark = pytest.mark.slow
+
 FILES = {
     "run1/sample_R1.fastq.gz": os.urandom(70_000),
     "run1/sample_R2.fastq.gz": os.urandom(50_000),

@@ -24,6 +24,9 @@ from servers.sshd import SHELLS, SSHHome, SSHServer, isolated_home, running_sshd
 from threetwoone.backends.sftp import SFTPBackend
 from threetwoone.checksums import hash_bytes
 
+#: Against real servers: part of the whole suite, not of the inner loop.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[SSHServer]:

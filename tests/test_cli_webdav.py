@@ -29,6 +29,9 @@ from servers.fault_proxy import Fault, FaultProxy
 from threetwoone.backends.webdav import WebDAVBackend
 from threetwoone.checksums import hash_bytes
 
+#: Against real servers: part of the whole suite, not of the inner loop.
+pytestmark = pytest.mark.slow
+
 if TYPE_CHECKING:
     from backends.conftest_webdav import DavSite
 

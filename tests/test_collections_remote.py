@@ -16,6 +16,9 @@ from facilitylab import FILES, audit_json, write
 from servers.moto_s3 import MotoS3
 from servers.sshd import SSHHome, SSHServer
 
+#: Against real servers: part of the whole suite, not of the inner loop.
+pytestmark = pytest.mark.slow
+
 if TYPE_CHECKING:
     from backends.conftest_webdav import DavSite
 

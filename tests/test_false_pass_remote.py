@@ -26,6 +26,9 @@ from conftest import Lab, copy_by_location, dataset_of, rot_in_place, run_cli, w
 from servers.sshd import SSHHome, SSHServer, isolated_home, running_sshd
 from threetwoone.checksums import hash_bytes
 
+#: Against real servers: part of the whole suite, not of the inner loop.
+pytestmark = pytest.mark.slow
+
 if TYPE_CHECKING:
     from backends.conftest_webdav import DavSite
     from servers.moto_s3 import MotoS3

@@ -54,6 +54,7 @@ def _exists(pid: int) -> bool:
     return state != "Z"  # a zombie reaped by init soon is gone too
 
 
+@pytest.mark.slow
 def test_workers_and_in_process_give_the_same_verdicts(lab: Lab) -> None:
     _nas, tape, _remote = lab.three_copies(MANY)
     assert lab.audit_json("-j", "2")[0] == 0
@@ -85,6 +86,7 @@ def test_odd_names_cross_the_pipe_to_the_workers(lab: Lab) -> None:
     assert [p["path"] for p in copy["problems"]] == ["lane0/caf\\xe9.fq"]
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_makes_its_files_unreadable_never_intact(
         lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker killed (the OOM killer, an admin) while it holds files: those
@@ -182,6 +184,7 @@ def test_ctrl_c_stops_the_audit_and_its_workers(lab: Lab) -> None:
     assert not wait_until_gone(set(pids["workers"]), timeout=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
 def test_a_killed_audit_leaves_no_worker_behind(lab: Lab, how: signal.Signals) -> None:
     proc, pids = start_paused_audit(lab)

@@ -622,6 +622,7 @@ rm {mnt}/filler
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("left", [0, 64 * 1024])  # full at once, or during the run
 def test_a_full_disk_says_free_space_and_keeps_the_catalog(lab: Lab, left: int) -> None:
     lab.three_copies({"a.txt": b"a"}, name="small")

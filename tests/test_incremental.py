@@ -265,6 +265,7 @@ def test_two_concurrent_audits_both_complete(lab: Lab) -> None:
     assert runs == [("pass", 0), ("pass", 0)]
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_leaves_a_usable_catalog(lab: Lab) -> None:
     """Kill a real audit at random moments; each next audit must complete with
     the right verdict.  The kill moment is random (a random delay picks it); no

@@ -20,6 +20,9 @@ from servers.sshd import SSHServer
 from servers.xrootd import make_readable
 from test_plan import plan_json, run_commands
 
+#: Against real servers: part of the whole suite, not of the inner loop.
+pytestmark = pytest.mark.slow
+
 if TYPE_CHECKING:
     from backends.conftest_webdav import DavSite
 

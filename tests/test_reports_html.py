@@ -115,6 +115,7 @@ def test_chromium_shows_every_dataset_and_state(lab: Lab, tmp_path: Path,
     assert len(shown.bars) >= 1
 
 
+@pytest.mark.slow
 def test_mixed_grid_sections_and_history(lab: Lab, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     run(lab, "mixed", "--report", f"html:{page}")
@@ -129,6 +130,7 @@ def test_mixed_grid_sections_and_history(lab: Lab, tmp_path: Path) -> None:
     assert shown.bars == ["pass", "pass", "unknown", "fail"]
 
 
+@pytest.mark.slow
 def test_screenshot_is_coloured_by_state(lab: Lab, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     run(lab, "mixed", "--report", f"html:{page}")
@@ -142,12 +144,14 @@ def test_screenshot_is_coloured_by_state(lab: Lab, tmp_path: Path) -> None:
         assert rgb in colours, state
 
 
+@pytest.mark.slow
 def test_network_check_can_fail(tmp_path: Path) -> None:
     page = tmp_path / "hostile.html"
     page.write_text('<img src="http://198.51.100.7/x.png"><p>hello</p>')
     assert load(page).requests == ["http://198.51.100.7/x.png"]
 
 
+@pytest.mark.slow
 def test_hostile_names_stay_text(lab: Lab, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     run(lab, "mixed", "--report", f"html:{page}")

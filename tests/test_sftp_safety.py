@@ -21,6 +21,9 @@ from conftest import Lab, copy_by_location, rot_in_place, write_tree
 from servers.sshd import SSHHome, SSHServer, isolated_home, running_sshd
 from threetwoone.backends.sftp import SFTPBackend, lister
 
+#: Against real servers: part of the whole suite, not of the inner loop.
+pytestmark = pytest.mark.slow
+
 RIGHT = os.urandom(300_000)
 FILES = {"run/data.bin": RIGHT, "run/notes.txt": b"lane 1\n", "README.txt": b"run 1\n"}
 

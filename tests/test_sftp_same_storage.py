@@ -13,6 +13,9 @@ import pytest
 from conftest import Lab, assert_counted_once, write_tree
 from servers.sshd import SSHHome, SSHServer, isolated_home, running_sshd
 
+#: Against real servers: part of the whole suite, not of the inner loop.
+pytestmark = pytest.mark.slow
+
 FILES = {"run/data.bin": os.urandom(5000), "README.txt": b"run 1\n"}
 
 

@@ -10,6 +10,9 @@ from backends.conftest_sftp import make_location
 from servers.sshd import SSHHome, SSHServer
 from threetwoone.backends.sftp import SFTPBackend
 
+#: Against real servers: part of the whole suite, not of the inner loop.
+pytestmark = pytest.mark.slow
+
 pytest_plugins = ["servers.sftp_plugin"]
 
 #: More than sshd's window for a session channel (2 MiB): a command that never
