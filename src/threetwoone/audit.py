@@ -113,7 +113,8 @@ class Auditor:
         started = now_iso()
         began = time.monotonic()
         names = list(self.inventory.datasets) if datasets is None else list(datasets)
-        run_id = self.catalog.start_run(self.inventory.path)
+        # Absolute: forget tells which inventory last audited a dataset.
+        run_id = self.catalog.start_run(os.path.abspath(self.inventory.path))
         try:
             results = self._audit_all([self.inventory.datasets[name] for name in names])
             result = AuditResult(os.path.abspath(self.inventory.path), started, now_iso(),

@@ -970,6 +970,14 @@ def forget(inventory: str, datasets: tuple[str, ...], state: str | None,
         def why_not(name: str) -> str | None:
             """Why ``name`` cannot be forgotten, or None."""
             dataset = full.datasets.get(name)
+            if dataset is None and name in known:
+                # One catalog may serve several inventories (the default one does):
+                # never drop what another inventory's audits rely on.
+                other = memory.last_inventory(catalog.db, name)
+                if (other is not None and os.path.isabs(other)
+                        and os.path.realpath(other) != os.path.realpath(inventory)):
+                    return (f"last audited with another inventory ({other}); forget it "
+                            "with that one")
             if dataset is None or dataset.gone is not None:
                 return None if name in known else "the catalog knows no such dataset"
             listing = unlisted.get(dataset.collection or "")

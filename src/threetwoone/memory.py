@@ -63,6 +63,15 @@ def known_datasets(db: sqlite3.Connection) -> set[str]:
     return names
 
 
+def last_inventory(db: sqlite3.Connection, dataset: str) -> str | None:
+    """The inventory of the latest run that audited ``dataset`` (as recorded:
+    absolute since this was added, as given before)."""
+    row = db.execute("SELECT r.inventory FROM run_datasets d JOIN runs r ON r.id = d.run_id "
+                     "WHERE d.dataset = ? ORDER BY d.run_id DESC LIMIT 1",
+                     (dataset,)).fetchone()
+    return None if row is None else str(row[0])
+
+
 #: Tables that are the record of past runs: ``forget`` leaves history alone.
 HISTORY_TABLES = {"runs", "run_datasets", "run_copies", "schema_migrations"}
 
