@@ -44,3 +44,12 @@ def audit_json(lab: Lab, *args: str) -> tuple[int, dict[str, Any]]:
                      "--format", "json", *args)
     assert result.exit_code in (0, 1, 3), result.stderr
     return result.exit_code, result.json()
+
+
+def shard_run(lab: Lab, index: int, count: int, *extra: str) -> Path:
+    """``audit --shard index/count`` with its JSON report at shard-<index>.json."""
+    out = lab.tmp / f"shard-{index}.json"
+    result = run_cli("audit", str(lab.inventory), "--state", str(lab.state),
+                     "--shard", f"{index}/{count}", "--report", f"json:{out}", "-q", *extra)
+    assert result.exit_code in (0, 1, 3), result.stderr
+    return out

@@ -6,18 +6,16 @@ night's report in place."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from conftest import Lab, run_cli, validate_report, write_tree
-from facilitylab import FILES, NGI, write
+from facilitylab import FILES, NGI, shard_run, write
 from facilitylab import facility as ngi_facility
-from threetwoone.catalog import exclusive_lock
+from threetwoone.audit import Auditor
 from threetwoone.selection import shard_of
 
 PROJECTS = [f"P{10000 + n}" for n in range(12)]
@@ -29,20 +27,12 @@ def facility(lab: Lab) -> dict[str, Path]:
     return roots
 
 
-def shard_report(lab: Lab, index: int, count: int, *extra: str) -> Path:
-    out = lab.tmp / f"shard-{index}.json"
-    result = run_cli("audit", str(lab.inventory), "--state", str(lab.state),
-                     "--shard", f"{index}/{count}", "--report", f"json:{out}", "-q", *extra)
-    assert result.exit_code in (0, 1, 3), result.stderr
-    return out
-
-
 def test_a_report_copied_as_another_shard_is_refused(lab: Lab) -> None:
     roots = facility(lab)
     rotten = next(p for p in PROJECTS if shard_of(f"ngi/{p}", 2) == 1)
     (roots["usb"] / "ngi" / rotten / "a.fastq.gz").write_bytes(b"rot")
-    good = shard_report(lab, 0, 2)
-    assert shard_report(lab, 1, 2).exists()
+    good = shard_run(lab, 0, 2)
+    assert shard_run(lab, 1, 2).exists()
     # Shard 1 failed; someone fills the gap with shard 0's report, relabelled.
     fake = lab.tmp / "shard-1-fake.json"
     data = json.loads(good.read_text())
@@ -61,14 +51,14 @@ def test_shards_limited_differently_by_d_are_refused(lab: Lab) -> None:
     assert len(ours) > 1
     # Shard 0 re-run by hand for one dataset: its other datasets and the
     # coverage check (shard 0's) are left out.
-    first = shard_report(lab, 0, 2, "-d", ours[0])
-    second = shard_report(lab, 1, 2)
+    first = shard_run(lab, 0, 2, "-d", ours[0])
+    second = shard_run(lab, 1, 2)
     result = run_cli("merge", str(first), str(second), "--format", "json")
     assert result.exit_code == 5, result.stdout
     assert "shards audited different datasets (-d)" in result.stderr
     assert f"-d {ours[0]}: {first}" in result.stderr
     # Every shard limited alike: the merge is that selection's verdict.
-    same = [shard_report(lab, k, 2, "-d", "ngi/*") for k in range(2)]
+    same = [shard_run(lab, k, 2, "-d", "ngi/*") for k in range(2)]
     result = run_cli("merge", *map(str, same), "--format", "json")
     assert result.exit_code == 0, result.stderr
     report = result.json()
@@ -77,36 +67,27 @@ def test_shards_limited_differently_by_d_are_refused(lab: Lab) -> None:
     assert len(report["datasets"]) == len(PROJECTS)
 
 
-def _holds(pid: int, path: Path) -> bool:
-    fds = Path(f"/proc/{pid}/fd")
-    try:
-        return any(os.path.realpath(fd) == str(path) for fd in fds.iterdir())
-    except FileNotFoundError:  # an fd closed while listing
-        return False
-
-
-def test_a_shard_killed_mid_run_does_not_leave_last_nights_report(lab: Lab) -> None:
+def test_a_shard_stopped_mid_run_does_not_leave_last_nights_report(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     roots = facility(lab)
-    reports = [shard_report(lab, k, 2) for k in range(2)]
+    reports = [shard_run(lab, k, 2) for k in range(2)]
     assert run_cli("merge", *map(str, reports)).exit_code == 0  # last night: all green
     rotten = next(p for p in PROJECTS if shard_of(f"ngi/{p}", 2) == 1)
     (roots["kth"] / "projects" / "ngi" / rotten / "a.fastq.gz").write_bytes(b"rot")
-    # Tonight shard 1 is killed mid-run (its job's time limit): here while it
-    # waits for its catalog, which the test holds.
-    catalog = lab.tmp / "state" / "catalog.shard-1-of-2.sqlite3"
-    with exclusive_lock(str(catalog), 0):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "threetwoone", "audit", str(lab.inventory), "--state",
-             str(lab.state), "--shard", "1/2", "--report", f"json:{reports[1]}", "-q",
-             "--lock-timeout", "600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 60
-            while not _holds(proc.pid, catalog):
-                assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.05)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+    # Tonight shard 1 is stopped while it audits (^C, scancel, a job's time
+    # limit, a node lost): it writes no verdict.
+    seen: list[str] = []
+
+    def stopped(self: Auditor, *args: Any, **kwargs: Any) -> Any:
+        seen.append(reports[1].read_text())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Auditor, "run", stopped)
+    result = run_cli("audit", str(lab.inventory), "--state", str(lab.state), "--shard", "1/2",
+                     "--report", f"json:{reports[1]}", "-q")
+    assert result.exit_code == 130 and len(seen) == 1
+    assert "has not finished" in seen[0]  # said from before the audit began
+    monkeypatch.undo()
     result = run_cli("merge", *map(str, reports), "--format", "json")
     assert result.exit_code == 5, result.stdout
     report = result.json()
@@ -119,12 +100,27 @@ def test_a_shard_judged_by_another_policy_is_refused(lab: Lab) -> None:
     roots = facility(lab)
     lacking = next(p for p in PROJECTS if shard_of(f"ngi/{p}", 2) == 1)
     shutil.rmtree(roots["kth"] / "projects" / "ngi" / lacking)  # the off-site copy is gone
-    first = shard_report(lab, 0, 2)
-    assert json.loads(shard_report(lab, 1, 2).read_text())["exit_code"] == 1
+    first = shard_run(lab, 0, 2)
+    assert json.loads(shard_run(lab, 1, 2).read_text())["exit_code"] == 1
     # Shard 1 re-run by hand with a policy its datasets pass (two copies suffice).
-    second = shard_report(lab, 1, 2, "--policy", "ndsa-storage-1")
+    second = shard_run(lab, 1, 2, "--policy", "ndsa-storage-1")
     assert json.loads(second.read_text())["exit_code"] == 0
     result = run_cli("merge", str(first), str(second))
     assert result.exit_code == 5, result.stdout
     assert "shards judged by different policies (--policy)" in result.stderr
     assert f"--policy ndsa-storage-1: {second}" in result.stderr
+
+
+def test_a_shards_unfinished_mark_never_lands_on_what_the_audit_reads(lab: Lab) -> None:
+    roots = facility(lab)
+    shard_run(lab, 0, 1)
+    catalog = lab.tmp / "state" / "catalog.shard-0-of-1.sqlite3"
+    before = catalog.read_bytes()
+    inside_copy = roots["usb"] / "ngi" / PROJECTS[0] / "report.json"  # a copy found by glob
+    for target in (catalog, inside_copy):
+        result = run_cli("audit", str(lab.inventory), "--state", str(lab.state), "--shard",
+                         "0/1", "--report", f"json:{target}")
+        assert result.exit_code == 2, result.stderr
+        assert "choose another path for the report" in result.stderr
+    assert catalog.read_bytes() == before
+    assert not inside_copy.exists()

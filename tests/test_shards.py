@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Lab, run_cli, validate_report, write_tree
-from facilitylab import FILES, NGI, write
+from facilitylab import FILES, NGI, shard_run, write
 from facilitylab import facility as ngi_facility
 from threetwoone.selection import shard_of
 
@@ -30,14 +30,6 @@ def facility(lab: Lab, count: int = 12) -> dict[str, Path]:
     write(lab, datasets=lab.datasets, collections={"ngi": NGI},
           coverage=[{"location": "nas", "path": "ngi"}])
     return roots
-
-
-def shard_run(lab: Lab, index: int, count: int, *extra: str) -> Path:
-    out = lab.tmp / f"shard-{index}.json"
-    result = run_cli("audit", str(lab.inventory), "--state", str(lab.state),
-                     "--shard", f"{index}/{count}", "--report", f"json:{out}", "-q", *extra)
-    assert result.exit_code in (0, 1, 3), result.stderr
-    return out
 
 
 def merged(*reports: Path, extra: tuple[str, ...] = ()) -> tuple[int, dict[str, Any]]:

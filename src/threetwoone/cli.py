@@ -318,8 +318,6 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
     from .catalog import default_state_path
     check_report_targets(targets, inventory, state or default_state_path())
     run = RunClock.start()
-    if shard is not None:
-        mark_unfinished(targets, run, inventory, shard)
     try:
         result = run_audit(inventory, state, datasets, policy, jobs, verify,
                            fixity_interval, max_read, time_limit, force_download,
@@ -340,11 +338,12 @@ def audit(inventory: str, fmt: str, output: str | None, reports: list[ReportTarg
     deliver(result, fmt, output, quiet, targets)
 
 
-def mark_unfinished(targets: list[ReportTarget], run: RunClock, inventory: str,
-                    shard: Shard) -> None:
+def mark_unfinished(targets: list[ReportTarget], inventory: str, shard: Shard) -> None:
     """A shard's reports say it has not finished until it has: a shard killed
     mid-run (the job's time limit, a node lost) must not leave an earlier run's
-    report where merge would take it for this run's."""
+    report where merge would take it for this run's.  (Written only once every
+    report path is known to be none of the run's inputs.)"""
+    run = RunClock.start()
     unfinished = run.failed(inventory, f"the audit of shard {shard} started at "
                             f"{run.started_at} has not finished (still running, or it was "
                             "killed)", int(ExitCode.TOOL_FAILED))
@@ -434,6 +433,8 @@ def run_audit(inventory: str, state: str | None, datasets: tuple[str, ...],
         policies = resolve_policies(full, policy, names)
         if full is not inv:  # the copies collections found are inputs too
             check_report_targets(targets, inventory, path, full, policies)
+        if shard is not None:
+            mark_unfinished(targets, inventory, shard)
         auditor = Auditor(full, policies, catalog,
                           AuditOptions(workers=jobs, plan=plan, force_download=force_download,
                                        clock=clock(), parallel=parallel),
