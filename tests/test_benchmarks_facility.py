@@ -20,6 +20,7 @@ def run(script: str, *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_facility_scale_runs() -> None:
     out = run("facility_scale.py", "--datasets", "20", "--files", "2", "--runs", "1")
     for row in ("| first audit |", "| datasets |", "| nightly audit |", "| nightly, -q |"):

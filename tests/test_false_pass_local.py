@@ -69,6 +69,7 @@ def run_unprivileged(lab: Lab, *args: str) -> tuple[int, dict[str, Any]]:
 
 # -- route 1: a failed read is never trusted later ---------------------------------------
 
+@pytest.mark.slow
 def test_a_failed_read_invalidates_the_files_verified_row(open_lab: Lab) -> None:
     lab = open_lab
     _nas, tape, _remote = lab.three_copies(FILES)
@@ -184,6 +185,7 @@ def test_accept_keeps_what_copies_verified_of_unchanged_files(lab: Lab) -> None:
 
 # -- route 4: the lock is on the catalog file, however it is named ---------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spelling", ["symlink", "hard link", "relative path"])
 def test_lock_holds_for_every_name_of_the_catalog(lab: Lab, spelling: str,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:

@@ -70,6 +70,7 @@ def test_workers_and_in_process_give_the_same_verdicts(lab: Lab) -> None:
     assert results["2"][:2] == (1, "corrupt")
 
 
+@pytest.mark.slow
 def test_odd_names_cross_the_pipe_to_the_workers(lab: Lab) -> None:
     """Names that are not UTF-8 or hold newlines reach the workers and come back
     exactly (the batches are marshalled, surrogate escapes included)."""
@@ -174,6 +175,7 @@ def start_paused_audit(lab: Lab) -> tuple[subprocess.Popen[str], dict[str, Any]]
     return proc, pids
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_audit_and_its_workers(lab: Lab) -> None:
     proc, pids = start_paused_audit(lab)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does

@@ -42,6 +42,7 @@ def dav_location(auth: dict[str, str]) -> dict[str, object]:
             "media": "object", "site": "nsc"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("auth", "key"), [("bearer", "token_env"),
                                            ("basic", "password_env")])
 def test_a_token_pasted_into_an_env_key_is_refused_without_echoing_it(
@@ -236,6 +237,7 @@ def special_file(tmp_path: Path, kind: str) -> Path:
     ("directory", "is a directory, not a regular file"),
     ("zero", "is a character device, not a regular file"),
 ])
+@pytest.mark.slow
 def test_an_inventory_that_is_not_a_regular_file_exits_4(tmp_path: Path, kind: str,
                                                          words: str) -> None:
     path = special_file(tmp_path, kind)
@@ -316,6 +318,7 @@ STRICT = "name: lab\nrequire: {copies: 4}\n"
 LOOSE = "name: lab\nrequire: {copies: 1}\n"
 
 
+@pytest.mark.slow
 def test_a_policy_file_resolves_against_the_inventory_folder_only(lab: Lab,
                                                                  tmp_path: Path) -> None:
     lab.three_copies({"a.txt": b"a"})

@@ -230,6 +230,7 @@ def test_audit_moves_no_atime_on_a_strictatime_mount(open_lab: Lab, jobs: str) -
     assert len(atimes) == 3 * 8
 
 
+@pytest.mark.slow
 def test_not_the_owner_falls_back_without_o_noatime(open_lab: Lab) -> None:
     """O_NOATIME needs the owner (or CAP_FOWNER): an audit account that owns one
     copy and only reads the others keeps the atimes of the copy it owns and still

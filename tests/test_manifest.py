@@ -21,6 +21,7 @@ component = st.binary(min_size=1, max_size=40).map(
 names = st.lists(component, min_size=1, max_size=4).map(lambda parts: b"/".join(parts))
 
 
+@pytest.mark.slow
 @settings(max_examples=400)
 @given(st.lists(st.tuples(names, st.binary(min_size=16, max_size=16)), min_size=1,
                 max_size=8), st.booleans())

@@ -230,6 +230,7 @@ ODD: dict[str | bytes, bytes] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shell", SHELLS)
 def test_odd_names_survive_the_printed_commands(lab: Lab, shell: str) -> None:
     nas, tape, remote = lab.three_copies(ODD)

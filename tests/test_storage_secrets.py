@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["servers.webdav_plugin"]
 
+#: Against real servers and through the CLI in subprocesses: part of the whole
+#: suite, not of the inner loop.
+pytestmark = pytest.mark.slow
+
 FILES: dict[str | bytes, bytes] = {"a.txt": b"a\n", "sub/b.bin": bytes(range(256))}
 
 
