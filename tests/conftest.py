@@ -188,6 +188,32 @@ def open_lab() -> Iterator[Lab]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def hand_over(root: Path) -> None:
+    """Give ``root`` and everything below it to the unprivileged user."""
+    if os.geteuid() != 0:
+        return
+    for folder, _dirs, names in os.walk(root):
+        os.chown(folder, 65534, 65534)
+        for name in names:
+            os.chown(os.path.join(folder, name), 65534, 65534, follow_symlinks=False)
+
+
+def run_unprivileged(lab: Lab, *args: str) -> tuple[int, dict[str, Any]]:
+    """``threetwoone audit --format json`` as ``nobody`` (as root) or as is."""
+    lab.write()
+    hand_over(lab.tmp)
+    prefix = (["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+              if os.geteuid() == 0 else [])
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-m", "threetwoone", "audit", str(lab.inventory),
+         "--state", str(lab.state), "--format", "json", *args],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(lab.tmp)})
+    assert proc.returncode in (0, 1, 3), proc.stderr
+    report: dict[str, Any] = json.loads(proc.stdout)
+    validate_report(report)
+    return proc.returncode, report
+
+
 def copy_by_location(report: dict[str, Any], dataset: str, location: str) -> dict[str, Any]:
     for ds in report["datasets"]:
         if ds["name"] == dataset:

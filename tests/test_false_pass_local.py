@@ -12,9 +12,7 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +22,7 @@ from conftest import (
     copy_by_location,
     dataset_of,
     run_subprocess,
-    validate_report,
+    run_unprivileged,
     write_tree,
 )
 from threetwoone import audit as audit_module
@@ -37,34 +35,6 @@ FILES: dict[str | bytes, bytes] = {
     "lane2/f3.fq": b"GGCC" * 1000,
     "README": b"run 1\n",
 }
-
-
-# -- running the CLI as an unprivileged user ------------------------------------------
-
-def hand_over(root: Path) -> None:
-    """Give ``root`` and everything below it to the unprivileged user."""
-    if os.geteuid() != 0:
-        return
-    for folder, _dirs, names in os.walk(root):
-        os.chown(folder, 65534, 65534)
-        for name in names:
-            os.chown(os.path.join(folder, name), 65534, 65534, follow_symlinks=False)
-
-
-def run_unprivileged(lab: Lab, *args: str) -> tuple[int, dict[str, Any]]:
-    """``threetwoone audit --format json`` as ``nobody`` (as root) or as is."""
-    lab.write()
-    hand_over(lab.tmp)
-    prefix = (["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
-              if os.geteuid() == 0 else [])
-    proc = subprocess.run(
-        [*prefix, sys.executable, "-m", "threetwoone", "audit", str(lab.inventory),
-         "--state", str(lab.state), "--format", "json", *args],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(lab.tmp)})
-    assert proc.returncode in (0, 1, 3), proc.stderr
-    report: dict[str, Any] = json.loads(proc.stdout)
-    validate_report(report)
-    return proc.returncode, report
 
 
 # -- route 1: a failed read is never trusted later ---------------------------------------

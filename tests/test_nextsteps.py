@@ -10,7 +10,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from conftest import Lab, copy_by_location, dataset_of, run_cli, write_tree
+from conftest import (
+    Lab,
+    copy_by_location,
+    dataset_of,
+    run_cli,
+    run_unprivileged,
+    write_tree,
+)
 from reportlab import FILES, ODD, report_args, report_paths, run
 from threetwoone.pathnames import display
 
@@ -112,3 +119,29 @@ def test_no_location_qualifies(lab: Lab) -> None:
                                 "inventory qualifies yet, add one")
     assert steps["copies"] == ("get 1 more intact copy: no location in the inventory "
                                "qualifies yet, add one")
+
+
+def test_no_counted_copy_says_which_copies_to_get(open_lab: Lab) -> None:
+    """A primary the auditor cannot read leaves no copy counted: each rule's step
+    says what to get, never "another kind of media than -"."""
+    lab = open_lab
+    nas, _tape, _remote = lab.three_copies(FILES)
+    policy = lab.tmp / "spread.yaml"
+    policy.write_text("name: spread\nrequire: {copies: 3, media: 2, offsite: 1, sites: 2, "
+                      "locations: 3}\n")
+    (nas / "sub").chmod(0)  # as nobody the primary cannot be read: no reference
+    code, report = run_unprivileged(lab, "--policy", str(policy))
+    assert code in (1, 3)
+    ds = dataset_of(report, "ds")
+    assert not any(copy["counted"] for copy in ds["copies"])
+    steps = {v["rule"]: v["next_step"] for v in ds["violations"]}
+    repair = ": repair nas:ds, tape:ds, remote:ds"
+    assert steps == {
+        "copies": "get 3 intact copies" + repair,
+        "media": "get intact copies on 2 kinds of media" + repair,
+        "offsite": "get 1 intact copy at a site other than site-a (the primary's): "
+                   "repair remote:ds",
+        "sites": "get intact copies at 2 sites" + repair,
+        "locations": "get intact copies on 3 locations" + repair,
+    }
+    assert not any(" than -" in step for step in steps.values())

@@ -198,6 +198,12 @@ def reference_step(invalid: Sequence[str]) -> str:
     return "; ".join(steps) + ", then audit again"
 
 
+def first_copies(required: int, spread: str) -> str:
+    """The goal of a spread rule (media, sites, locations) when no copy counts
+    yet: "get intact copies on 2 kinds of media", never "other than" nothing."""
+    return "get an intact copy" if required <= 1 else f"get intact copies {spread}"
+
+
 def violation_step(rule: str, required: int, found: int, result: DatasetResult,
                    dataset: Dataset, inventory: Inventory, commands: Commands) -> str | None:
     """The next step for one broken rule, naming the copies to repair or the
@@ -222,18 +228,26 @@ def violation_step(rule: str, required: int, found: int, result: DatasetResult,
         return ": " + ", or ".join(parts)
 
     if rule == "copies":
-        return (f"get {plural(missing, 'more intact copy', 'more intact copies')}"
+        more = "more " if counted else ""
+        return (f"get {plural(missing, more + 'intact copy', more + 'intact copies')}"
                 + where(lambda loc: True))
     if rule == "media":
+        if not counted:
+            return (first_copies(required, f"on {required} kinds of media")
+                    + where(lambda loc: True))
         have = {media_type(c.media) for c in counted}
-        return ("put a copy on another kind of media than " + ", ".join(sorted(have) or ["-"])
+        return ("put a copy on another kind of media than " + ", ".join(sorted(have))
                 + where(lambda loc: media_type(loc.media) not in have))
     if rule in ("offsite", "sites"):
+        if rule == "sites" and not counted:
+            return first_copies(required, f"at {required} sites") + where(lambda loc: True)
         primary = locations[dataset.primary.location]
         spelt = {value_key(c.site): c.site for c in counted}
         spelt.setdefault(value_key(primary.site), primary.site)
-        return (f"add a copy at a site other than {', '.join(spelt.values())}"
-                + where(lambda loc: value_key(loc.site) not in spelt))
+        other = f"at a site other than {', '.join(spelt.values())}"
+        goal = (f"add a copy {other}" if counted else
+                f"get {plural(required, 'intact copy', 'intact copies')} {other} (the primary's)")
+        return goal + where(lambda loc: value_key(loc.site) not in spelt)
     if rule == "zones":
         return "add a copy in another disaster-threat zone (set zone: on each location)"
     if rule == "immutable":
@@ -241,6 +255,9 @@ def violation_step(rule: str, required: int, found: int, result: DatasetResult,
                 "disk kept unplugged)" + where(lambda loc: bool(
                     loc.attribute("immutable") or loc.attribute("offline"))))
     if rule == "locations":
+        if not counted:
+            return (first_copies(required, f"on {required} locations")
+                    + where(lambda loc: True))
         have_locations = {c.location for c in counted}
         return ("add a copy on another location"
                 + where(lambda loc: loc.name not in have_locations))
