@@ -5,15 +5,14 @@ server), audited together through the CLI in one run."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from conftest import Lab, copy_by_location, dataset_of, write_tree
-from servers.moto_s3 import MotoS3, fake_aws_environment
-from servers.sshd import SSHHome, SSHServer, isolated_home, running_sshd
+from servers.moto_s3 import MotoS3
+from servers.sshd import SSHHome, SSHServer
 
 #: Against real servers: part of the whole suite, not of the inner loop.
 pytestmark = pytest.mark.slow
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.slow
 if TYPE_CHECKING:
     from backends.conftest_webdav import DavSite
 
-pytest_plugins = ["servers.webdav_plugin"]
+pytest_plugins = ["servers.webdav_plugin", "servers.s3_plugin", "servers.sftp_plugin"]
 
 FILES: dict[str, bytes] = {
     "run1/sample_R1.fastq.gz": os.urandom(90_000),
@@ -30,38 +29,24 @@ FILES: dict[str, bytes] = {
 }
 
 
-@pytest.fixture(scope="module")
-def sshd_server() -> Iterator[SSHServer]:
-    with running_sshd() as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[MotoS3]:
-    server = MotoS3()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def every_kind(lab: Lab, sshd_server: SSHServer, s3: MotoS3, xrootd_site: DavSite,
-               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
-    fake_aws_environment(monkeypatch, tmp_path / "aws")
-    home: SSHHome = isolated_home(tmp_path, monkeypatch)
-    home.trust(sshd_server.known_hosts())
+def every_kind(lab: Lab, sshd: SSHServer, trusted_home: SSHHome, moto_s3: MotoS3,
+               aws_env: None, xrootd_site: DavSite) -> dict[str, object]:
+    """One dataset with a copy on each kind, on the suite's shared servers (a fresh
+    folder and bucket of its own); the client home trusts only the test sshd."""
     nas = lab.location("nas", "disk", "uppsala")
     write_tree(nas / "run1", FILES)
-    remote = sshd_server.data_dir(f"all-{os.urandom(4).hex()}")
+    remote = sshd.data_dir(f"all-{os.urandom(4).hex()}")
     write_tree(remote / "run1", FILES)
     lab.locations["backup"] = {
-        "kind": "sftp", "host": "127.0.0.1", "port": sshd_server.port,
-        "user": sshd_server.user, "root": str(remote),
-        "identity_file": str(sshd_server.client_key), "media": "tape", "site": "kth"}
+        "kind": "sftp", "host": "127.0.0.1", "port": sshd.port,
+        "user": sshd.user, "root": str(remote),
+        "identity_file": str(sshd.client_key), "media": "tape", "site": "kth"}
     dav_path = xrootd_site.tree(FILES)
     lab.locations["swestore"] = {**xrootd_site.settings(), "site": "nsc"}
-    bucket = s3.new_bucket("archive")
-    s3.put_tree(bucket, "projects/run1/", FILES, checksum="SHA256")
-    lab.locations["archive"] = {"kind": "s3", "endpoint_url": s3.endpoint_url,
+    bucket = moto_s3.new_bucket("archive")
+    moto_s3.put_tree(bucket, "projects/run1/", FILES, checksum="SHA256")
+    lab.locations["archive"] = {"kind": "s3", "endpoint_url": moto_s3.endpoint_url,
                                 "bucket": bucket, "prefix": "projects/", "media": "object",
                                 "site": "other-region"}
     lab.dataset("run1", [{"location": "nas", "path": "run1", "primary": True},
