@@ -20,6 +20,15 @@ def facility(lab: Lab, projects: tuple[str, ...] = ("P1", "P2", "P3")) -> dict[s
     return ngi_facility(lab, projects)
 
 
+def audited_facility(lab: Lab) -> dict[str, Path]:
+    """The facility with collection ``ngi`` declared, audited once: every dataset
+    passes, so the catalog knows them all before the test changes something."""
+    roots = facility(lab)
+    write(lab, collections={"ngi": NGI})
+    assert audit_json(lab)[0] == 0
+    return roots
+
+
 def datasets_json(lab: Lab) -> dict[str, Any]:
     result = run_cli("datasets", str(lab.inventory), "--state", str(lab.state),
                      "--format", "json")
@@ -48,9 +57,7 @@ def test_collection_datasets_named_and_copied_from_templates(lab: Lab) -> None:
 
 
 def test_corrupt_copy_of_a_collection_dataset_fails(lab: Lab) -> None:
-    roots = facility(lab)
-    write(lab, collections={"ngi": NGI})
-    assert audit_json(lab)[0] == 0
+    roots = audited_facility(lab)
     (roots["kth"] / "projects" / "ngi" / "P2" / "a.fastq.gz").write_bytes(b"READS " * 50)
     code, report = audit_json(lab)
     assert code == 1
@@ -129,9 +136,7 @@ def test_dataset_option_takes_names_and_globs(lab: Lab) -> None:
 
 
 def test_gone_dataset_fails_until_forgotten(lab: Lab) -> None:
-    roots = facility(lab)
-    write(lab, collections={"ngi": NGI})
-    assert audit_json(lab)[0] == 0
+    roots = audited_facility(lab)
     shutil.rmtree(roots["nas"] / "ngi" / "P2")
     code, report = audit_json(lab)
     assert code == 1
@@ -161,9 +166,7 @@ def test_gone_dataset_fails_until_forgotten(lab: Lab) -> None:
 
 
 def test_a_folder_that_comes_back_after_forget_starts_afresh(lab: Lab) -> None:
-    roots = facility(lab)
-    write(lab, collections={"ngi": NGI})
-    assert audit_json(lab)[0] == 0
+    roots = audited_facility(lab)
     shutil.rmtree(roots["nas"] / "ngi" / "P3")
     assert run_cli("forget", str(lab.inventory), "ngi/*", "--state",
                    str(lab.state)).exit_code == 0
@@ -195,9 +198,7 @@ def test_unreachable_collection_location_is_undetermined_never_empty(lab: Lab) -
 
 
 def test_narrowing_a_glob_drops_datasets_without_failing_them(lab: Lab) -> None:
-    roots = facility(lab)
-    write(lab, collections={"ngi": NGI})
-    assert audit_json(lab)[0] == 0
+    roots = audited_facility(lab)
     write(lab, collections={"ngi": {**NGI, "ignore": ["P3"]}})
     shutil.rmtree(roots["nas"] / "ngi" / "P3")
     code, report = audit_json(lab)
@@ -280,9 +281,7 @@ def test_collection_class_and_policy_checked_like_datasets(lab: Lab) -> None:
 
 
 def test_accept_a_collection_dataset(lab: Lab) -> None:
-    roots = facility(lab)
-    write(lab, collections={"ngi": NGI})
-    assert audit_json(lab)[0] == 0
+    roots = audited_facility(lab)
     for root in (roots["nas"] / "ngi", roots["usb"] / "ngi", roots["kth"] / "projects/ngi"):
         (root / "P1" / "new.txt").write_bytes(b"added on purpose")
     result = run_cli("accept", str(lab.inventory), "ngi/P1", "--state", str(lab.state))

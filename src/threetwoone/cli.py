@@ -263,17 +263,30 @@ def parse_report_targets(ctx: click.Context, param: click.Parameter,
                          "'--report'") for value in values]
 
 
+def report_options(report: str, also_help: str) -> Callable[[F], F]:
+    """``--format``, ``-o`` and ``--report``, as every command that writes a
+    report spells them; ``report`` names what ``-o`` writes."""
+    options = (
+        click.option("--format", "fmt", type=click.Choice(report_format_names()),
+                     default="table", show_default=True,
+                     help="Report format on stdout (or -o)."),
+        click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
+                     help=f"Write {report} to FILE (atomically) instead of stdout."),
+        click.option("--report", "reports", multiple=True, metavar="FORMAT:PATH",
+                     callback=parse_report_targets, help=also_help))
+
+    def decorate(func: F) -> F:
+        for option in reversed(options):  # the first listed is applied last: shown first
+            func = option(func)
+        return func
+    return decorate
+
+
 @main.command()
 @click.argument("inventory", type=click.Path(path_type=str))
-@click.option("--format", "fmt", type=click.Choice(report_format_names()), default="table",
-              show_default=True, help="Report format on stdout (or -o).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
-              help="Write the report to FILE (atomically) instead of stdout.")
-@click.option("--report", "reports", multiple=True, metavar="FORMAT:PATH",
-              callback=parse_report_targets,
-              help=f"Also write a report in FORMAT ({', '.join(report_format_names())}) "
-                   "to PATH, atomically; repeatable. Written also when the run ends with "
-                   "exit 4 or 5, with that status.")
+@report_options("the report", f"Also write a report in FORMAT "
+                f"({', '.join(report_format_names())}) to PATH, atomically; repeatable. "
+                "Written also when the run ends with exit 4 or 5, with that status.")
 @state_option
 @click.option("-d", "--dataset", "datasets", multiple=True, metavar="NAME",
               help="Audit only this dataset (repeatable).")
@@ -589,13 +602,8 @@ def write_reports(targets: list[ReportTarget], result: AuditResult,
 @main.command()
 @click.argument("shard_reports", nargs=-1, required=True, metavar="REPORT.json...",
                 type=click.Path(dir_okay=False, path_type=str))
-@click.option("--format", "fmt", type=click.Choice(report_format_names()), default="table",
-              show_default=True, help="Report format on stdout (or -o).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
-              help="Write the merged report to FILE (atomically) instead of stdout.")
-@click.option("--report", "reports", multiple=True, metavar="FORMAT:PATH",
-              callback=parse_report_targets,
-              help="Also write the merged report in FORMAT to PATH; repeatable.")
+@report_options("the merged report",
+                "Also write the merged report in FORMAT to PATH; repeatable.")
 @click.option("-q", "--quiet", is_flag=True, help="Print problems only.")
 @handle_errors
 def merge(shard_reports: tuple[str, ...], fmt: str, output: str | None,

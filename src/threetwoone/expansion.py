@@ -273,9 +273,7 @@ def _dataset(inventory: Inventory, collection: Collection, folder: str, name: st
                 f"location {template.location} ('..')")))
         copies.append(CopySpec(location=template.location, path=path, primary=False,
                                index=template.index))
-    return Dataset(name=name, copies=tuple(copies), policy=collection.policy,
-                   checksums=collection.checksums, exclude=collection.exclude,
-                   cls=collection.cls, description=collection.description,
+    return Dataset(name=name, copies=tuple(copies), **collection.settings(),
                    collection=collection.name, gone=gone)
 
 

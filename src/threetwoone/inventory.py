@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError, ConfigErrors
@@ -153,16 +153,27 @@ class ChecksumsSpec:
         return self.file or f"glob {self.glob}"
 
 
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    copies: tuple[CopySpec, ...]
+@dataclass(frozen=True, kw_only=True)
+class DatasetSettings:
+    """What a dataset declares besides its copies: what a collection hands down
+    to every dataset it finds."""
+
     policy: str | None = None
     #: Producer manifests (empty: none; the reference is recorded from the primary).
     checksums: tuple[ChecksumsSpec, ...] = ()
     exclude: tuple[str, ...] = ()
     cls: str | None = None
     description: str | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """These settings alone, as keyword arguments for another entry."""
+        return {f.name: getattr(self, f.name) for f in fields(DatasetSettings)}
+
+
+@dataclass(frozen=True)
+class Dataset(DatasetSettings):
+    name: str
+    copies: tuple[CopySpec, ...]
     #: The collection that found this dataset (``collections:``), else None.
     collection: str | None = None
     #: Set for a collection dataset audited before whose primary folder has
@@ -185,7 +196,7 @@ class Dataset:
 
 
 @dataclass(frozen=True)
-class Collection:
+class Collection(DatasetSettings):
     """A ``collections:`` entry: every folder matching ``glob`` on ``location``
     is the primary copy of one dataset, named ``<name>/<match>``; ``copies``
     are its other copies, their paths templates with ``{path}`` (the matched
@@ -196,11 +207,6 @@ class Collection:
     glob: str
     #: Indexes from 1: the primary, the matched folder, is copy 0.
     copies: tuple[CopySpec, ...]
-    policy: str | None = None
-    checksums: tuple[ChecksumsSpec, ...] = ()
-    exclude: tuple[str, ...] = ()
-    cls: str | None = None
-    description: str | None = None
     #: Matched folders left out (globs on the folder's name or its path).
     ignore: tuple[str, ...] = ()
 
