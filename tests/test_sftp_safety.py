@@ -18,27 +18,16 @@ from typing import Any
 import pytest
 
 from conftest import Lab, copy_by_location, rot_in_place, write_tree
-from servers.sshd import SSHHome, SSHServer, isolated_home, running_sshd
+from servers.sshd import SSHHome, SSHServer
 from threetwoone.backends.sftp import SFTPBackend, lister
 
 #: Against real servers: part of the whole suite, not of the inner loop.
 pytestmark = pytest.mark.slow
 
+pytest_plugins = ["servers.sftp_plugin"]
+
 RIGHT = os.urandom(300_000)
 FILES = {"run/data.bin": RIGHT, "run/notes.txt": b"lane 1\n", "README.txt": b"run 1\n"}
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SSHServer]:
-    with running_sshd() as started:
-        yield started
-
-
-@pytest.fixture
-def trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: SSHServer) -> SSHHome:
-    home = isolated_home(tmp_path, monkeypatch)
-    home.trust(server.known_hosts())
-    return home
 
 
 def sftp_lab(lab: Lab, server: SSHServer, *, streamed: bool) -> Path:
@@ -96,14 +85,14 @@ def swap_after_listing(monkeypatch: pytest.MonkeyPatch, swap: Callable[[], None]
 @pytest.mark.parametrize("streamed", [False, True], ids=["host hashes", "streamed"])
 @pytest.mark.parametrize("swapped", ["file", "folder", "copy folder"])
 def test_a_path_swapped_for_a_symlink_after_listing_is_not_trusted(
-        lab: Lab, server: SSHServer, trusted: SSHHome, monkeypatch: pytest.MonkeyPatch,
+        lab: Lab, sshd: SSHServer, trusted_home: SSHHome, monkeypatch: pytest.MonkeyPatch,
         streamed: bool, swapped: str) -> None:
     """The copy's data.bin rots (size and mtime kept); a folder outside the
     copy holds the right bytes.  Swapping the file, its folder or the copy's
     own folder for a symlink there between listing and reading must not make
     the copy intact: that would vouch for bytes that are not in the copy."""
-    copy = sftp_lab(lab, server, streamed=streamed)
-    twin = outside_twin(server, copy)
+    copy = sftp_lab(lab, sshd, streamed=streamed)
+    twin = outside_twin(sshd, copy)
     rot_in_place(copy / "run" / "data.bin", 1000)
     graveyard = copy.parent
 
@@ -135,15 +124,15 @@ def test_a_path_swapped_for_a_symlink_after_listing_is_not_trusted(
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["host hashes", "streamed"])
 def test_a_folder_swapped_for_a_symlink_while_listing_is_not_listed(
-        lab: Lab, server: SSHServer, trusted: SSHHome, monkeypatch: pytest.MonkeyPatch,
+        lab: Lab, sshd: SSHServer, trusted_home: SSHHome, monkeypatch: pytest.MonkeyPatch,
         streamed: bool) -> None:
     """The copy lost run/data.bin; a folder outside it holds the whole run/.
     Swapping run/ for a symlink there after the copy's top folder was listed
     and before run/ is must not list the files outside as the copy's: with a
     nightly ``--verify changed`` their sizes and mtimes would match the
     catalog and nothing would be read."""
-    copy = sftp_lab(lab, server, streamed=streamed)
-    twin = outside_twin(server, copy)
+    copy = sftp_lab(lab, sshd, streamed=streamed)
+    twin = outside_twin(sshd, copy)
     (copy / "run" / "data.bin").unlink()
     monkeypatch.setattr(lister, "LIST_ROUND_FOLDERS", 1)  # one folder per round
     rounds: list[str] = []
