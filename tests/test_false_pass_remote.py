@@ -16,14 +16,13 @@ import os
 import shutil
 import subprocess
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from conftest import Lab, copy_by_location, dataset_of, rot_in_place, run_cli, write_tree
-from servers.sshd import SSHHome, SSHServer, isolated_home, running_sshd
+from servers.sshd import SSHServer
 from threetwoone.checksums import hash_bytes
 
 #: Against real servers: part of the whole suite, not of the inner loop.
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
     from backends.conftest_webdav import DavSite
     from servers.moto_s3 import MotoS3
 
-pytest_plugins = ["servers.webdav_plugin", "servers.s3_plugin"]
+pytest_plugins = ["servers.webdav_plugin", "servers.s3_plugin", "servers.sftp_plugin"]
 
 R1 = os.urandom(70_000)
 FILES: dict[str, bytes] = {
@@ -291,25 +290,12 @@ def test_webdav_copy_path_that_is_a_file_is_missing(lab: Lab, wsgidav_site: DavS
 
 # -- SFTP (OpenSSH) ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def sshd() -> Iterator[SSHServer]:
-    with running_sshd() as started:
-        yield started
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sshd: SSHServer) -> SSHHome:
-    trusted = isolated_home(tmp_path, monkeypatch)
-    trusted.trust(sshd.known_hosts())
-    return trusted
-
-
 def sftp_settings(sshd: SSHServer, root: Path) -> dict[str, Any]:
     return {"kind": "sftp", "host": "127.0.0.1", "port": sshd.port, "user": sshd.user,
             "root": str(root), "identity_file": str(sshd.client_key), "timeout": 10}
 
 
-@pytest.mark.usefixtures("home")
+@pytest.mark.usefixtures("trusted_home")
 def test_sftp_root_pointed_at_a_migrated_copy_is_verified_in_full(lab: Lab,
                                                                   sshd: SSHServer) -> None:
     """Issue 10 route 2: ``root`` moved to a migrated copy with one corrupt file of
@@ -331,7 +317,7 @@ def test_sftp_root_pointed_at_a_migrated_copy_is_verified_in_full(lab: Lab,
     assert f"root: {old} -> {new}" in warning
 
 
-@pytest.mark.usefixtures("home")
+@pytest.mark.usefixtures("trusted_home")
 def test_sftp_copy_path_that_is_a_file_is_missing(lab: Lab, sshd: SSHServer) -> None:
     root = sshd.data_dir(f"file-{os.urandom(4).hex()}")
     write_tree(root, {"ds": b"a file where the copy's folder should be"})
