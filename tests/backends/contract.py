@@ -16,9 +16,13 @@ tests use:
 
 What a kind of storage cannot hold or do (S3 has no folders, links or names
 that are not UTF-8; a WebDAV server shows no symlinks) is declared in
-:class:`Capabilities`, and exactly the tests that need it are skipped with
-"capability not offered".  Nothing here is skipped for a missing server or tool:
-the server fixtures fail with the command that installs it.
+:class:`Capabilities`, which each contract subclass names through its
+``storage_kind``.  Nothing is ever skipped: a test of a thing the storage
+cannot hold is not made for that subclass at all (:func:`needs`, and the odd
+names parametrised per subclass), and where not offering a thing has a
+behaviour of its own (no server digests: every hash reads the bytes) that
+behaviour is tested instead.  A missing server or tool fails the test with the
+command that installs it.
 
 The helpers at the top (:func:`listing`, :func:`files_of`, :func:`hash_all`,
 :func:`copy_state`) are the ones the per-backend tests use too.
@@ -42,6 +46,7 @@ import pytest
 
 from conftest import Tree, rot_in_place
 from threetwoone.backends import Backend, open_backend
+from threetwoone.backends.errors import CopyFailed
 from threetwoone.backends.interface import (
     Entry,
     EntryKind,
@@ -141,11 +146,15 @@ ALL_COMPUTABLE = tuple(FACTORIES)
 @dataclass(frozen=True)
 class Capabilities:
     """What the storage behind a backend can hold and do.  A False is a declared
-    gap: the tests that need it are skipped, and only those."""
+    gap: the tests that need it are not made for that storage, and only those."""
 
-    #: Ids of :data:`ODD_NAMES` the storage cannot hold or serve (S3 keys are
-    #: UTF-8; XRootD 5.5 cuts listed names at a newline).
+    #: Ids of :data:`ODD_NAMES` the storage cannot hold (S3 keys are UTF-8):
+    #: no test has them.
     name_gaps: frozenset[str] = frozenset()
+    #: Ids of :data:`ODD_NAMES` the storage holds (on its server's disk) but its
+    #: server cannot serve (XRootD 5.5 cuts listed names at a newline): the
+    #: contract checks that each is an error, never an intact file.
+    unserved_names: frozenset[str] = frozenset()
     #: Symbolic links, listed as ``SYMLINK`` and never followed.
     symlinks: bool = True
     #: FIFOs (and sockets, devices), listed as ``SPECIAL`` and never opened.
@@ -356,8 +365,60 @@ ODD_NAMES: dict[str, str | bytes] = {
 }
 
 
+TestMethod = Callable[..., None]
+
+
+def needs(*capabilities: str, offered: bool = True) -> Callable[[TestMethod], TestMethod]:
+    """Make the test only for storage that offers every one of ``capabilities``
+    (or, with ``offered=False``, for storage that offers none of them).  Where
+    it does not apply the test does not exist: never a skipped test, which reads
+    as "not tested"."""
+    for name in capabilities:
+        if name not in Capabilities.__dataclass_fields__:
+            raise ValueError(f"no capability {name!r}")
+
+    def mark(test: TestMethod) -> TestMethod:
+        test.needs = (capabilities, offered)  # type: ignore[attr-defined]
+        return test
+    return mark
+
+
+def applies(test: object, capabilities: Capabilities) -> bool:
+    """Whether a contract test (see :func:`needs`) is made for ``capabilities``."""
+    wanted, offered = getattr(test, "needs", ((), True))
+    return all(bool(getattr(capabilities, name)) == offered for name in wanted)
+
+
 class BackendContract:
-    """The tests.  A subclass provides the ``storage`` fixture."""
+    """The tests.  A subclass names its ``storage_kind`` and provides the
+    ``storage`` fixture (an instance of it)."""
+
+    #: The kind of storage a subclass tests: its :class:`Capabilities` decide,
+    #: when the subclass is made, which tests it has.
+    storage_kind: ClassVar[type[Storage]] = Storage
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        capabilities = cls.storage_kind.capabilities
+        for name in dir(cls):
+            if not name.startswith("test_"):
+                continue
+            # The test as written (a parent may have removed it for its storage).
+            test = next((k.__dict__[name] for k in cls.__mro__
+                         if k.__dict__.get(name) is not None), None)
+            if test is not None:
+                # None: pytest collects no test of that name in this class.
+                setattr(cls, name, test if applies(test, capabilities) else None)
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """The odd names as parameters: ``odd``, those the storage holds and
+        serves; ``unserved``, those it holds but cannot serve."""
+        capabilities = self.storage_kind.capabilities
+        if "odd" in metafunc.fixturenames:
+            gaps = capabilities.name_gaps | capabilities.unserved_names
+            metafunc.parametrize("odd", [odd for odd in ODD_NAMES if odd not in gaps])
+        if "unserved" in metafunc.fixturenames:  # never empty: see needs()
+            metafunc.parametrize("unserved", sorted(capabilities.unserved_names))
 
     # -- fixtures -----------------------------------------------------------------------
     @pytest.fixture
@@ -366,6 +427,8 @@ class BackendContract:
 
     @pytest.fixture
     def backend(self, storage: Storage) -> Iterator[Backend]:
+        # The tests were chosen by storage_kind's capabilities: the storage is one.
+        assert type(storage) is self.storage_kind, (type(storage), self.storage_kind)
         backend = storage.backend()
         yield backend
         backend.close()
@@ -377,11 +440,6 @@ class BackendContract:
     @pytest.fixture
     def damage(self, storage: Storage) -> Callable[[str, str | bytes, str], None]:
         return storage.damage
-
-    @staticmethod
-    def need(storage: Storage, capability: str) -> None:
-        if not getattr(storage.capabilities, capability):
-            pytest.skip(f"capability not offered by this storage: {capability}")
 
     # -- listing --------------------------------------------------------------------------
     def test_walk_lists_every_file_once_with_size_and_mtime(
@@ -419,12 +477,10 @@ class BackendContract:
             assert sorted(files_of(backend, spelling)) == expected, spelling
         assert sorted(files_of(backend, f"{path}/x")) == ["y.txt"]
 
-    @pytest.mark.parametrize("odd", list(ODD_NAMES))
-    def test_odd_names_round_trip(self, storage: Storage, backend: Backend,
+    def test_odd_names_round_trip(self, backend: Backend,
                                   make_tree: Callable[[Files], str], odd: str) -> None:
-        """Listed as they are, hashed and read under the same name."""
-        if odd in storage.capabilities.name_gaps:
-            pytest.skip(f"capability not offered by this storage: names like {odd}")
+        """Listed as they are, hashed and read under the same name (``odd``: each
+        of :data:`ODD_NAMES` but the storage's gaps)."""
         name = ODD_NAMES[odd]
         data = b"content of " + os.fsencode(name)
         path = make_tree({name: data, "plain.txt": b"plain"})
@@ -437,11 +493,35 @@ class BackendContract:
         with backend.open_read(path, shown) as handle:
             assert handle.read() == data
 
+    @needs("unserved_names")
+    def test_a_name_the_server_cannot_serve_is_an_error_never_intact(
+            self, backend: Backend, make_tree: Callable[[Files], str],
+            unserved: str) -> None:
+        """A file on the server's disk whose name the server garbles, cuts or
+        refuses is never dropped in silence nor hashed under another name: the
+        copy fails (``CopyFailed``), or the walk or the hash of it reports an
+        error."""
+        name = ODD_NAMES[unserved]
+        files = {name: b"content", "plain.txt": b"plain"}
+        path = make_tree(files)
+        try:
+            entries, problems = listing(backend, path)
+            listed = [e for e in entries if e.kind is EntryKind.FILE]
+            results = list(backend.hash_files(path, listed, ["xxh3_128"], force_full=True))
+        except CopyFailed as failed:
+            assert str(failed) and "\n" not in str(failed)
+            return
+        errors = {r.path for r in results if r.error}
+        assert problems or errors, f"{unserved} dropped in silence: {entries}"
+        for result in results:  # a name that is not the file's: never a digest
+            if result.path not in {os.fsdecode(n) for n in files}:
+                assert result.path in errors, result
+        assert os.fsdecode(name) not in {r.path for r in results if not r.error}
+
+    @needs("symlinks", "special_files")
     def test_links_and_special_files_are_listed_never_followed(
             self, storage: Storage, backend: Backend,
             make_tree: Callable[[Files], str]) -> None:
-        self.need(storage, "symlinks")
-        self.need(storage, "special_files")
         path = make_tree({"sub/inside.txt": b"i", "file.txt": b"f"})
         for name, what in (("out", "symlink to a file outside"),
                            ("to-folder", "symlink to a folder"),
@@ -456,10 +536,10 @@ class BackendContract:
             ("out", EntryKind.SYMLINK), ("sub/inside.txt", EntryKind.FILE),
             ("to-folder", EntryKind.SYMLINK)]
 
+    @needs("unlistable_folders")
     def test_a_folder_that_cannot_be_listed_is_a_walk_problem(
             self, storage: Storage, backend: Backend,
             make_tree: Callable[[Files], str]) -> None:
-        self.need(storage, "unlistable_folders")
         path = make_tree({"ok.txt": b"ok", "locked/secret.txt": b"s", "z/after.txt": b"a"})
         storage.lock(path, "locked")
         items = storage.walk_as_auditor(backend, path)
@@ -469,10 +549,9 @@ class BackendContract:
         assert sorted(i.path for i in items if isinstance(i, Entry)) == ["ok.txt",
                                                                          "z/after.txt"]
 
+    @needs("folders")
     def test_an_empty_copy_exists_and_lists_nothing(
-            self, storage: Storage, backend: Backend,
-            make_tree: Callable[[Files], str]) -> None:
-        self.need(storage, "folders")
+            self, backend: Backend, make_tree: Callable[[Files], str]) -> None:
         path = make_tree({})
         assert backend.stat_root(path) is not None
         assert list(backend.walk(path)) == []
@@ -622,10 +701,10 @@ class BackendContract:
             assert all(expected[name][a] == v for a, v in result.digests.items())
             assert result.size == full[name].size == len(TREE[name])
 
+    @needs("server_digests")
     def test_force_download_setting(self, storage: Storage,
                                     make_tree: Callable[[Files], str]) -> None:
         """A location's ``force_download: true`` reads every byte, always."""
-        self.need(storage, "server_digests")
         path = make_tree(TREE)
         backend = storage.backend(force_download=True)
         try:
@@ -634,6 +713,28 @@ class BackendContract:
         finally:
             backend.close()
         assert methods == {"full"}
+
+    @needs("server_digests", offered=False)
+    def test_without_server_digests_the_cheapest_hash_reads_every_byte(
+            self, backend: Backend, make_tree: Callable[[Files], str],
+            damage: Callable[[str, str | bytes, str], None]) -> None:
+        """Storage that keeps no checksums offers none, and ``hash_files``
+        without ``force_full`` reads the bytes: rot in place (size and mtime
+        kept) is found by the cheapest hash, as ``force_download`` would."""
+        assert backend.digest_algorithms() == ()
+        path = make_tree(TREE)
+        damage(path, "b.bin", "rot")
+        algorithms = ["xxh3_128", "md5"]
+        expected = expected_digests(TREE, algorithms)
+        results = hash_all(backend, path, algorithms)
+        assert {r.method for r in results.values()} == {"full"}
+        for name, result in results.items():
+            assert result.error is None, result
+            assert result.size == len(TREE[name]) and set(result.digests) == set(algorithms)
+            if name == "b.bin":
+                assert all(expected[name][a] != v for a, v in result.digests.items())
+            else:
+                assert dict(result.digests) == expected[name]
 
     def test_copy_states(self, backend: Backend, make_tree: Callable[[Files], str],
                          damage: Callable[[str, str | bytes, str], None]) -> None:

@@ -67,6 +67,8 @@ class LocalStorage(DiskStorage):
 
 
 class TestLocalContract(BackendContract):
+    storage_kind = LocalStorage
+
     @pytest.fixture
     def storage(self) -> Iterator[LocalStorage]:
         root = Path(tempfile.mkdtemp(prefix="t321-contract-"))

@@ -468,6 +468,8 @@ class S3Storage(Storage):
 
 
 class TestS3Contract(BackendContract):
+    storage_kind = S3Storage
+
     @pytest.fixture
     def storage(self, moto_s3: MotoS3) -> Iterator[S3Storage]:
         storage = S3Storage(moto_s3)

@@ -875,6 +875,7 @@ class SFTPStorage(DiskStorage):
 class TestSFTPContract(BackendContract):
     """A login shell: files are hashed on the host where a tool can."""
 
+    storage_kind = SFTPStorage
     sftp_only = False
 
     @pytest.fixture

@@ -416,7 +416,8 @@ class XRootDStorage(DavStorage):
     #: XRootD 5.5 lists a name cut at its newline, garbles names near 255 bytes,
     #: and answers 404 for a name with "?" (it decodes %3F, then splits there).
     capabilities = Capabilities(
-        name_gaps=frozenset({"newline", "255-bytes", "255-bytes-multibyte", "question-mark"}),
+        unserved_names=frozenset({"newline", "255-bytes", "255-bytes-multibyte",
+                                  "question-mark"}),
         symlinks=False, special_files=False, server_digests=True)
 
     def big_copy(self, count: int) -> tuple[Backend, str]:
@@ -435,7 +436,7 @@ class XRootDStorage(DavStorage):
 class WsgiDAVStorage(DavStorage):
     #: WsgiDAV answers a PROPFIND of a folder holding a name that is not UTF-8
     #: with HTTP 500.
-    capabilities = Capabilities(name_gaps=frozenset({"not-utf8"}), symlinks=False,
+    capabilities = Capabilities(unserved_names=frozenset({"not-utf8"}), symlinks=False,
                                 special_files=False)
 
     def big_copy(self, count: int) -> tuple[Backend, str]:
@@ -451,6 +452,8 @@ class WsgiDAVStorage(DavStorage):
 class TestXRootDContract(BackendContract):
     """XRootD's HTTP server: checksums on request (``Want-Digest``), like dCache."""
 
+    storage_kind = XRootDStorage
+
     @pytest.fixture
     def storage(self, xrootd_site: DavSite) -> Iterator[DavStorage]:
         storage = XRootDStorage(xrootd_site)
@@ -461,6 +464,8 @@ class TestXRootDContract(BackendContract):
 class TestWsgiDAVContract(BackendContract):
     """WsgiDAV: no checksums, basic auth, names percent-encoded; run as
     ``nobody``, so that a folder can be closed to it."""
+
+    storage_kind = WsgiDAVStorage
 
     @pytest.fixture
     def storage(self, wsgidav_unprivileged_site: DavSite) -> Iterator[DavStorage]:
