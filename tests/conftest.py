@@ -21,6 +21,9 @@ from click.testing import CliRunner
 from threetwoone.cli import main
 from threetwoone.reports.json import schema
 
+#: A run in which any test is skipped fails (see noskip.py).
+pytest_plugins = ["noskip"]
+
 SCHEMA_VALIDATOR = jsonschema.Draft202012Validator(
     schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
