@@ -87,3 +87,23 @@ def test_a_missing_or_symlinked_glob_folder_is_not_matching_nothing(lab: Lab) ->
     os.unlink(roots["nas"] / "ngi")
     moved.rename(roots["nas"] / "ngi")
     assert run_cli("audit", str(lab.inventory), "--state", str(lab.state)).exit_code == 0
+
+
+def test_a_report_never_lands_in_a_copy_a_collection_would_find(lab: Lab) -> None:
+    roots = ngi_facility(lab, ["P1"])
+    # An inventory that ends with exit 4 once listed (two collections claim ngi/P1):
+    # the report of that failure is written, but never into a copy.
+    write(lab, collections={"ngi": NGI, "again": {**NGI, "glob": "ngi/P1"}})
+    for target in (roots["usb"] / "ngi" / "P1" / "report.json",
+                   roots["kth"] / "projects" / "ngi" / "P1" / "sub" / "report.json",
+                   roots["nas"] / "ngi" / "P1" / "report.json"):
+        result = run_cli("audit", str(lab.inventory), "--state", str(lab.state),
+                         "--report", f"json:{target}")
+        assert result.exit_code == 2, result.stderr
+        assert "lies inside a copy collection" in result.stderr
+        assert not target.exists()
+    # Beside the copies is fine.
+    beside = roots["usb"] / "report.json"
+    result = run_cli("audit", str(lab.inventory), "--state", str(lab.state), "--report",
+                     f"json:{beside}")
+    assert result.exit_code == 4 and beside.exists()

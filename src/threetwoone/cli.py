@@ -487,12 +487,14 @@ def check_report_targets(targets: list[ReportTarget], inventory_path: str, state
     catalog, a policy file or anything inside a local copy (usage error, exit 2).
     Checked once before loading (reports are written also when loading fails)
     and again with what the inventory names."""
-    from .reports.targets import check_not_input, run_inputs
+    from .reports.targets import check_not_in_collections, check_not_input, run_inputs
 
     sources = {p.source for p in (policies or {}).values()}
     inputs = run_inputs(inventory_path, state, inventory, sources)
     try:
         check_not_input(targets, inputs)
+        if inventory is not None:
+            check_not_in_collections(targets, inventory)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'-o/--output' or '--report'") from None
 
@@ -670,7 +672,7 @@ def plan(inventory: str, fmt: str, output: str | None, state: str | None,
     """
     from .catalog import default_state_path, now_iso
     from .repair import render, session
-    from .reports.targets import check_path
+    from .reports.targets import ReportTarget, check_path
 
     if output == "-":
         output = None
@@ -680,6 +682,9 @@ def plan(inventory: str, fmt: str, output: str | None, state: str | None,
     inv = with_remembered(load_inventory(inventory), path)
     names = select_datasets(inv, datasets)
     inputs = session.PlanInputs(inv, resolve_policies(inv, policy, names), state, path)
+    if output:  # never over the inventory, the catalog, a policy file or into a copy
+        check_report_targets([ReportTarget(fmt, output)], inventory, path, inv,
+                             inputs.policies)
     with session.opened(inputs) as catalog:
         audits, unaudited = session.latest(catalog, names)
         plans = session.make_plans(inputs, catalog, audits, clock())

@@ -87,6 +87,47 @@ def check_not_input(targets: Iterable[ReportTarget], inputs: Mapping[str, str]) 
                                  "another path for the report")
 
 
+def collection_areas(inventory: Inventory) -> list[tuple[str, list[str], str]]:
+    """Where the copies a collection will find may lie, known without listing
+    (so also when the run ends before they are found): per local location,
+    its root, the path's parts as globs (the collection's glob; a template with
+    ``{path}`` as that glob and ``{name}`` as ``*``), and what they are."""
+    out = []
+    for collection in inventory.collections.values():
+        glob = collection.glob.strip("/")
+        patterns = [(collection.location, glob)] + [
+            (copy.location, copy.path.replace("{path}", glob).replace("{name}", "*"))
+            for copy in collection.copies]
+        for name, pattern in patterns:
+            location = inventory.locations.get(name)
+            if location is not None and location.kind == "local":
+                parts = [part for part in pattern.split("/") if part not in ("", ".")]
+                out.append((location.root, parts,
+                            f"a copy collection {collection.name} finds on {name} "
+                            f"({'/'.join(parts)})"))
+    return out
+
+
+def check_not_in_collections(targets: Iterable[ReportTarget], inventory: Inventory) -> None:
+    """ValueError when a report would land inside a folder a collection's glob
+    or copy template matches (each path part by its glob part)."""
+    import fnmatch
+
+    areas = [(os.path.realpath(root), parts, what)
+             for root, parts, what in collection_areas(inventory)]
+    for target in targets:
+        real = _real(target.path)
+        for root, parts, what in areas:
+            if not real.startswith(root.rstrip(os.sep) + os.sep):
+                continue
+            below = real[len(root.rstrip(os.sep)) + 1:].split(os.sep)
+            if len(below) > len(parts) and all(
+                    fnmatch.fnmatchcase(name, part)
+                    for name, part in zip(below[:len(parts)], parts, strict=True)):
+                raise ValueError(f"{target.path} lies inside {what}; the audit never writes "
+                                 "there: choose another path for the report")
+
+
 def _real(path: str) -> str:
     """Symlinks resolved in the folders (a report path itself is never a link)."""
     folder, name = os.path.split(os.path.abspath(path))
