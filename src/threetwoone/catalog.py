@@ -208,7 +208,7 @@ class ReferenceInfo(NamedTuple):
 class CopyFixity:
     """One copy's standing against the fixity schedule (``threetwoone status``)."""
 
-    copy: str  # dataset/location/path
+    copy: str  # dataset/location/path (inventory.copy_key)
     dataset: str
     last_audit_at: float | None
     last_state: str | None
@@ -235,7 +235,7 @@ class RunCopy:
 
     dataset: str
     position: int
-    copy: str  # dataset/location/path, the key of its copy_files rows
+    copy: str  # inventory.copy_key, the key of its copy_files rows
     location: str
     path: str
     primary: bool

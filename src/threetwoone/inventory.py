@@ -98,10 +98,22 @@ class CopySpec:
     index: int
 
 
+def _key_part(name: str) -> str:
+    """A dataset or location name as one component of a copy key: ``%`` and
+    ``/`` escaped (``%25``, ``%2F``), so the component cannot run into the next."""
+    return name.replace("%", "%25").replace("/", "%2F")
+
+
 def copy_key(dataset: str, copy: CopySpec) -> str:
     """The catalog's name for a copy (TEXT), written by audits and read by
-    plans (one spelling for both: a plan that spelt it otherwise found no copy)."""
-    return f"{dataset}/{copy.location}/{copy.path.strip('/')}"
+    plans and status (one spelling for all: a plan that spelt it otherwise found
+    no copy).  Dataset and location names may hold ``/`` (a collection's
+    datasets are ``<collection>/<match>``), so both are escaped: unescaped,
+    dataset ``a`` on ``x`` at ``b/p`` and dataset ``a/x`` on ``b`` at ``p`` were
+    one key, and one copy's verified rows were read for the other.  The path is
+    the last component and stays as written; names without ``/`` or ``%`` keep
+    the key they always had."""
+    return f"{_key_part(dataset)}/{_key_part(copy.location)}/{copy.path.strip('/')}"
 
 
 def copy_address(location: Location, path: str) -> tuple[str, ...]:
