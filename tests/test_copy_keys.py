@@ -89,3 +89,75 @@ def test_an_offline_copy_remembers_its_own_state(
     copy = copy_by_location(report, "a/x", "b")
     assert code == 1, copy
     assert (copy["state"], copy["verification"]) == ("corrupt", "remembered")
+
+
+# -- catalogs written before the escaping ---------------------------------------------
+
+def old_catalog(path: Path, old: float, recent: float) -> None:
+    """A catalog at the schema before the escaping (4), as its audits left it:
+    collection dataset ``runs/2024`` on ``tape`` under its old key, and on ``nas``
+    under its new one (written by a release with the escaping but without this
+    migration); dataset ``50%`` on ``nas`` under its old key; dataset ``ds`` on
+    ``x/b`` (a location holding ``/``) under its old key, told by the run that
+    wrote it; ordinary ``ds`` on ``nas``.  Rows under old keys were last
+    verified at ``old``, the others at ``recent``."""
+    import sqlite3
+
+    from threetwoone.catalog import MIGRATIONS
+
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                   "applied_at TEXT NOT NULL)")
+        for number, migration in enumerate(MIGRATIONS[:4], start=1):
+            db.executescript(migration)
+            db.execute("INSERT INTO schema_migrations VALUES (?, '2026-01-01T00:00:00Z')",
+                       (number,))
+        db.execute("INSERT INTO runs VALUES (1, '2026-01-01T00:00:00Z', "
+                   "'2026-01-01T00:00:00Z', 'inv.yaml', 'someone', 'pass', 0)")
+        for dataset in ("runs/2024", "ds"):
+            db.execute("INSERT INTO datasets (name, reference_source, reference_at) "
+                       "VALUES (?, 'primary', '2026-01-01T00:00:00Z')", (dataset,))
+            db.execute("INSERT INTO reference_files (dataset, path, size, digests) "
+                       "VALUES (?, ?, 4, '{}')", (dataset, b"run/a.fq"))
+        for copy, dataset, now in (("runs/2024/tape/runs/2024", "runs/2024", old),
+                                   ("runs%2F2024/nas/runs/2024", "runs/2024", recent),
+                                   ("50%/nas/p", "50%", old),
+                                   ("ds/x/b/ds", "ds", old), ("ds/nas/ds", "ds", recent)):
+            db.execute("INSERT INTO copies (copy, dataset, last_audit_at, last_state) "
+                       "VALUES (?, ?, ?, 'intact')", (copy, dataset, now))
+            db.execute("INSERT INTO copy_files (copy, path, size, verified_at, result, "
+                       "full_at, evidence, ref_version) "
+                       "VALUES (?, ?, 4, ?, 'ok', ?, 'full', 1)", (copy, b"run/a.fq", now, now))
+        db.execute("INSERT INTO run_copies VALUES (1, 'ds', 0, 'ds/x/b/ds', 'x/b', ?, 1, "
+                   "'intact', 1, NULL, NULL, 1, 4)", (b"ds",))
+
+
+def test_rows_under_old_keys_are_dropped_on_upgrade(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows written under a copy's old, unescaped key are never read again: the
+    upgrade drops them (those copies are verified in full once), so status no
+    longer lists them nor counts them overdue; everything else stays."""
+    import json
+    import sqlite3
+
+    from conftest import run_cli
+    from threetwoone.catalog import Catalog
+
+    old_catalog(lab.state, T0, T0 + 300 * DAY)
+    at(monkeypatch, T0 + 400 * DAY)
+    Catalog(str(lab.state)).close()
+    with sqlite3.connect(lab.state) as db:
+        kept = {"runs%2F2024/nas/runs/2024", "ds/nas/ds"}
+        assert {row[0] for row in db.execute("SELECT copy FROM copies")} == kept
+        assert {row[0] for row in db.execute("SELECT DISTINCT copy FROM copy_files")} == kept
+        assert sorted(db.execute("SELECT dataset, path FROM reference_files")) == \
+            [("ds", b"run/a.fq"), ("runs/2024", b"run/a.fq")]
+        assert db.execute("SELECT COUNT(*) FROM datasets").fetchone()[0] == 2
+        # History keeps the key the run wrote.
+        assert db.execute("SELECT copy FROM run_copies").fetchall() == [("ds/x/b/ds",)]
+    # Past the fixity interval of the old rows, within that of the others.
+    result = run_cli("status", "--state", str(lab.state), "--fixity-interval", "365d",
+                     "--format", "json")
+    assert {c["copy"] for c in json.loads(result.stdout)["copies"]} == kept, result.stderr
+    assert result.exit_code == 0, result.stdout

@@ -168,6 +168,35 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (location, path)
     ) WITHOUT ROWID;
     """,
+    # 5: copy keys escape % and / in dataset and location names (inventory.copy_key,
+    # %25 and %2F).  Rows of copies written under the old, unescaped spelling are
+    # never read again; status listed them (and, past the fixity interval, counted
+    # them overdue) until `forget`.  They are dropped with their copy_files, so
+    # those copies are verified in full by their next audit (the safe direction:
+    # an old key may also be another copy's, the ambiguity the escaping ends).
+    # Old spellings are told by the copy's dataset (copies) and, for location names,
+    # by the runs that wrote them (run_copies).  run_copies itself is history and
+    # keeps its keys: a record of past runs, which plan matches only against the
+    # inventory's current keys.  References are keyed by dataset name: untouched.
+    # No semicolons below: migrations are split on them.
+    """
+    CREATE TEMP TABLE stale_copy_keys AS
+        SELECT copy FROM copies
+        WHERE (instr(dataset, '/') OR instr(dataset, '%'))
+          AND substr(copy, 1, length(replace(replace(dataset, '%', '%25'), '/', '%2F')) + 1)
+              != replace(replace(dataset, '%', '%25'), '/', '%2F') || '/'
+        UNION
+        SELECT copy FROM run_copies
+        WHERE (instr(dataset, '/') OR instr(dataset, '%')
+               OR instr(location, '/') OR instr(location, '%'))
+          AND substr(copy, 1, length(replace(replace(dataset, '%', '%25'), '/', '%2F'))
+                              + length(replace(replace(location, '%', '%25'), '/', '%2F')) + 2)
+              != replace(replace(dataset, '%', '%25'), '/', '%2F') || '/'
+                 || replace(replace(location, '%', '%25'), '/', '%2F') || '/';
+    DELETE FROM copy_files WHERE copy IN (SELECT copy FROM temp.stale_copy_keys);
+    DELETE FROM copies WHERE copy IN (SELECT copy FROM temp.stale_copy_keys);
+    DROP TABLE temp.stale_copy_keys
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
