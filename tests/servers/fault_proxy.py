@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from servers.loopback_http import LoopbackHTTP
+
 
 @dataclass
 class Fault:
@@ -120,17 +122,12 @@ class FaultProxy:
             do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
             do_PROPFIND = do_OPTIONS = do_PROPPATCH = _handle
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.endpoint_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.http = LoopbackHTTP(Handler)
+        self.endpoint_url = self.http.url
         return self.endpoint_url
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+        self.http.stop()
 
     def requests(self, method: str) -> list[str]:
         """Paths of the requests with ``method`` answered so far."""

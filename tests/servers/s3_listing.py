@@ -12,10 +12,11 @@ server holds nothing per key.
 from __future__ import annotations
 
 import http.server
-import threading
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
+
+from servers.loopback_http import LoopbackHTTP
 
 PAGE = 1000
 
@@ -74,14 +75,9 @@ class ListingServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.endpoint_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.http = LoopbackHTTP(Handler)
+        self.endpoint_url = self.http.url
         return self.endpoint_url
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+        self.http.stop()
